@@ -1,0 +1,9 @@
+//! The handlers, one module per feature. Each handler takes a [`crate::http::Ctx`] and returns a
+//! [`crate::http::Reply`] or an [`crate::http::ApiError`]; the route table points at them.
+
+pub mod access;
+pub mod api_keys;
+pub mod billing_accounts;
+pub mod meta;
+pub mod users;
+pub mod workspaces;

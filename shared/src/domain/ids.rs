@@ -1,0 +1,133 @@
+//! Prefixed, opaque identifiers (`usr_…`, `ba_…`). Each kind is its own type, so a workspace id can
+//! never be passed where a billing account id is expected, and `parse` rejects a malformed one
+//! before it reaches the store.
+
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Crockford's base32: sortable as text, no ambiguous letters.
+const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+
+/// 26 characters: 48 bits of milliseconds then 80 random bits, so ids made later sort later
+/// (what "newest first" listings rely on) and never collide in practice.
+pub fn time_ordered_suffix(unix_millis: u64) -> String {
+    let mut random = [0u8; 10];
+    rand::rng().fill_bytes(&mut random);
+    let mut value: u128 = (u128::from(unix_millis) & 0xFFFF_FFFF_FFFF) << 80;
+    for (i, byte) in random.iter().enumerate() {
+        value |= u128::from(*byte) << (72 - 8 * i);
+    }
+    let mut out = [0u8; 26];
+    for slot in out.iter_mut().rev() {
+        *slot = ALPHABET[(value & 31) as usize];
+        value >>= 5;
+    }
+    String::from_utf8(out.to_vec()).expect("alphabet is ASCII")
+}
+
+fn valid_suffix(suffix: &str) -> bool {
+    (8..=64).contains(&suffix.len())
+        && suffix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+macro_rules! prefixed_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl schemars::JsonSchema for $name {
+            fn inline_schema() -> bool {
+                true
+            }
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({
+                    "type": "string",
+                    "pattern": concat!("^", $prefix, "[0-9A-Za-z_-]{8,64}$"),
+                })
+            }
+        }
+
+        impl $name {
+            pub const PREFIX: &'static str = $prefix;
+
+            /// A new id whose text sorts by creation time.
+            pub fn generate(unix_millis: u64) -> Self {
+                Self(format!("{}{}", $prefix, time_ordered_suffix(unix_millis)))
+            }
+
+            /// Accepts only text with this kind's prefix and a plausible suffix.
+            pub fn parse(text: &str) -> Option<Self> {
+                let suffix = text.strip_prefix($prefix)?;
+                valid_suffix(suffix).then(|| Self(text.to_owned()))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = String;
+            fn try_from(text: String) -> Result<Self, String> {
+                Self::parse(&text).ok_or_else(|| format!("`{text}` is not a valid {} id", $prefix.trim_end_matches('_')))
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+prefixed_id!(
+    /// A person.
+    UserId, "usr_");
+prefixed_id!(
+    /// A billing account: the holder of money.
+    BillingAccountId, "ba_");
+prefixed_id!(
+    /// A workspace: where agents run.
+    WorkspaceId, "ws_");
+prefixed_id!(
+    /// An API key's public id (never the key itself).
+    ApiKeyId, "key_");
+prefixed_id!(
+    /// One immutable ledger entry.
+    TransactionId, "txn_");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_parse_and_sort_by_time() {
+        let earlier = UserId::generate(1_000);
+        let later = UserId::generate(2_000);
+        assert!(earlier < later);
+        assert_eq!(UserId::parse(earlier.as_str()), Some(earlier));
+    }
+
+    #[test]
+    fn parse_rejects_other_prefixes_and_junk() {
+        assert!(UserId::parse("ba_0123456789abcdef").is_none());
+        assert!(UserId::parse("usr_").is_none());
+        assert!(UserId::parse("usr_abc def ghi").is_none());
+        assert!(WorkspaceId::parse("ws_0123456789abcdef").is_some());
+    }
+}

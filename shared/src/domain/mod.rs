@@ -1,0 +1,10 @@
+//! Domain rules: ids, money, accounts, workspaces, keys and the ledger's shapes. Pure: no I/O and
+//! no transport types.
+
+pub mod account;
+pub mod api_key;
+pub mod ids;
+pub mod money;
+pub mod transaction;
+pub mod user;
+pub mod workspace;

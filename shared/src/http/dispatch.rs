@@ -1,0 +1,116 @@
+//! One request through one route: size limit, authentication, role, idempotency, the handler,
+//! and the error mapping. Both the Lambda adapter and the dev server call [`dispatch`].
+
+use super::auth::authenticate;
+use super::error::ApiError;
+use super::idempotency::{self, Admission};
+use super::request::{ApiRequest, ApiResponse, Ctx};
+use crate::app::App;
+use crate::routes::{Access, Route};
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use std::time::Instant;
+use tracing::Instrument;
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+pub async fn dispatch(app: &App, route: &Route, request: ApiRequest) -> ApiResponse {
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request.request_id,
+        route = route.name,
+        method = %request.method,
+    );
+    async move {
+        let started = Instant::now();
+        let request_id = request.request_id.clone();
+        let mut response = match run(app, route, request).await {
+            Ok(response) => response,
+            Err(error) => error_response(&error, &request_id),
+        };
+        response.headers.push((REQUEST_ID_HEADER, request_id));
+        tracing::info!(
+            status = response.status.as_u16(),
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "handled"
+        );
+        response
+    }
+    .instrument(span)
+    .await
+}
+
+/// The contract's error body, logging the cause of internal errors (never sent).
+pub fn error_response(error: &ApiError, request_id: &str) -> ApiResponse {
+    if let ApiError::Internal(cause) = error {
+        tracing::error!(%cause, "internal error");
+    }
+    let mut response = json_response(error.status(), error.body(request_id).to_string());
+    if let ApiError::RateLimited { retry_after_secs } = error {
+        response.headers.push(("retry-after", retry_after_secs.to_string()));
+    }
+    response
+}
+
+fn json_response(status: StatusCode, body: String) -> ApiResponse {
+    ApiResponse {
+        status,
+        headers: vec![("content-type", "application/json".to_owned())],
+        body: Bytes::from(body),
+    }
+}
+
+async fn run(app: &App, route: &Route, request: ApiRequest) -> Result<ApiResponse, ApiError> {
+    if request.body.len() > app.config.max_body_bytes {
+        return Err(ApiError::InvalidRequest(format!(
+            "the body is {} bytes; the limit is {} bytes",
+            request.body.len(),
+            app.config.max_body_bytes
+        )));
+    }
+    let principal = match route.access {
+        Access::Public => None,
+        Access::Key | Access::KeyReadOnlyAllowed => {
+            let principal = authenticate(app, &request.headers).await?;
+            let read_only_ok = request.method == Method::GET || route.access == Access::KeyReadOnlyAllowed;
+            if !principal.may_write() && !read_only_ok {
+                return Err(ApiError::Forbidden("this key can only read".into()));
+            }
+            Some(principal)
+        }
+    };
+    let held = match (&principal, request.method == Method::POST) {
+        (Some(principal), true) => match idempotency::key_from(&request.headers)? {
+            Some(key) => {
+                let fingerprint =
+                    idempotency::fingerprint(request.method.as_str(), &request.path, &request.body);
+                match idempotency::admit(app, principal.scope(), key, fingerprint).await? {
+                    Admission::Run(held) => Some(held),
+                    Admission::Replay { status, body } => {
+                        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+                        let mut response = json_response(status, body);
+                        response.headers.push(("idempotent-replayed", "true".to_owned()));
+                        return Ok(response);
+                    }
+                }
+            }
+            None => None,
+        },
+        _ => None,
+    };
+    let request_id = request.request_id.clone();
+    let cx = Ctx {
+        app,
+        req: request,
+        principal,
+    };
+    let response = match (route.handler)(cx).await {
+        Ok(reply) => json_response(reply.status, reply.body.to_string()),
+        Err(error) => error_response(&error, &request_id),
+    };
+    if let Some(held) = held {
+        let body = std::str::from_utf8(&response.body).unwrap_or_default();
+        idempotency::settle(app, &held, response.status.as_u16(), body).await?;
+    }
+    Ok(response)
+}

@@ -1,0 +1,138 @@
+//! Every error the API can answer with, and the one place each becomes a status and a body.
+
+use http::StatusCode;
+use serde_json::json;
+
+/// A refusal or failure, as the contract names it. Variants carry what the caller may see;
+/// `Internal` carries what only the log may see.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("the cursor was not issued for this list")]
+    InvalidCursor,
+    #[error("this Idempotency-Key was used with a different request")]
+    IdempotencyKeyReused,
+    #[error("a valid API key is required")]
+    Unauthorized,
+    #[error("{0}")]
+    InsufficientCredits(String),
+    #[error("{0}")]
+    HardCapReached(String),
+    #[error("{0}")]
+    PaymentRequired(String),
+    #[error("{0}")]
+    PlanInactive(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    PlanReadonly(String),
+    #[error("{0}")]
+    PlanSuspended(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("a request with this Idempotency-Key is still being processed")]
+    IdempotencyKeyInUse,
+    #[error("the default billing account cannot be unlinked; make another account the default first")]
+    DefaultAccountUnlink,
+    #[error("too many requests")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("the store is not answering")]
+    Unavailable,
+    /// The cause is logged with the request id; the caller sees a generic message.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        use ApiError::*;
+        match self {
+            InvalidRequest(_) | InvalidCursor | IdempotencyKeyReused => StatusCode::BAD_REQUEST,
+            Unauthorized => StatusCode::UNAUTHORIZED,
+            InsufficientCredits(_) | HardCapReached(_) | PaymentRequired(_) | PlanInactive(_) => {
+                StatusCode::PAYMENT_REQUIRED
+            }
+            Forbidden(_) | PlanReadonly(_) | PlanSuspended(_) => StatusCode::FORBIDDEN,
+            NotFound(_) => StatusCode::NOT_FOUND,
+            Conflict(_) | IdempotencyKeyInUse | DefaultAccountUnlink => StatusCode::CONFLICT,
+            RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        use ApiError::*;
+        match self {
+            InvalidRequest(_) => "invalid_request",
+            InvalidCursor => "invalid_cursor",
+            IdempotencyKeyReused => "idempotency_key_reused",
+            Unauthorized => "unauthorized",
+            InsufficientCredits(_) => "insufficient_credits",
+            HardCapReached(_) => "hard_cap_reached",
+            PaymentRequired(_) => "payment_required",
+            PlanInactive(_) => "plan_inactive",
+            Forbidden(_) => "forbidden",
+            PlanReadonly(_) => "plan_readonly",
+            PlanSuspended(_) => "plan_suspended",
+            NotFound(_) => "not_found",
+            Conflict(_) => "conflict",
+            IdempotencyKeyInUse => "idempotency_key_in_use",
+            DefaultAccountUnlink => "default_account_unlink",
+            RateLimited { .. } => "rate_limited",
+            Unavailable => "unavailable",
+            Internal(_) => "internal",
+        }
+    }
+
+    /// What the caller is told: never internal detail.
+    pub fn public_message(&self) -> String {
+        match self {
+            ApiError::Internal(_) => "an internal error occurred; quote the request id when reporting it".into(),
+            other => other.to_string(),
+        }
+    }
+
+    /// The contract's error body.
+    pub fn body(&self, request_id: &str) -> serde_json::Value {
+        json!({
+            "error": {
+                "code": self.code(),
+                "message": self.public_message(),
+                "request_id": request_id,
+            }
+        })
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        ApiError::NotFound(format!("no such {what}"))
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(error: crate::store::StoreError) -> Self {
+        ApiError::Internal(error.to_string())
+    }
+}
+
+impl From<crate::domain::account::SettingsError> for ApiError {
+    fn from(error: crate::domain::account::SettingsError) -> Self {
+        ApiError::InvalidRequest(error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_keep_their_cause_out_of_the_body() {
+        let body = ApiError::Internal("dynamodb: secret table name".into()).body("req_1");
+        assert_eq!(body["error"]["code"], "internal");
+        assert!(!body.to_string().contains("secret table name"));
+        assert_eq!(body["error"]["request_id"], "req_1");
+    }
+}

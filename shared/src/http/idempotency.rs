@@ -1,0 +1,87 @@
+//! `Idempotency-Key` for POSTs: the first response is stored and replayed for a retry with the
+//! same body; the same key with another body is a 400; a retry while the first still runs is a
+//! 409. Handlers that move money also derive their transfer ids from the key, so even a crash
+//! between the money moving and the response being stored cannot move it twice.
+
+use super::error::ApiError;
+use crate::app::App;
+use crate::store::idempotency::{Claim, Lifetimes};
+use http::HeaderMap;
+use sha2::{Digest, Sha256};
+
+pub const HEADER: &str = "idempotency-key";
+pub const MAX_KEY_LEN: usize = 255;
+
+const LIFETIMES: Lifetimes = Lifetimes {
+    lease_secs: 60,
+    retain_secs: 48 * 3600,
+};
+
+/// A claimed key: the request runs under it and its response is then recorded.
+pub struct Held {
+    pub scope: String,
+    pub key: String,
+    pub fingerprint: String,
+}
+
+/// What to do with a POST carrying a key.
+pub enum Admission {
+    Run(Held),
+    Replay { status: u16, body: String },
+}
+
+/// The key from the headers, if any, checked for length and visibility.
+pub fn key_from(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(HEADER) else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|k| (1..=MAX_KEY_LEN).contains(&k.len()))
+        .ok_or_else(|| {
+            ApiError::InvalidRequest(format!(
+                "`Idempotency-Key` must be 1 to {MAX_KEY_LEN} visible ASCII characters"
+            ))
+        })?;
+    Ok(Some(key.to_owned()))
+}
+
+/// What makes two requests "the same": method, path and body bytes.
+pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(method.as_bytes());
+    hasher.update(b" ");
+    hasher.update(path.as_bytes());
+    hasher.update(b"\n");
+    hasher.update(body);
+    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub async fn admit(app: &App, scope: String, key: String, fingerprint: String) -> Result<Admission, ApiError> {
+    let now = app.clock.now().unix_timestamp();
+    match app
+        .store
+        .claim_idempotency_key(&scope, &key, &fingerprint, now, &LIFETIMES)
+        .await?
+    {
+        Claim::Claimed => Ok(Admission::Run(Held { scope, key, fingerprint })),
+        Claim::Replay { status, body } => Ok(Admission::Replay { status, body }),
+        Claim::InProgress => Err(ApiError::IdempotencyKeyInUse),
+        Claim::Mismatch => Err(ApiError::IdempotencyKeyReused),
+    }
+}
+
+/// Records the response (kept and replayed) or, for a server error, frees the key for a retry.
+pub async fn settle(app: &App, held: &Held, status: u16, body: &str) -> Result<(), ApiError> {
+    if status >= 500 {
+        app.store
+            .release_idempotency_key(&held.scope, &held.key, &held.fingerprint)
+            .await?;
+    } else {
+        app.store
+            .complete_idempotency_key(&held.scope, &held.key, &held.fingerprint, status, body)
+            .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,21 @@
+//! The billing backend's core crate, used by every Lambda and by the dev server.
+//!
+//! - [`domain`]: ids, money, accounts, workspaces, keys and ledger shapes. Pure rules, no I/O.
+//! - [`store`]: the DynamoDB single table, its keys, conditional writes and transactions.
+//! - [`http`]: request parsing, authentication, errors → responses, cursors, idempotency.
+//! - [`api`]: one module per feature, holding the handlers the routes point at.
+//! - [`routes`]: the route table, the single source for Lambdas, the dev server, `template.yaml`
+//!   checks and the OpenAPI document ([`openapi`]).
+//! - [`lambda`] and [`dev_server`]: the two ways the same handlers are served.
+
+pub mod api;
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod dev_server;
+pub mod domain;
+pub mod http;
+pub mod lambda;
+pub mod openapi;
+pub mod routes;
+pub mod store;

@@ -1,0 +1,379 @@
+//! The route table: every endpoint's method, path, function name, access, schemas and handler.
+//! It is the single source for the Lambda binaries (`functions/<name>`), the dev server, the
+//! OpenAPI document and the test that checks `template.yaml`.
+
+use crate::api::{api_keys, billing_accounts, meta, users, workspaces};
+use crate::domain::account::BillingAccount;
+use crate::domain::api_key::ApiKey;
+use crate::domain::transaction::Transaction;
+use crate::domain::workspace::Workspace;
+use crate::http::pagination::List;
+use crate::http::request::percent_decode;
+use crate::http::{ApiError, Ctx, Reply};
+use futures::future::BoxFuture;
+use http::Method;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use std::collections::HashMap;
+
+/// Who may call a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// No key: health, the OpenAPI document, webhooks that carry their own signature.
+    Public,
+    /// Any valid key; read keys only for GET.
+    Key,
+    /// Any valid key, read keys included, whatever the method (the MCP tool).
+    KeyReadOnlyAllowed,
+}
+
+pub type Handler = for<'a> fn(Ctx<'a>) -> BoxFuture<'a, Result<Reply, ApiError>>;
+pub type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
+
+pub struct Route {
+    /// The function's one name: binary, directory, `template.yaml` and cargo-lambda output.
+    pub name: &'static str,
+    pub method: Method,
+    /// The path template, with `{param}` segments as API Gateway writes them.
+    pub path: &'static str,
+    pub access: Access,
+    pub summary: &'static str,
+    /// Query parameters: name and description.
+    pub query: &'static [(&'static str, &'static str)],
+    pub request: Option<SchemaFn>,
+    /// The success status and body.
+    pub status: u16,
+    pub response: SchemaFn,
+    pub handler: Handler,
+}
+
+fn schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
+    generator.subschema_for::<T>()
+}
+
+macro_rules! handler {
+    ($f:path) => {{
+        fn boxed(cx: Ctx<'_>) -> BoxFuture<'_, Result<Reply, ApiError>> {
+            Box::pin($f(cx))
+        }
+        boxed as Handler
+    }};
+}
+
+const PAGE: [(&str, &str); 2] = [
+    ("limit", "Page size, 1–100 (default 20)."),
+    ("cursor", "The `next_cursor` of the previous page."),
+];
+
+pub static ROUTES: &[Route] = &[
+    Route {
+        name: "health",
+        method: Method::GET,
+        path: "/v1/health",
+        access: Access::Public,
+        summary: "`{\"status\": \"ok\"}` once the store answers (503 `unavailable` until then).",
+        query: &[],
+        request: None,
+        status: 200,
+        response: schema::<meta::Health>,
+        handler: handler!(meta::health),
+    },
+    Route {
+        name: "openapi",
+        method: Method::GET,
+        path: "/v1/openapi.json",
+        access: Access::Public,
+        summary: "This OpenAPI 3.1 document.",
+        query: &[],
+        request: None,
+        status: 200,
+        response: schema::<serde_json::Value>,
+        handler: handler!(meta::openapi),
+    },
+    Route {
+        name: "users-create",
+        method: Method::POST,
+        path: "/v1/users",
+        access: Access::Key,
+        summary: "Create a user with a default billing account and its introductory grant (service only). The same `external_id` again answers 200 with the existing user and grants nothing.",
+        query: &[],
+        request: Some(schema::<users::CreateUser>),
+        status: 201,
+        response: schema::<users::UserCreated>,
+        handler: handler!(users::create),
+    },
+    Route {
+        name: "api-keys-create",
+        method: Method::POST,
+        path: "/v1/api-keys",
+        access: Access::Key,
+        summary: "Create an API key; the plaintext `key` is in this response only.",
+        query: &[],
+        request: Some(schema::<api_keys::CreateApiKey>),
+        status: 201,
+        response: schema::<api_keys::ApiKeyCreated>,
+        handler: handler!(api_keys::create),
+    },
+    Route {
+        name: "api-keys-list",
+        method: Method::GET,
+        path: "/v1/api-keys",
+        access: Access::Key,
+        summary: "List keys, without plaintext: the caller's own, or a user's / workspace's the caller manages. The service must give `user_id` or `workspace_id`.",
+        query: &[
+            PAGE[0],
+            PAGE[1],
+            ("user_id", "List this user's keys."),
+            ("workspace_id", "List this workspace's keys."),
+        ],
+        request: None,
+        status: 200,
+        response: schema::<List<ApiKey>>,
+        handler: handler!(api_keys::list),
+    },
+    Route {
+        name: "api-keys-revoke",
+        method: Method::DELETE,
+        path: "/v1/api-keys/{keyId}",
+        access: Access::Key,
+        summary: "Revoke a key; it answers 401 from then on. Revoking again returns the key unchanged.",
+        query: &[],
+        request: None,
+        status: 200,
+        response: schema::<ApiKey>,
+        handler: handler!(api_keys::revoke),
+    },
+    Route {
+        name: "billing-accounts-list",
+        method: Method::GET,
+        path: "/v1/billing-accounts",
+        access: Access::Key,
+        summary: "The caller's billing accounts (a workspace key: the accounts linked to it). The service must give `owner_user_id`.",
+        query: &[PAGE[0], PAGE[1], ("owner_user_id", "Service only: whose accounts.")],
+        request: None,
+        status: 200,
+        response: schema::<List<BillingAccount>>,
+        handler: handler!(billing_accounts::list),
+    },
+    Route {
+        name: "billing-accounts-get",
+        method: Method::GET,
+        path: "/v1/billing-accounts/{billingAccountId}",
+        access: Access::Key,
+        summary: "One billing account.",
+        query: &[],
+        request: None,
+        status: 200,
+        response: schema::<BillingAccount>,
+        handler: handler!(billing_accounts::get),
+    },
+    Route {
+        name: "billing-accounts-update",
+        method: Method::PATCH,
+        path: "/v1/billing-accounts/{billingAccountId}",
+        access: Access::Key,
+        summary: "Change the name, billing e-mail, monthly caps or auto-recharge (soft ≤ hard, amounts > 0, threshold ≥ 0). `null` clears a cap.",
+        query: &[],
+        request: Some(schema::<billing_accounts::UpdateAccount>),
+        status: 200,
+        response: schema::<BillingAccount>,
+        handler: handler!(billing_accounts::update),
+    },
+    Route {
+        name: "billing-accounts-balance",
+        method: Method::GET,
+        path: "/v1/billing-accounts/{billingAccountId}/balance",
+        access: Access::Key,
+        summary: "Balance, holds and what is available.",
+        query: &[],
+        request: None,
+        status: 200,
+        response: schema::<billing_accounts::Balance>,
+        handler: handler!(billing_accounts::balance),
+    },
+    Route {
+        name: "billing-accounts-transactions",
+        method: Method::GET,
+        path: "/v1/billing-accounts/{billingAccountId}/transactions",
+        access: Access::Key,
+        summary: "The account's ledger, newest first.",
+        query: &[
+            PAGE[0],
+            PAGE[1],
+            ("type", "Only transactions of this type."),
+            ("workspace_id", "Only transactions of this workspace."),
+        ],
+        request: None,
+        status: 200,
+        response: schema::<List<Transaction>>,
+        handler: handler!(billing_accounts::transactions),
+    },
+    Route {
+        name: "workspaces-create",
+        method: Method::POST,
+        path: "/v1/workspaces",
+        access: Access::Key,
+        summary: "Create a workspace on trial, bound to the owner's default account or to a given account the owner owns.",
+        query: &[],
+        request: Some(schema::<workspaces::CreateWorkspace>),
+        status: 201,
+        response: schema::<Workspace>,
+        handler: handler!(workspaces::create),
+    },
+    Route {
+        name: "workspaces-get",
+        method: Method::GET,
+        path: "/v1/workspaces/{workspaceId}",
+        access: Access::Key,
+        summary: "One workspace.",
+        query: &[],
+        request: None,
+        status: 200,
+        response: schema::<Workspace>,
+        handler: handler!(workspaces::get),
+    },
+    Route {
+        name: "workspace-accounts-list",
+        method: Method::GET,
+        path: "/v1/workspaces/{workspaceId}/billing/accounts",
+        access: Access::Key,
+        summary: "The billing accounts linked to the workspace, each with `is_default`.",
+        query: &PAGE,
+        request: None,
+        status: 200,
+        response: schema::<List<workspaces::LinkedAccount>>,
+        handler: handler!(workspaces::list_accounts),
+    },
+    Route {
+        name: "workspace-accounts-create",
+        method: Method::POST,
+        path: "/v1/workspaces/{workspaceId}/billing/accounts",
+        access: Access::Key,
+        summary: "Create an account for the workspace's owner and link it (not as the default).",
+        query: &[],
+        request: Some(schema::<workspaces::CreateLinkedAccount>),
+        status: 201,
+        response: schema::<workspaces::LinkedAccount>,
+        handler: handler!(workspaces::create_account),
+    },
+    Route {
+        name: "workspace-accounts-link",
+        method: Method::POST,
+        path: "/v1/workspaces/{workspaceId}/billing/accounts/link",
+        access: Access::Key,
+        summary: "Link an existing account of the workspace's owner; linking twice is a no-op 200.",
+        query: &[],
+        request: Some(schema::<workspaces::LinkAccount>),
+        status: 200,
+        response: schema::<workspaces::LinkedAccount>,
+        handler: handler!(workspaces::link_account),
+    },
+    Route {
+        name: "workspace-accounts-set-default",
+        method: Method::POST,
+        path: "/v1/workspaces/{workspaceId}/billing/accounts/{billingAccountId}/default",
+        access: Access::Key,
+        summary: "Make a linked account the workspace's default; returns the workspace.",
+        query: &[],
+        request: None,
+        status: 200,
+        response: schema::<Workspace>,
+        handler: handler!(workspaces::set_default_account),
+    },
+    Route {
+        name: "workspace-accounts-unlink",
+        method: Method::DELETE,
+        path: "/v1/workspaces/{workspaceId}/billing/accounts/{billingAccountId}",
+        access: Access::Key,
+        summary: "Unlink a non-default account; the default answers 409 `default_account_unlink`.",
+        query: &[],
+        request: None,
+        status: 200,
+        response: schema::<workspaces::Unlinked>,
+        handler: handler!(workspaces::unlink_account),
+    },
+];
+
+pub fn by_name(name: &str) -> Option<&'static Route> {
+    ROUTES.iter().find(|r| r.name == name)
+}
+
+/// What a method and path lead to.
+pub enum Resolved {
+    Route(&'static Route, HashMap<String, String>),
+    /// The path exists, with other methods.
+    MethodNotAllowed,
+    NotFound,
+}
+
+pub fn resolve(method: &Method, path: &str) -> Resolved {
+    let mut path_exists = false;
+    for route in ROUTES {
+        if let Some(params) = match_path(route.path, path) {
+            if route.method == method {
+                return Resolved::Route(route, params);
+            }
+            path_exists = true;
+        }
+    }
+    if path_exists {
+        Resolved::MethodNotAllowed
+    } else {
+        Resolved::NotFound
+    }
+}
+
+/// Matches a concrete path against a template, returning the `{param}` values. Literal segments
+/// win over parameters by construction of the table (no two templates overlap).
+pub fn match_path(template: &str, path: &str) -> Option<HashMap<String, String>> {
+    let template_segments: Vec<&str> = template.trim_end_matches('/').split('/').collect();
+    let path_segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    if template_segments.len() != path_segments.len() {
+        return None;
+    }
+    let mut params = HashMap::new();
+    for (expected, actual) in template_segments.iter().zip(&path_segments) {
+        match expected.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+            Some(name) if !actual.is_empty() => {
+                params.insert(name.to_owned(), percent_decode(actual, false));
+            }
+            Some(_) => return None,
+            None if expected == actual => {}
+            None => return None,
+        }
+    }
+    Some(params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_method_path_pairs_are_unique() {
+        for (i, a) in ROUTES.iter().enumerate() {
+            for b in &ROUTES[i + 1..] {
+                assert_ne!(a.name, b.name);
+                assert!(!(a.method == b.method && a.path == b.path), "{} and {}", a.name, b.name);
+            }
+        }
+    }
+
+    #[test]
+    fn templates_match_concrete_paths() {
+        let params = match_path("/v1/workspaces/{workspaceId}/billing/accounts/{billingAccountId}", "/v1/workspaces/ws_1/billing/accounts/ba_2").unwrap();
+        assert_eq!(params["workspaceId"], "ws_1");
+        assert_eq!(params["billingAccountId"], "ba_2");
+        assert!(match_path("/v1/workspaces/{workspaceId}", "/v1/workspaces/").is_none());
+        assert!(match_path("/v1/users", "/v1/users/x").is_none());
+    }
+
+    #[test]
+    fn a_literal_segment_is_not_taken_for_a_parameter() {
+        match resolve(&Method::POST, "/v1/workspaces/ws_1/billing/accounts/link") {
+            Resolved::Route(route, _) => assert_eq!(route.name, "workspace-accounts-link"),
+            _ => panic!("no route"),
+        }
+        assert!(matches!(resolve(&Method::PUT, "/v1/users"), Resolved::MethodNotAllowed));
+        assert!(matches!(resolve(&Method::GET, "/v2/nothing"), Resolved::NotFound));
+    }
+}

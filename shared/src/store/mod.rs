@@ -1,0 +1,464 @@
+//! The DynamoDB store: one table (see [`keys`]), conditional writes and transactions. The only
+//! store implementation; tests run it against DynamoDB Local.
+
+pub mod accounts;
+pub mod api_keys;
+pub mod idempotency;
+pub mod keys;
+pub mod table;
+pub mod users;
+pub mod workspaces;
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::Client;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+/// Something the store could not do. Business outcomes (a refused condition, a duplicate) are
+/// not errors here: each operation returns its own outcome type for those.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("dynamodb request failed: {0}")]
+    Dynamo(String),
+    #[error("item does not match its shape: {0}")]
+    Corrupt(String),
+    #[error("too much contention on one item; gave up after retries")]
+    Contention,
+}
+
+impl StoreError {
+    pub(crate) fn sdk<E, R>(error: SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::fmt::Debug,
+        R: std::fmt::Debug,
+    {
+        let detail = match error.as_service_error() {
+            Some(service) => format!(
+                "{}: {}",
+                service.code().unwrap_or("unknown"),
+                service.message().unwrap_or("")
+            ),
+            None => format!("{error:?}"),
+        };
+        StoreError::Dynamo(detail)
+    }
+
+    pub(crate) fn build(error: aws_sdk_dynamodb::error::BuildError) -> Self {
+        StoreError::Dynamo(format!("request could not be built: {error}"))
+    }
+
+    pub(crate) fn codec(error: serde_dynamo::Error) -> Self {
+        StoreError::Corrupt(error.to_string())
+    }
+}
+
+/// A handle on the table. Cheap to clone; built once per cold start.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) client: Client,
+    pub(crate) table: String,
+}
+
+/// Where a listing stopped: the last item's key attributes, all strings in this table.
+pub type PageKey = BTreeMap<String, String>;
+
+/// One page of a listing, newest first.
+#[derive(Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Where the next page starts, if there is one.
+    pub next: Option<PageKey>,
+}
+
+/// What a transaction did.
+pub(crate) enum Transacted {
+    Committed,
+    /// A condition failed; one entry per item, `true` where that item's condition failed.
+    Refused(Vec<bool>),
+}
+
+const TRANSACTION_ATTEMPTS: u32 = 8;
+
+/// The condition that makes a put create, never overwrite.
+pub(crate) const NEW_ITEM: &str = "attribute_not_exists(pk)";
+
+impl Store {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// A client for DynamoDB (or DynamoDB Local at `endpoint`) built from the environment.
+    pub async fn connect(table: &str, endpoint: Option<&str>) -> Self {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(endpoint) = endpoint {
+            // DynamoDB Local accepts any credentials and region; don't require real ones.
+            loader = loader
+                .endpoint_url(endpoint)
+                .region(aws_config::Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                    "local", "local", None, None, "local",
+                ));
+        }
+        let config = loader.load().await;
+        Self::new(Client::new(&config), table)
+    }
+
+    pub fn table_name(&self) -> &str {
+        &self.table
+    }
+
+    /// A strongly consistent read of one item.
+    pub(crate) async fn get<T: DeserializeOwned>(
+        &self,
+        pk: String,
+        sk: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(keys::PK, AttributeValue::S(pk))
+            .key(keys::SK, AttributeValue::S(sk.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::sdk)?;
+        output
+            .item
+            .map(|item| serde_dynamo::aws_sdk_dynamodb_1::from_item(item).map_err(StoreError::codec))
+            .transpose()
+    }
+
+    /// Runs a transaction, retrying when it only lost a race (TransactionConflict), and
+    /// reporting which conditions failed when it was refused.
+    pub(crate) async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<Transacted, StoreError> {
+        for attempt in 0..TRANSACTION_ATTEMPTS {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            let error = match result {
+                Ok(_) => return Ok(Transacted::Committed),
+                Err(error) => error,
+            };
+            let retryable = match error.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                    let codes: Vec<&str> = cancelled
+                        .cancellation_reasons()
+                        .iter()
+                        .map(|r| r.code().unwrap_or("None"))
+                        .collect();
+                    if codes.contains(&"ConditionalCheckFailed") {
+                        return Ok(Transacted::Refused(
+                            codes.iter().map(|c| *c == "ConditionalCheckFailed").collect(),
+                        ));
+                    }
+                    codes
+                        .iter()
+                        .all(|c| matches!(*c, "None" | "TransactionConflict" | "ThrottlingError"))
+                }
+                Some(TransactWriteItemsError::TransactionInProgressException(_)) => true,
+                _ => false,
+            };
+            if !retryable {
+                return Err(StoreError::sdk(error));
+            }
+            backoff(attempt).await;
+        }
+        Err(StoreError::Contention)
+    }
+
+    /// One page of a query, newest first, `limit` items at most after `filter`.
+    pub(crate) async fn query_page<T: DeserializeOwned>(
+        &self,
+        query: Query,
+        limit: usize,
+        start: Option<PageKey>,
+    ) -> Result<Page<T>, StoreError> {
+        let mut collected: Vec<Item> = Vec::with_capacity(limit + 1);
+        let mut exclusive_start = start.map(to_key_item);
+        loop {
+            let mut request = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression(&query.key_condition)
+                .set_expression_attribute_values(Some(query.values.clone()))
+                .scan_index_forward(false)
+                .set_exclusive_start_key(exclusive_start.take())
+                // One more than asked, to know whether another page exists.
+                .limit(i32::try_from(limit + 1 - collected.len()).unwrap_or(i32::MAX));
+            if let Some(index) = query.index {
+                request = request.index_name(index);
+            } else {
+                request = request.consistent_read(true);
+            }
+            if let Some(filter) = &query.filter {
+                request = request.filter_expression(filter);
+            }
+            if !query.names.is_empty() {
+                request = request.set_expression_attribute_names(Some(query.names.clone()));
+            }
+            let output = request.send().await.map_err(StoreError::sdk)?;
+            collected.extend(output.items.unwrap_or_default());
+            exclusive_start = output.last_evaluated_key;
+            if collected.len() > limit || exclusive_start.is_none() {
+                break;
+            }
+        }
+        let has_more = collected.len() > limit;
+        collected.truncate(limit);
+        let next = if has_more {
+            collected.last().map(|last| page_key(last, query.index))
+        } else {
+            None
+        };
+        let items = collected
+            .into_iter()
+            .map(|item| serde_dynamo::aws_sdk_dynamodb_1::from_item(item).map_err(StoreError::codec))
+            .collect::<Result<Vec<T>, _>>()?;
+        Ok(Page { items, next })
+    }
+
+    /// Reads many items by key (in one or more BatchGetItem calls), in no particular order.
+    pub(crate) async fn get_many<T: DeserializeOwned>(
+        &self,
+        item_keys: Vec<(String, String)>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut found = Vec::with_capacity(item_keys.len());
+        for chunk in item_keys.chunks(100) {
+            let mut pending: Vec<Item> = chunk
+                .iter()
+                .map(|(pk, sk)| key_item(pk.clone(), sk.clone()))
+                .collect();
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                let keys_and_attributes = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(StoreError::build)?;
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, keys_and_attributes)
+                    .send()
+                    .await
+                    .map_err(StoreError::sdk)?;
+                if let Some(mut responses) = output.responses {
+                    for item in responses.remove(&self.table).unwrap_or_default() {
+                        found.push(
+                            serde_dynamo::aws_sdk_dynamodb_1::from_item(item)
+                                .map_err(StoreError::codec)?,
+                        );
+                    }
+                }
+                if let Some(mut unprocessed) = output.unprocessed_keys {
+                    if let Some(rest) = unprocessed.remove(&self.table) {
+                        pending = rest.keys;
+                        attempt += 1;
+                        if attempt >= TRANSACTION_ATTEMPTS {
+                            return Err(StoreError::Contention);
+                        }
+                        backoff(attempt).await;
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Building blocks of transactions, on this store's table.
+impl Store {
+    pub(crate) fn put(
+        &self,
+        item: impl Serialize,
+        condition: Option<&str>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        Ok(TransactWriteItem::builder()
+            .put(
+                Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(to_item(&item)?))
+                    .set_condition_expression(condition.map(str::to_owned))
+                    .build()
+                    .map_err(StoreError::build)?,
+            )
+            .build())
+    }
+
+    /// A condition on another item that the transaction must hold true.
+    pub(crate) fn check(
+        &self,
+        pk: String,
+        sk: &str,
+        condition: &str,
+        values: &[(&str, AttributeValue)],
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_item(pk, sk.to_owned())))
+            .condition_expression(condition);
+        for (name, value) in values {
+            check = check.expression_attribute_values(*name, value.clone());
+        }
+        Ok(TransactWriteItem::builder()
+            .condition_check(check.build().map_err(StoreError::build)?)
+            .build())
+    }
+
+    pub(crate) fn update(
+        &self,
+        pk: String,
+        sk: &str,
+        expression: &str,
+        condition: Option<&str>,
+        values: &[(&str, AttributeValue)],
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_item(pk, sk.to_owned())))
+            .update_expression(expression)
+            .set_condition_expression(condition.map(str::to_owned));
+        for (name, value) in values {
+            update = update.expression_attribute_values(*name, value.clone());
+        }
+        Ok(TransactWriteItem::builder()
+            .update(update.build().map_err(StoreError::build)?)
+            .build())
+    }
+
+    pub(crate) fn delete(
+        &self,
+        pk: String,
+        sk: &str,
+        condition: Option<&str>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        Ok(TransactWriteItem::builder()
+            .delete(
+                Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key_item(pk, sk.to_owned())))
+                    .set_condition_expression(condition.map(str::to_owned))
+                    .build()
+                    .map_err(StoreError::build)?,
+            )
+            .build())
+    }
+
+    pub(crate) fn workspace_exists(
+        &self,
+        workspace: &crate::domain::ids::WorkspaceId,
+    ) -> Result<TransactWriteItem, StoreError> {
+        self.check(
+            keys::workspace(workspace.as_str()),
+            keys::WORKSPACE_SK,
+            "attribute_exists(pk)",
+            &[],
+        )
+    }
+}
+
+/// A query: key condition, optional index and filter, and their placeholders.
+pub(crate) struct Query {
+    pub index: Option<&'static str>,
+    pub key_condition: String,
+    pub filter: Option<String>,
+    pub values: HashMap<String, AttributeValue>,
+    pub names: HashMap<String, String>,
+}
+
+impl Query {
+    /// Items whose partition key is `pk` and whose sort key starts with `sk_prefix`.
+    pub fn prefix(index: Option<&'static str>, pk: String, sk_prefix: &str) -> Self {
+        let (pk_name, sk_name) = match index {
+            Some(_) => (keys::GSI1_PK, keys::GSI1_SK),
+            None => (keys::PK, keys::SK),
+        };
+        Self {
+            index,
+            key_condition: format!("{pk_name} = :pk AND begins_with({sk_name}, :sk)"),
+            filter: None,
+            values: HashMap::from([
+                (":pk".to_owned(), AttributeValue::S(pk)),
+                (":sk".to_owned(), AttributeValue::S(sk_prefix.to_owned())),
+            ]),
+            names: HashMap::new(),
+        }
+    }
+
+    /// Also requires `attribute = value` (applied after the key condition).
+    pub fn with_equal(mut self, attribute: &str, value: String) -> Self {
+        let n = self.names.len();
+        let (name, placeholder) = (format!("#f{n}"), format!(":f{n}"));
+        let clause = format!("{name} = {placeholder}");
+        self.filter = Some(match self.filter.take() {
+            Some(existing) => format!("{existing} AND {clause}"),
+            None => clause,
+        });
+        self.names.insert(name, attribute.to_owned());
+        self.values.insert(placeholder, AttributeValue::S(value));
+        self
+    }
+}
+
+pub(crate) fn key_item(pk: String, sk: String) -> Item {
+    HashMap::from([
+        (keys::PK.to_owned(), AttributeValue::S(pk)),
+        (keys::SK.to_owned(), AttributeValue::S(sk)),
+    ])
+}
+
+fn page_key(item: &Item, index: Option<&str>) -> PageKey {
+    let mut names = vec![keys::PK, keys::SK];
+    if index.is_some() {
+        names.extend([keys::GSI1_PK, keys::GSI1_SK]);
+    }
+    names
+        .into_iter()
+        .filter_map(|name| match item.get(name) {
+            Some(AttributeValue::S(value)) => Some((name.to_owned(), value.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn to_key_item(key: PageKey) -> Item {
+    key.into_iter()
+        .map(|(name, value)| (name, AttributeValue::S(value)))
+        .collect()
+}
+
+pub(crate) fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {
+    serde_dynamo::aws_sdk_dynamodb_1::to_item(value).map_err(StoreError::codec)
+}
+
+/// Jittered exponential backoff: 5 ms, 10 ms, 20 ms … capped at 200 ms.
+async fn backoff(attempt: u32) {
+    let base = 5u64 << attempt.min(5);
+    let jitter = rand::random_range(0..=base);
+    tokio::time::sleep(Duration::from_millis((base + jitter).min(200))).await;
+}
+
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub(crate) fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
