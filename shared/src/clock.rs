@@ -56,7 +56,10 @@ mod tests {
 
     #[test]
     fn formats_whole_seconds_in_utc() {
-        assert_eq!(rfc3339(datetime!(2026-03-01 00:00:00.75 UTC)), "2026-03-01T00:00:00Z");
+        assert_eq!(
+            rfc3339(datetime!(2026-03-01 00:00:00.75 UTC)),
+            "2026-03-01T00:00:00Z"
+        );
     }
 
     #[test]

@@ -45,7 +45,10 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
-        let stage = match env::var("STAGE").unwrap_or_else(|_| "local".into()).as_str() {
+        let stage = match env::var("STAGE")
+            .unwrap_or_else(|_| "local".into())
+            .as_str()
+        {
             "local" => Stage::Local,
             other => Stage::Deployed(other.to_owned()),
         };
@@ -53,17 +56,22 @@ impl Config {
         let service_key = match (env::var("SERVICE_KEY"), env::var("SERVICE_KEY_SECRET_ARN")) {
             (_, Ok(arn)) if !arn.is_empty() => ServiceKeySource::Secret { arn },
             (Ok(key), _) if !key.is_empty() => ServiceKeySource::Plain(key),
-            _ => return Err(ConfigError::Missing("SERVICE_KEY or SERVICE_KEY_SECRET_ARN")),
+            _ => {
+                return Err(ConfigError::Missing(
+                    "SERVICE_KEY or SERVICE_KEY_SECRET_ARN",
+                ))
+            }
         };
         let intro_credit_cents = match env::var("INTRO_CREDIT_CENTS") {
-            Ok(text) => text
-                .parse::<i64>()
-                .ok()
-                .filter(|c| *c >= 0)
-                .ok_or(ConfigError::Invalid {
-                    name: "INTRO_CREDIT_CENTS",
-                    reason: "must be a whole number of cents, 0 or more".into(),
-                })?,
+            Ok(text) => {
+                text.parse::<i64>()
+                    .ok()
+                    .filter(|c| *c >= 0)
+                    .ok_or(ConfigError::Invalid {
+                        name: "INTRO_CREDIT_CENTS",
+                        reason: "must be a whole number of cents, 0 or more".into(),
+                    })?
+            }
             Err(_) => DEFAULT_INTRO_CREDIT_CENTS,
         };
         Ok(Self {

@@ -78,7 +78,10 @@ async fn handle(app: &App, request: hyper::Request<Incoming>) -> hyper::Response
             &request_id,
         ),
         Resolved::NotFound => with_id(
-            error_response(&ApiError::NotFound(format!("no route for {path}")), &request_id),
+            error_response(
+                &ApiError::NotFound(format!("no route for {path}")),
+                &request_id,
+            ),
             &request_id,
         ),
     };
@@ -92,7 +95,9 @@ async fn handle(app: &App, request: hyper::Request<Incoming>) -> hyper::Response
 }
 
 fn with_id(mut response: ApiResponse, request_id: &str) -> ApiResponse {
-    response.headers.push((REQUEST_ID_HEADER, request_id.to_owned()));
+    response
+        .headers
+        .push((REQUEST_ID_HEADER, request_id.to_owned()));
     response
 }
 

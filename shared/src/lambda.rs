@@ -32,7 +32,11 @@ pub async fn handle(app: &App, route: &Route, event: Request) -> Response<Body> 
     let path = event.raw_http_path().to_owned();
     let mut path_params: std::collections::HashMap<String, String> = event
         .path_parameters_ref()
-        .map(|p| p.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
+        .map(|p| {
+            p.iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect()
+        })
         .unwrap_or_default();
     if path_params.is_empty() {
         path_params = routes::match_path(route.path, &path).unwrap_or_default();
@@ -75,7 +79,9 @@ fn to_lambda(response: ApiResponse) -> Response<Body> {
         builder = builder.header(*name, value);
     }
     builder
-        .body(Body::Text(String::from_utf8_lossy(&response.body).into_owned()))
+        .body(Body::Text(
+            String::from_utf8_lossy(&response.body).into_owned(),
+        ))
         .unwrap_or_else(|_| {
             let mut fallback = Response::new(Body::Empty);
             *fallback.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;

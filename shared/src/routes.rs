@@ -353,14 +353,23 @@ mod tests {
         for (i, a) in ROUTES.iter().enumerate() {
             for b in &ROUTES[i + 1..] {
                 assert_ne!(a.name, b.name);
-                assert!(!(a.method == b.method && a.path == b.path), "{} and {}", a.name, b.name);
+                assert!(
+                    !(a.method == b.method && a.path == b.path),
+                    "{} and {}",
+                    a.name,
+                    b.name
+                );
             }
         }
     }
 
     #[test]
     fn templates_match_concrete_paths() {
-        let params = match_path("/v1/workspaces/{workspaceId}/billing/accounts/{billingAccountId}", "/v1/workspaces/ws_1/billing/accounts/ba_2").unwrap();
+        let params = match_path(
+            "/v1/workspaces/{workspaceId}/billing/accounts/{billingAccountId}",
+            "/v1/workspaces/ws_1/billing/accounts/ba_2",
+        )
+        .unwrap();
         assert_eq!(params["workspaceId"], "ws_1");
         assert_eq!(params["billingAccountId"], "ba_2");
         assert!(match_path("/v1/workspaces/{workspaceId}", "/v1/workspaces/").is_none());
@@ -373,7 +382,13 @@ mod tests {
             Resolved::Route(route, _) => assert_eq!(route.name, "workspace-accounts-link"),
             _ => panic!("no route"),
         }
-        assert!(matches!(resolve(&Method::PUT, "/v1/users"), Resolved::MethodNotAllowed));
-        assert!(matches!(resolve(&Method::GET, "/v2/nothing"), Resolved::NotFound));
+        assert!(matches!(
+            resolve(&Method::PUT, "/v1/users"),
+            Resolved::MethodNotAllowed
+        ));
+        assert!(matches!(
+            resolve(&Method::GET, "/v2/nothing"),
+            Resolved::NotFound
+        ));
     }
 }

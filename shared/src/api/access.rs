@@ -8,7 +8,10 @@ use crate::domain::workspace::Workspace;
 use crate::http::{ApiError, Ctx};
 
 /// The account, if the caller may see it: the service, its owner, or a workspace it is linked to.
-pub async fn visible_account(cx: &Ctx<'_>, id: &BillingAccountId) -> Result<BillingAccount, ApiError> {
+pub async fn visible_account(
+    cx: &Ctx<'_>,
+    id: &BillingAccountId,
+) -> Result<BillingAccount, ApiError> {
     let hidden = || ApiError::not_found("billing account");
     let account = cx.app.store.get_account(id).await?.ok_or_else(hidden)?;
     let visible = match cx.caller()? {
@@ -25,7 +28,10 @@ pub async fn visible_account(cx: &Ctx<'_>, id: &BillingAccountId) -> Result<Bill
 
 /// The account, if the caller may change its settings: the service or its owner. A workspace
 /// that can see the account may not change it (403).
-pub async fn managed_account(cx: &Ctx<'_>, id: &BillingAccountId) -> Result<BillingAccount, ApiError> {
+pub async fn managed_account(
+    cx: &Ctx<'_>,
+    id: &BillingAccountId,
+) -> Result<BillingAccount, ApiError> {
     let account = visible_account(cx, id).await?;
     match cx.caller()? {
         Principal::Workspace { .. } => Err(ApiError::Forbidden(
@@ -55,7 +61,9 @@ pub async fn visible_workspace(cx: &Ctx<'_>, id: &WorkspaceId) -> Result<Workspa
 pub fn require_service(cx: &Ctx<'_>) -> Result<(), ApiError> {
     match cx.caller()? {
         Principal::Service => Ok(()),
-        _ => Err(ApiError::Forbidden("only the service key may do this".into())),
+        _ => Err(ApiError::Forbidden(
+            "only the service key may do this".into(),
+        )),
     }
 }
 
@@ -75,7 +83,13 @@ pub async fn may_manage_keys_of(cx: &Ctx<'_>, owner: &KeyOwner) -> Result<(), Ap
         KeyOwner::Workspace { id, role } => {
             visible_workspace(cx, id).await?;
             match (caller, role) {
-                (Principal::Workspace { role: WorkspaceRole::Admin, .. }, WorkspaceRole::Read) => Ok(()),
+                (
+                    Principal::Workspace {
+                        role: WorkspaceRole::Admin,
+                        ..
+                    },
+                    WorkspaceRole::Read,
+                ) => Ok(()),
                 (Principal::Workspace { .. }, _) => Err(ApiError::Forbidden(
                     "a workspace key may only manage read keys of its workspace".into(),
                 )),

@@ -72,9 +72,14 @@ pub async fn list(cx: Ctx<'_>) -> Result<Reply, ApiError> {
                 "give `workspace_id` or `user_id`, not both".into(),
             ))
         }
-        (_, _, Principal::Workspace { role: WorkspaceRole::Read, .. }) => {
-            return Err(ApiError::Forbidden("read keys cannot list keys".into()))
-        }
+        (
+            _,
+            _,
+            Principal::Workspace {
+                role: WorkspaceRole::Read,
+                ..
+            },
+        ) => return Err(ApiError::Forbidden("read keys cannot list keys".into())),
         (Some(workspace), None, _) => {
             visible_workspace(&cx, &workspace).await?;
             workspace.to_string()
@@ -108,11 +113,13 @@ pub async fn revoke(cx: Ctx<'_>) -> Result<Reply, ApiError> {
         .get_api_key(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("API key"))?;
-    may_manage_keys_of(&cx, &key.owner).await.map_err(|error| match error {
-        // Someone else's key: not found, whatever the reason.
-        ApiError::NotFound(_) => ApiError::not_found("API key"),
-        other => other,
-    })?;
+    may_manage_keys_of(&cx, &key.owner)
+        .await
+        .map_err(|error| match error {
+            // Someone else's key: not found, whatever the reason.
+            ApiError::NotFound(_) => ApiError::not_found("API key"),
+            other => other,
+        })?;
     let revoked = cx
         .app
         .store

@@ -75,7 +75,11 @@ impl From<&BillingAccount> for Balance {
 }
 
 fn account_id(cx: &Ctx<'_>) -> Result<BillingAccountId, ApiError> {
-    cx.path_id("billingAccountId", BillingAccountId::parse, "billing account")
+    cx.path_id(
+        "billingAccountId",
+        BillingAccountId::parse,
+        "billing account",
+    )
 }
 
 /// The caller's accounts: a user's own, a workspace's linked ones, or (service) those of
@@ -83,14 +87,17 @@ fn account_id(cx: &Ctx<'_>) -> Result<BillingAccountId, ApiError> {
 pub async fn list(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     cx.only_query_params(&["limit", "cursor", "owner_user_id"])?;
     let owner = match (cx.caller()?, cx.query("owner_user_id")) {
-        (Principal::Service, Some(owner)) => {
-            UserId::parse(owner).ok_or_else(|| ApiError::InvalidRequest("`owner_user_id` is not a user id".into()))?
-        }
+        (Principal::Service, Some(owner)) => UserId::parse(owner)
+            .ok_or_else(|| ApiError::InvalidRequest("`owner_user_id` is not a user id".into()))?,
         (Principal::Service, None) => {
-            return Err(ApiError::InvalidRequest("the service must give `owner_user_id`".into()))
+            return Err(ApiError::InvalidRequest(
+                "the service must give `owner_user_id`".into(),
+            ))
         }
         (_, Some(_)) => {
-            return Err(ApiError::InvalidRequest("only the service may give `owner_user_id`".into()))
+            return Err(ApiError::InvalidRequest(
+                "only the service may give `owner_user_id`".into(),
+            ))
         }
         (Principal::User(me), None) => me.clone(),
         (Principal::Workspace { id, .. }, None) => {
@@ -108,7 +115,9 @@ pub async fn list(cx: Ctx<'_>) -> Result<Reply, ApiError> {
 }
 
 async fn linked_accounts_page(cx: &Ctx<'_>, workspace: &WorkspaceId) -> Result<Reply, ApiError> {
-    let page_request = cx.page_request(format!("accounts-of-workspace:{workspace}")).await?;
+    let page_request = cx
+        .page_request(format!("accounts-of-workspace:{workspace}"))
+        .await?;
     let (accounts, next) = super::workspaces::linked_accounts(cx, workspace, &page_request).await?;
     let items = accounts.into_iter().map(|(account, _)| account).collect();
     cx.list_reply(&page_request, Page { items, next }).await
@@ -167,20 +176,32 @@ pub async fn transactions(cx: Ctx<'_>) -> Result<Reply, ApiError> {
         .transpose()?;
     let workspace_id = cx
         .query("workspace_id")
-        .map(|w| WorkspaceId::parse(w).ok_or_else(|| ApiError::InvalidRequest("`workspace_id` is not a workspace id".into())))
+        .map(|w| {
+            WorkspaceId::parse(w).ok_or_else(|| {
+                ApiError::InvalidRequest("`workspace_id` is not a workspace id".into())
+            })
+        })
         .transpose()?;
     let list = format!(
         "transactions:{}:type={}:workspace={}",
         account.id,
         kind.map(TransactionType::as_str).unwrap_or_default(),
-        workspace_id.as_ref().map(WorkspaceId::as_str).unwrap_or_default(),
+        workspace_id
+            .as_ref()
+            .map(WorkspaceId::as_str)
+            .unwrap_or_default(),
     );
     let page_request = cx.page_request(list).await?;
     let filter = TransactionFilter { kind, workspace_id };
     let page = cx
         .app
         .store
-        .list_transactions(&account.id, &filter, page_request.limit, page_request.start.clone())
+        .list_transactions(
+            &account.id,
+            &filter,
+            page_request.limit,
+            page_request.start.clone(),
+        )
         .await?;
     cx.list_reply(&page_request, page).await
 }

@@ -15,7 +15,9 @@ pub async fn health(cx: Ctx<'_>) -> Result<Reply, ApiError> {
         tracing::warn!(%error, "store not answering");
         ApiError::Unavailable
     })?;
-    Reply::ok(&Health { status: "ok".into() })
+    Reply::ok(&Health {
+        status: "ok".into(),
+    })
 }
 
 pub async fn openapi(_cx: Ctx<'_>) -> Result<Reply, ApiError> {

@@ -37,7 +37,12 @@ pub async fn create(cx: Ctx<'_>) -> Result<Reply, ApiError> {
         .map(|e| validate_email("email", &e))
         .transpose()?;
     // A retry must not pay for a second round of writes: answer from the store if we can.
-    if let Some(existing) = cx.app.store.find_user_by_external_id(&body.external_id).await? {
+    if let Some(existing) = cx
+        .app
+        .store
+        .find_user_by_external_id(&body.external_id)
+        .await?
+    {
         return Reply::ok(&created(existing));
     }
     let now = cx.now();
@@ -74,7 +79,12 @@ pub async fn create(cx: Ctx<'_>) -> Result<Reply, ApiError> {
         default_billing_account_id: account.id.clone(),
         created_at,
     };
-    match cx.app.store.create_user(&user, &account, grant.as_ref()).await? {
+    match cx
+        .app
+        .store
+        .create_user(&user, &account, grant.as_ref())
+        .await?
+    {
         CreatedUser::Created(made) => Reply::created(&created(made)),
         CreatedUser::Existing(existing) => Reply::ok(&created(existing)),
     }

@@ -55,7 +55,11 @@ fn workspace_id(cx: &Ctx<'_>) -> Result<WorkspaceId, ApiError> {
 }
 
 fn account_id(cx: &Ctx<'_>) -> Result<BillingAccountId, ApiError> {
-    cx.path_id("billingAccountId", BillingAccountId::parse, "billing account")
+    cx.path_id(
+        "billingAccountId",
+        BillingAccountId::parse,
+        "billing account",
+    )
 }
 
 pub async fn create(cx: Ctx<'_>) -> Result<Reply, ApiError> {
@@ -64,14 +68,20 @@ pub async fn create(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     let owner_id = match (cx.caller()?, body.owner_user_id) {
         (Principal::Service, Some(owner)) => owner,
         (Principal::Service, None) => {
-            return Err(ApiError::InvalidRequest("the service must give `owner_user_id`".into()))
+            return Err(ApiError::InvalidRequest(
+                "the service must give `owner_user_id`".into(),
+            ))
         }
         (Principal::User(me), None) => me.clone(),
         (Principal::User(_), Some(_)) => {
-            return Err(ApiError::InvalidRequest("only the service may give `owner_user_id`".into()))
+            return Err(ApiError::InvalidRequest(
+                "only the service may give `owner_user_id`".into(),
+            ))
         }
         (Principal::Workspace { .. }, _) => {
-            return Err(ApiError::Forbidden("a workspace key cannot create workspaces".into()))
+            return Err(ApiError::Forbidden(
+                "a workspace key cannot create workspaces".into(),
+            ))
         }
     };
     let owner = cx
@@ -93,7 +103,12 @@ pub async fn create(cx: Ctx<'_>) -> Result<Reply, ApiError> {
         created_at.clone(),
     );
     // The store checks, in the same transaction, that the account exists and is the owner's.
-    if !cx.app.store.create_workspace(&workspace, &created_at).await? {
+    if !cx
+        .app
+        .store
+        .create_workspace(&workspace, &created_at)
+        .await?
+    {
         return Err(ApiError::not_found("billing account"));
     }
     Reply::created(&workspace)
@@ -114,7 +129,11 @@ pub(crate) async fn linked_accounts(
     let page = cx
         .app
         .store
-        .list_linked_account_ids(&workspace.id, page_request.limit, page_request.start.clone())
+        .list_linked_account_ids(
+            &workspace.id,
+            page_request.limit,
+            page_request.start.clone(),
+        )
         .await?;
     let mut accounts = cx.app.store.get_accounts(&page.items).await?;
     // Keep the links' order (BatchGetItem returns any order).
@@ -132,11 +151,16 @@ pub(crate) async fn linked_accounts(
 pub async fn list_accounts(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     cx.only_query_params(&["limit", "cursor"])?;
     let workspace = workspace_id(&cx)?;
-    let page_request = cx.page_request(format!("workspace-accounts:{workspace}")).await?;
+    let page_request = cx
+        .page_request(format!("workspace-accounts:{workspace}"))
+        .await?;
     let (accounts, next) = linked_accounts(&cx, &workspace, &page_request).await?;
     let items = accounts
         .into_iter()
-        .map(|(account, is_default)| LinkedAccount { account, is_default })
+        .map(|(account, is_default)| LinkedAccount {
+            account,
+            is_default,
+        })
         .collect();
     cx.list_reply(&page_request, Page { items, next }).await
 }
@@ -194,7 +218,12 @@ pub async fn link_account(cx: Ctx<'_>) -> Result<Reply, ApiError> {
 pub async fn set_default_account(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     let workspace = visible_workspace(&cx, &workspace_id(&cx)?).await?;
     let account = account_id(&cx)?;
-    if !cx.app.store.set_default_account(&workspace.id, &account).await? {
+    if !cx
+        .app
+        .store
+        .set_default_account(&workspace.id, &account)
+        .await?
+    {
         return Err(ApiError::NotFound(
             "no such billing account linked to this workspace".into(),
         ));

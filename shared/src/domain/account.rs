@@ -131,9 +131,9 @@ pub fn validate_email(field: &str, email: &str) -> Result<String, SettingsError>
     let email = email.trim();
     let plausible = email.len() <= 254
         && !email.contains(char::is_whitespace)
-        && email
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.contains('@'));
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.contains('@')
+        });
     if plausible {
         Ok(email.to_owned())
     } else {
@@ -203,7 +203,9 @@ impl AccountSettings {
             return Err(invalid("`auto_recharge.threshold_cents` must be 0 or more"));
         }
         if recharge.amount_cents <= 0 {
-            return Err(invalid("`auto_recharge.amount_cents` must be greater than 0"));
+            return Err(invalid(
+                "`auto_recharge.amount_cents` must be greater than 0",
+            ));
         }
         if recharge.monthly_limit_cents.is_some_and(|l| l <= 0) {
             return Err(invalid(
@@ -275,11 +277,23 @@ mod tests {
     #[test]
     fn recharge_amounts_must_be_positive_and_threshold_not_negative() {
         for recharge in [
-            AutoRechargePatch { amount_cents: Some(0), ..Default::default() },
-            AutoRechargePatch { threshold_cents: Some(-1), ..Default::default() },
-            AutoRechargePatch { monthly_limit_cents: Some(Some(0)), ..Default::default() },
+            AutoRechargePatch {
+                amount_cents: Some(0),
+                ..Default::default()
+            },
+            AutoRechargePatch {
+                threshold_cents: Some(-1),
+                ..Default::default()
+            },
+            AutoRechargePatch {
+                monthly_limit_cents: Some(Some(0)),
+                ..Default::default()
+            },
         ] {
-            let patch = AccountPatch { auto_recharge: Some(recharge), ..Default::default() };
+            let patch = AccountPatch {
+                auto_recharge: Some(recharge),
+                ..Default::default()
+            };
             assert!(account().patched(patch).is_err());
         }
     }

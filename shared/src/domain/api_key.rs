@@ -22,8 +22,13 @@ pub enum WorkspaceRole {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum KeyOwner {
-    User { id: UserId },
-    Workspace { id: WorkspaceId, role: WorkspaceRole },
+    User {
+        id: UserId,
+    },
+    Workspace {
+        id: WorkspaceId,
+        role: WorkspaceRole,
+    },
 }
 
 /// Who is calling, once the bearer key has been checked.
@@ -32,7 +37,10 @@ pub enum Principal {
     /// The platform's own backend: may do everything.
     Service,
     User(UserId),
-    Workspace { id: WorkspaceId, role: WorkspaceRole },
+    Workspace {
+        id: WorkspaceId,
+        role: WorkspaceRole,
+    },
 }
 
 impl Principal {
@@ -126,7 +134,15 @@ mod tests {
     fn only_read_keys_are_read_only() {
         let ws = WorkspaceId::generate(1);
         assert!(Principal::Service.may_write());
-        assert!(Principal::Workspace { id: ws.clone(), role: WorkspaceRole::Admin }.may_write());
-        assert!(!Principal::Workspace { id: ws, role: WorkspaceRole::Read }.may_write());
+        assert!(Principal::Workspace {
+            id: ws.clone(),
+            role: WorkspaceRole::Admin
+        }
+        .may_write());
+        assert!(!Principal::Workspace {
+            id: ws,
+            role: WorkspaceRole::Read
+        }
+        .may_write());
     }
 }

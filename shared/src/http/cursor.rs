@@ -60,7 +60,8 @@ impl CursorKey {
         mac.update(payload);
         mac.verify_truncated_left(tag)
             .map_err(|_| ApiError::InvalidCursor)?;
-        let payload: Payload = serde_json::from_slice(payload).map_err(|_| ApiError::InvalidCursor)?;
+        let payload: Payload =
+            serde_json::from_slice(payload).map_err(|_| ApiError::InvalidCursor)?;
         if payload.l != list {
             return Err(ApiError::InvalidCursor);
         }
@@ -73,7 +74,10 @@ mod tests {
     use super::*;
 
     fn position() -> PageKey {
-        PageKey::from([("pk".into(), "ACCOUNT#ba_1".into()), ("sk".into(), "TXN#2".into())])
+        PageKey::from([
+            ("pk".into(), "ACCOUNT#ba_1".into()),
+            ("sk".into(), "TXN#2".into()),
+        ])
     }
 
     #[test]
@@ -97,9 +101,14 @@ mod tests {
             "not base64 !",
             "",
         ] {
-            assert!(matches!(key.decode("txns:ba_1", bad), Err(ApiError::InvalidCursor)), "{bad}");
+            assert!(
+                matches!(key.decode("txns:ba_1", bad), Err(ApiError::InvalidCursor)),
+                "{bad}"
+            );
         }
         assert!(key.decode("txns:ba_2", &cursor).is_err());
-        assert!(CursorKey::new([8; 32]).decode("txns:ba_1", &cursor).is_err());
+        assert!(CursorKey::new([8; 32])
+            .decode("txns:ba_1", &cursor)
+            .is_err());
     }
 }

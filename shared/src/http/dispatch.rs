@@ -47,7 +47,9 @@ pub fn error_response(error: &ApiError, request_id: &str) -> ApiResponse {
     }
     let mut response = json_response(error.status(), error.body(request_id).to_string());
     if let ApiError::RateLimited { retry_after_secs } = error {
-        response.headers.push(("retry-after", retry_after_secs.to_string()));
+        response
+            .headers
+            .push(("retry-after", retry_after_secs.to_string()));
     }
     response
 }
@@ -72,7 +74,8 @@ async fn run(app: &App, route: &Route, request: ApiRequest) -> Result<ApiRespons
         Access::Public => None,
         Access::Key | Access::KeyReadOnlyAllowed => {
             let principal = authenticate(app, &request.headers).await?;
-            let read_only_ok = request.method == Method::GET || route.access == Access::KeyReadOnlyAllowed;
+            let read_only_ok =
+                request.method == Method::GET || route.access == Access::KeyReadOnlyAllowed;
             if !principal.may_write() && !read_only_ok {
                 return Err(ApiError::Forbidden("this key can only read".into()));
             }
@@ -89,7 +92,9 @@ async fn run(app: &App, route: &Route, request: ApiRequest) -> Result<ApiRespons
                     Admission::Replay { status, body } => {
                         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
                         let mut response = json_response(status, body);
-                        response.headers.push(("idempotent-replayed", "true".to_owned()));
+                        response
+                            .headers
+                            .push(("idempotent-replayed", "true".to_owned()));
                         return Ok(response);
                     }
                 }

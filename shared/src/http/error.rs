@@ -35,7 +35,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("a request with this Idempotency-Key is still being processed")]
     IdempotencyKeyInUse,
-    #[error("the default billing account cannot be unlinked; make another account the default first")]
+    #[error(
+        "the default billing account cannot be unlinked; make another account the default first"
+    )]
     DefaultAccountUnlink,
     #[error("too many requests")]
     RateLimited { retry_after_secs: u64 },
@@ -91,7 +93,9 @@ impl ApiError {
     /// What the caller is told: never internal detail.
     pub fn public_message(&self) -> String {
         match self {
-            ApiError::Internal(_) => "an internal error occurred; quote the request id when reporting it".into(),
+            ApiError::Internal(_) => {
+                "an internal error occurred; quote the request id when reporting it".into()
+            }
             other => other.to_string(),
         }
     }

@@ -55,17 +55,30 @@ pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
     hasher.update(path.as_bytes());
     hasher.update(b"\n");
     hasher.update(body);
-    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
-pub async fn admit(app: &App, scope: String, key: String, fingerprint: String) -> Result<Admission, ApiError> {
+pub async fn admit(
+    app: &App,
+    scope: String,
+    key: String,
+    fingerprint: String,
+) -> Result<Admission, ApiError> {
     let now = app.clock.now().unix_timestamp();
     match app
         .store
         .claim_idempotency_key(&scope, &key, &fingerprint, now, &LIFETIMES)
         .await?
     {
-        Claim::Claimed => Ok(Admission::Run(Held { scope, key, fingerprint })),
+        Claim::Claimed => Ok(Admission::Run(Held {
+            scope,
+            key,
+            fingerprint,
+        })),
         Claim::Replay { status, body } => Ok(Admission::Replay { status, body }),
         Claim::InProgress => Err(ApiError::IdempotencyKeyInUse),
         Claim::Mismatch => Err(ApiError::IdempotencyKeyReused),

@@ -34,7 +34,9 @@ impl Ctx<'_> {
                 .ok()
                 .filter(|l| (1..=MAX_LIMIT).contains(l))
                 .ok_or_else(|| {
-                    ApiError::InvalidRequest(format!("`limit` must be a whole number from 1 to {MAX_LIMIT}"))
+                    ApiError::InvalidRequest(format!(
+                        "`limit` must be a whole number from 1 to {MAX_LIMIT}"
+                    ))
                 })?,
         };
         let start = match self.query("cursor") {
@@ -51,7 +53,13 @@ impl Ctx<'_> {
         page: Page<T>,
     ) -> Result<Reply, ApiError> {
         let next_cursor = match &page.next {
-            Some(position) => Some(self.app.secrets().await?.cursor.encode(&request.list, position)),
+            Some(position) => Some(
+                self.app
+                    .secrets()
+                    .await?
+                    .cursor
+                    .encode(&request.list, position),
+            ),
             None => None,
         };
         Reply::ok(&List {

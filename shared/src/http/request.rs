@@ -68,7 +68,12 @@ impl Ctx<'_> {
     }
 
     /// A path parameter parsed as an id; a malformed id names no resource, so it is a 404.
-    pub fn path_id<T>(&self, name: &str, parse: fn(&str) -> Option<T>, what: &str) -> Result<T, ApiError> {
+    pub fn path_id<T>(
+        &self,
+        name: &str,
+        parse: fn(&str) -> Option<T>,
+        what: &str,
+    ) -> Result<T, ApiError> {
         self.req
             .path_params
             .get(name)
@@ -88,7 +93,12 @@ impl Ctx<'_> {
 
     /// Refuses query parameters the route does not know, like unknown body fields.
     pub fn only_query_params(&self, known: &[&str]) -> Result<(), ApiError> {
-        match self.req.query.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+        match self
+            .req
+            .query
+            .iter()
+            .find(|(k, _)| !known.contains(&k.as_str()))
+        {
             Some((unknown, _)) => Err(ApiError::InvalidRequest(format!(
                 "unknown query parameter `{unknown}`"
             ))),
@@ -104,7 +114,11 @@ impl Ctx<'_> {
 }
 
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body };
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        body
+    };
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();

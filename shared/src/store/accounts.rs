@@ -121,7 +121,9 @@ impl Store {
         &self,
         id: &BillingAccountId,
     ) -> Result<Option<VersionedAccount>, StoreError> {
-        let item: Option<AccountItem> = self.get(keys::account(id.as_str()), keys::ACCOUNT_SK).await?;
+        let item: Option<AccountItem> = self
+            .get(keys::account(id.as_str()), keys::ACCOUNT_SK)
+            .await?;
         Ok(item.map(|item| {
             let (account, settings_version) = item.into_account();
             VersionedAccount {
@@ -237,10 +239,6 @@ impl Store {
             )?,
             self.workspace_exists(workspace)?,
         ];
-        Ok(matches!(
-            self.transact(items).await?,
-            Transacted::Committed
-        ))
+        Ok(matches!(self.transact(items).await?, Transacted::Committed))
     }
 }
-

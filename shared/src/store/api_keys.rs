@@ -59,7 +59,9 @@ impl Store {
         ];
         match self.transact(items).await? {
             Transacted::Committed => Ok(()),
-            Transacted::Refused(_) => Err(StoreError::Corrupt("a fresh key id or hash already exists".into())),
+            Transacted::Refused(_) => Err(StoreError::Corrupt(
+                "a fresh key id or hash already exists".into(),
+            )),
         }
     }
 
@@ -70,7 +72,9 @@ impl Store {
     }
 
     pub async fn get_api_key(&self, id: &ApiKeyId) -> Result<Option<ApiKey>, StoreError> {
-        let item: Option<ApiKeyItem> = self.get(keys::api_key(id.as_str()), keys::API_KEY_SK).await?;
+        let item: Option<ApiKeyItem> = self
+            .get(keys::api_key(id.as_str()), keys::API_KEY_SK)
+            .await?;
         Ok(item.map(|i| i.key))
     }
 
@@ -96,7 +100,9 @@ impl Store {
         id: &ApiKeyId,
         revoked_at: &str,
     ) -> Result<Option<ApiKey>, StoreError> {
-        let item: Option<ApiKeyItem> = self.get(keys::api_key(id.as_str()), keys::API_KEY_SK).await?;
+        let item: Option<ApiKeyItem> = self
+            .get(keys::api_key(id.as_str()), keys::API_KEY_SK)
+            .await?;
         let Some(item) = item else {
             return Ok(None);
         };

@@ -74,7 +74,10 @@ impl Store {
         let existing = match existing {
             Some(item) => item,
             // DynamoDB Local may omit the old item: read it.
-            None => self.read_record(scope, key).await?.ok_or(StoreError::Contention)?,
+            None => self
+                .read_record(scope, key)
+                .await?
+                .ok_or(StoreError::Contention)?,
         };
         Ok(classify(&existing, fingerprint))
     }
@@ -107,7 +110,9 @@ impl Store {
             .table_name(&self.table)
             .key(keys::PK, s(keys::idempotency(scope, key)))
             .key(keys::SK, s(keys::IDEMPOTENCY_SK))
-            .update_expression("SET #state = :done, response_status = :status, response_body = :body")
+            .update_expression(
+                "SET #state = :done, response_status = :status, response_body = :body",
+            )
             .condition_expression("fingerprint = :fingerprint")
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":done", s(DONE))

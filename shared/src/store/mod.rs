@@ -11,7 +11,9 @@ pub mod workspaces;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update,
+};
 use aws_sdk_dynamodb::Client;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -134,7 +136,9 @@ impl Store {
             .map_err(StoreError::sdk)?;
         output
             .item
-            .map(|item| serde_dynamo::aws_sdk_dynamodb_1::from_item(item).map_err(StoreError::codec))
+            .map(|item| {
+                serde_dynamo::aws_sdk_dynamodb_1::from_item(item).map_err(StoreError::codec)
+            })
             .transpose()
     }
 
@@ -164,7 +168,10 @@ impl Store {
                         .collect();
                     if codes.contains(&"ConditionalCheckFailed") {
                         return Ok(Transacted::Refused(
-                            codes.iter().map(|c| *c == "ConditionalCheckFailed").collect(),
+                            codes
+                                .iter()
+                                .map(|c| *c == "ConditionalCheckFailed")
+                                .collect(),
                         ));
                     }
                     codes
@@ -229,7 +236,9 @@ impl Store {
         };
         let items = collected
             .into_iter()
-            .map(|item| serde_dynamo::aws_sdk_dynamodb_1::from_item(item).map_err(StoreError::codec))
+            .map(|item| {
+                serde_dynamo::aws_sdk_dynamodb_1::from_item(item).map_err(StoreError::codec)
+            })
             .collect::<Result<Vec<T>, _>>()?;
         Ok(Page { items, next })
     }

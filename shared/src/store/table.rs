@@ -172,7 +172,10 @@ mod tests {
     fn the_template_defines_keys_an_index_a_stream_and_ttl() {
         let def = super::definition();
         assert_eq!(def.key_schema.len(), 2);
-        assert!(def.global_secondary_indexes.iter().any(|i| i.index_name == "gsi1"));
+        assert!(def
+            .global_secondary_indexes
+            .iter()
+            .any(|i| i.index_name == "gsi1"));
         assert!(def.stream_specification.is_some());
         assert_eq!(
             def.time_to_live_specification.map(|t| t.attribute_name),

@@ -77,7 +77,9 @@ impl Store {
                 .await?
                 .map(CreatedUser::Existing)
                 .ok_or_else(|| {
-                    StoreError::Corrupt("user creation refused but no user holds its external id".into())
+                    StoreError::Corrupt(
+                        "user creation refused but no user holds its external id".into(),
+                    )
                 }),
         }
     }

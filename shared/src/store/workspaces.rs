@@ -29,7 +29,11 @@ pub(crate) struct LinkItem {
 }
 
 impl LinkItem {
-    pub(crate) fn new(workspace: &WorkspaceId, account: &BillingAccountId, linked_at: &str) -> Self {
+    pub(crate) fn new(
+        workspace: &WorkspaceId,
+        account: &BillingAccountId,
+        linked_at: &str,
+    ) -> Self {
         Self {
             pk: keys::workspace(workspace.as_str()),
             sk: keys::link_sk(account.as_str()),
@@ -93,8 +97,9 @@ impl Store {
     }
 
     pub async fn get_workspace(&self, id: &WorkspaceId) -> Result<Option<Workspace>, StoreError> {
-        let item: Option<WorkspaceItem> =
-            self.get(keys::workspace(id.as_str()), keys::WORKSPACE_SK).await?;
+        let item: Option<WorkspaceItem> = self
+            .get(keys::workspace(id.as_str()), keys::WORKSPACE_SK)
+            .await?;
         Ok(item.map(|i| i.workspace))
     }
 
@@ -105,10 +110,18 @@ impl Store {
         limit: usize,
         start: Option<PageKey>,
     ) -> Result<Page<BillingAccountId>, StoreError> {
-        let query = Query::prefix(None, keys::workspace(workspace.as_str()), keys::LINK_SK_PREFIX);
+        let query = Query::prefix(
+            None,
+            keys::workspace(workspace.as_str()),
+            keys::LINK_SK_PREFIX,
+        );
         let page: Page<LinkItem> = self.query_page(query, limit, start).await?;
         Ok(Page {
-            items: page.items.into_iter().map(|l| l.billing_account_id).collect(),
+            items: page
+                .items
+                .into_iter()
+                .map(|l| l.billing_account_id)
+                .collect(),
             next: page.next,
         })
     }
@@ -119,7 +132,10 @@ impl Store {
         account: &BillingAccountId,
     ) -> Result<bool, StoreError> {
         let link: Option<LinkItem> = self
-            .get(keys::workspace(workspace.as_str()), &keys::link_sk(account.as_str()))
+            .get(
+                keys::workspace(workspace.as_str()),
+                &keys::link_sk(account.as_str()),
+            )
             .await?;
         Ok(link.is_some())
     }
@@ -132,7 +148,10 @@ impl Store {
         linked_at: &str,
     ) -> Result<LinkOutcome, StoreError> {
         let items = vec![
-            self.put(LinkItem::new(&workspace.id, account, linked_at), Some(NEW_ITEM))?,
+            self.put(
+                LinkItem::new(&workspace.id, account, linked_at),
+                Some(NEW_ITEM),
+            )?,
             self.check(
                 keys::account(account.as_str()),
                 keys::ACCOUNT_SK,

@@ -1,0 +1,70 @@
+//! `make dev`: every route on one port (default 3000) against DynamoDB Local, through the same
+//! handlers the Lambdas run.
+
+use billing_core::app::App;
+use billing_core::clock::SystemClock;
+use billing_core::config::Config;
+use billing_core::domain::api_key::mint_key;
+use billing_core::store::Store;
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,aws_config=warn,aws_smithy_runtime=warn".into()),
+        )
+        .init();
+    if let Err(message) = run().await {
+        eprintln!("dev server: {message}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let port: u16 = std::env::var("BILLING_PORT")
+        .unwrap_or_else(|_| "3000".into())
+        .parse()
+        .map_err(|_| "BILLING_PORT must be a port number")?;
+    let endpoint = std::env::var("DYNAMODB_ENDPOINT")
+        .map_err(|_| "DYNAMODB_ENDPOINT is not set: start it with `make dev`")?;
+    let table = std::env::var("TABLE_NAME").unwrap_or_else(|_| "billing-local".into());
+    let service_key = std::env::var("BILLING_SERVICE_KEY")
+        .ok()
+        .filter(|k| !k.is_empty())
+        .unwrap_or_else(|| mint_key().plaintext);
+
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| {
+            format!("cannot listen on 127.0.0.1:{port} ({e}). Is another `make dev` running? Set BILLING_PORT to use another port.")
+        })?;
+    let store = Store::connect(&table, Some(&endpoint)).await;
+    store
+        .ensure_table()
+        .await
+        .map_err(|e| format!("cannot create table {table} in DynamoDB Local at {endpoint}: {e}"))?;
+    let config = Config::local(&table, &endpoint, &service_key);
+    let app = Arc::new(App::new(config, store, Arc::new(SystemClock)));
+
+    let base = format!("http://127.0.0.1:{port}");
+    println!();
+    println!("  Billing API (local stage) on {base}");
+    println!("  DynamoDB Local: {endpoint}, table {table}");
+    println!("  Service key:    {service_key}");
+    println!();
+    println!("  Try it:");
+    println!("    curl -s -X POST {base}/v1/users -H 'Authorization: Bearer {service_key}' -H 'Content-Type: application/json' -d '{{\"external_id\": \"alice\"}}'");
+    println!();
+    println!("  OpenAPI: {base}/v1/openapi.json   Stop: Ctrl-C");
+    println!();
+
+    tokio::select! {
+        served = billing_core::dev_server::serve(app, listener) => served.map_err(|e| format!("server stopped: {e}")),
+        _ = tokio::signal::ctrl_c() => {
+            println!("dev server: stopped");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! The route table, the function binaries, `template.yaml` and the OpenAPI document must agree
+//! in every direction: a route without a Lambda, a Lambda without a route, or a path that differs
+//! anywhere fails here.
+
+use billing_core::routes::ROUTES;
+use billing_tests::app::spawn_app;
+use http::{Method, StatusCode};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+/// (name, METHOD, path) per route.
+fn route_table() -> BTreeSet<(String, String, String)> {
+    ROUTES
+        .iter()
+        .map(|r| (r.name.to_owned(), r.method.to_string(), r.path.to_owned()))
+        .collect()
+}
+
+fn route_names() -> BTreeSet<String> {
+    ROUTES.iter().map(|r| r.name.to_owned()).collect()
+}
+
+fn pascal_case(name: &str) -> String {
+    name.split('-')
+        .map(|part| {
+            let mut chars = part.chars();
+            chars
+                .next()
+                .unwrap()
+                .to_uppercase()
+                .chain(chars)
+                .collect::<String>()
+        })
+        .collect()
+}
+
+#[test]
+fn every_route_has_exactly_one_function_directory_and_binary() {
+    let root = workspace_root().join("functions");
+    let directories: BTreeSet<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.path().is_dir())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        directories,
+        route_names(),
+        "functions/ directories vs route table"
+    );
+
+    let manifest: toml::Table = std::fs::read_to_string(root.join("Cargo.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let bins: Vec<(String, String)> = manifest["bin"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|bin| {
+            (
+                bin["name"].as_str().unwrap().to_owned(),
+                bin["path"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let bin_names: BTreeSet<String> = bins.iter().map(|(name, _)| name.clone()).collect();
+    assert_eq!(
+        bin_names,
+        route_names(),
+        "functions/Cargo.toml [[bin]] vs route table"
+    );
+    for (name, path) in bins {
+        assert_eq!(path, format!("{name}/main.rs"));
+        let source = std::fs::read_to_string(root.join(&path)).unwrap();
+        assert!(
+            source.contains(&format!("serve(\"{name}\")")),
+            "functions/{path} must serve its own route"
+        );
+    }
+}
+
+#[test]
+fn template_functions_match_the_route_table_both_ways() {
+    let template: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap(),
+    )
+    .unwrap();
+    let resources = template["Resources"].as_mapping().unwrap();
+    let mut declared = BTreeSet::new();
+    for (logical_id, resource) in resources {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            resource["Metadata"]["BuildMethod"].as_str(),
+            Some("rust-cargolambda")
+        );
+        assert_eq!(
+            logical_id.as_str().unwrap(),
+            format!("{}Function", pascal_case(&binary)),
+            "logical id of {binary}"
+        );
+        let events = resource["Properties"]["Events"].as_mapping().unwrap();
+        assert_eq!(events.len(), 1, "{binary} has one API event");
+        let api = &resource["Properties"]["Events"]["Api"]["Properties"];
+        declared.insert((
+            binary,
+            api["Method"].as_str().unwrap().to_uppercase(),
+            api["Path"].as_str().unwrap().to_owned(),
+        ));
+    }
+    assert_eq!(declared, route_table(), "template.yaml vs route table");
+    let globals = &template["Globals"]["Function"];
+    assert_eq!(globals["Runtime"].as_str(), Some("provided.al2023"));
+    assert_eq!(globals["Architectures"][0].as_str(), Some("arm64"));
+}
+
+#[tokio::test]
+async fn the_served_openapi_document_lists_every_route_and_nothing_else() {
+    let app = spawn_app().await;
+    let document = app.call(Method::GET, "/v1/openapi.json").send().await;
+    assert_eq!(document.status, StatusCode::OK);
+    assert_eq!(document.body["openapi"], "3.1.0");
+    let mut operations = BTreeSet::new();
+    for (path, item) in document.body["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            operations.insert((
+                operation["operationId"].as_str().unwrap().to_owned(),
+                method.to_uppercase(),
+                path.clone(),
+            ));
+            assert!(
+                operation["responses"]["default"].is_object(),
+                "{path} documents errors"
+            );
+        }
+    }
+    assert_eq!(operations, route_table(), "OpenAPI vs route table");
+    // Every schema reference resolves.
+    let text = document.body.to_string();
+    let schemas = document.body["components"]["schemas"].as_object().unwrap();
+    for reference in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+        let name = reference.split('"').next().unwrap();
+        assert!(schemas.contains_key(name), "unresolved schema {name}");
+    }
+    let create_user = &document.body["paths"]["/v1/users"]["post"];
+    assert!(create_user["requestBody"].is_object());
+    assert!(create_user["responses"]["201"].is_object());
+}

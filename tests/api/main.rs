@@ -1,0 +1,9 @@
+//! End-to-end tests through HTTP against DynamoDB Local: each test spawns the API on its own
+//! port with its own table, so they run in parallel.
+
+mod accounts;
+mod consistency;
+mod idempotency;
+mod security;
+mod users_and_keys;
+mod workspaces;

@@ -1,0 +1,201 @@
+use billing_tests::app::spawn_app;
+use http::{Method, StatusCode};
+use serde_json::json;
+
+#[tokio::test]
+async fn missing_malformed_unknown_and_revoked_keys_are_401() {
+    let app = spawn_app().await;
+    let (_, account, key) = app.user_with_key("lou").await;
+    let path = format!("/v1/billing-accounts/{account}");
+    let no_key = app.call(Method::GET, &path).send().await;
+    let malformed = app
+        .call(Method::GET, &path)
+        .header("authorization", "Token abc")
+        .send()
+        .await;
+    let unknown = app
+        .get(&path, "bk_thisKeyWasNeverIssued0000000000000000000")
+        .await;
+    let not_ours = app.get(&path, "sk_live_something").await;
+    for response in [&no_key, &malformed, &unknown, &not_ours] {
+        assert_eq!(response.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(response.error_code(), "unauthorized");
+    }
+    let keys = app.get("/v1/api-keys", &key).await;
+    let key_id = keys.body["data"][0]["id"].as_str().unwrap();
+    app.delete(&format!("/v1/api-keys/{key_id}"), &app.service_key)
+        .await;
+    assert_eq!(app.get(&path, &key).await.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn another_users_account_workspace_and_key_answer_404() {
+    let app = spawn_app().await;
+    let (_, max_account, max) = app.user_with_key("max").await;
+    let (_, _, nia) = app.user_with_key("nia").await;
+    let max_workspace = app.create_workspace(&max, "Private").await;
+    let max_key_id = app.get("/v1/api-keys", &max).await.body["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for path in [
+        format!("/v1/billing-accounts/{max_account}"),
+        format!("/v1/billing-accounts/{max_account}/balance"),
+        format!("/v1/billing-accounts/{max_account}/transactions"),
+        format!("/v1/workspaces/{max_workspace}"),
+        format!("/v1/workspaces/{max_workspace}/billing/accounts"),
+    ] {
+        let response = app.get(&path, &nia).await;
+        assert_eq!(response.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(response.error_code(), "not_found");
+    }
+    let patch = app
+        .patch(
+            &format!("/v1/billing-accounts/{max_account}"),
+            &nia,
+            json!({"name": "mine"}),
+        )
+        .await;
+    assert_eq!(patch.status, StatusCode::NOT_FOUND);
+    let link = app
+        .post(
+            &format!("/v1/workspaces/{max_workspace}/billing/accounts"),
+            &nia,
+            json!({"name": "x"}),
+        )
+        .await;
+    assert_eq!(link.status, StatusCode::NOT_FOUND);
+    let revoke = app
+        .delete(&format!("/v1/api-keys/{max_key_id}"), &nia)
+        .await;
+    assert_eq!(revoke.status, StatusCode::NOT_FOUND);
+    // Max's key still works: nothing was changed by the refused calls.
+    assert_eq!(
+        app.get(&format!("/v1/billing-accounts/{max_account}"), &max)
+            .await
+            .body["name"],
+        "Default"
+    );
+}
+
+#[tokio::test]
+async fn a_read_key_may_read_but_any_post_is_403() {
+    let app = spawn_app().await;
+    let (_, _, key) = app.user_with_key("ola").await;
+    let workspace = app.create_workspace(&key, "Observed").await;
+    let read = app
+        .create_key(json!({"type": "workspace", "id": workspace, "role": "read"}))
+        .await;
+    assert_eq!(
+        app.get(&format!("/v1/workspaces/{workspace}"), &read)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    for (path, body) in [
+        (
+            format!("/v1/workspaces/{workspace}/billing/accounts"),
+            json!({"name": "x"}),
+        ),
+        (
+            "/v1/api-keys".to_owned(),
+            json!({"owner": {"type": "workspace", "id": workspace, "role": "read"}}),
+        ),
+        ("/v1/workspaces".to_owned(), json!({"name": "y"})),
+    ] {
+        let refused = app.post(&path, &read, body).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{path}");
+        assert_eq!(refused.error_code(), "forbidden");
+    }
+    let accounts = app
+        .get(
+            &format!("/v1/workspaces/{workspace}/billing/accounts"),
+            &read,
+        )
+        .await;
+    assert_eq!(
+        accounts.body["data"].as_array().unwrap().len(),
+        1,
+        "the refused POST created nothing"
+    );
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id_and_errors_repeat_it() {
+    let app = spawn_app().await;
+    let ok = app.call(Method::GET, "/v1/health").send().await;
+    assert_eq!(ok.status, StatusCode::OK);
+    assert_eq!(ok.body, json!({"status": "ok"}));
+    assert!(ok.headers["x-request-id"]
+        .to_str()
+        .unwrap()
+        .starts_with("req_"));
+    let refused = app.call(Method::GET, "/v1/billing-accounts").send().await;
+    assert_eq!(
+        refused.body["error"]["request_id"].as_str().unwrap(),
+        refused.headers["x-request-id"].to_str().unwrap()
+    );
+    let missing = app.call(Method::GET, "/v1/nowhere").send().await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert!(missing.headers.contains_key("x-request-id"));
+}
+
+#[tokio::test]
+async fn bad_bodies_are_400_naming_the_problem_and_change_nothing() {
+    let app = spawn_app().await;
+    let cases = [
+        (
+            b"{\"external_id\": \"x\", \"admin\": true}".to_vec(),
+            "admin",
+        ),
+        (b"{\"external_id\": 42}".to_vec(), "external_id"),
+        (b"{\"email\": \"a@b.co\"}".to_vec(), "external_id"),
+        (b"{\"external_id\": ".to_vec(), "JSON"),
+        (b"[1, 2]".to_vec(), "invalid"),
+        (
+            format!("{{\"external_id\": \"{}\"}}", "x".repeat(70 * 1024)).into_bytes(),
+            "limit",
+        ),
+        (b"{\"external_id\": \"\"}".to_vec(), "external_id"),
+        (
+            b"{\"external_id\": \"ok\", \"email\": \"nope\"}".to_vec(),
+            "email",
+        ),
+    ];
+    for (body, mention) in cases {
+        let refused = app
+            .call(Method::POST, "/v1/users")
+            .key(&app.service_key)
+            .raw_body(body.clone())
+            .send()
+            .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::BAD_REQUEST,
+            "{}",
+            String::from_utf8_lossy(&body[..body.len().min(80)])
+        );
+        assert_eq!(refused.error_code(), "invalid_request");
+        let message = refused.body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(mention),
+            "{message} should mention {mention}"
+        );
+    }
+    // None of those created a user.
+    let accounts = app
+        .get(
+            "/v1/billing-accounts?owner_user_id=usr_00000000000000000000000000",
+            &app.service_key,
+        )
+        .await;
+    assert_eq!(accounts.status, StatusCode::OK);
+    let ok = app
+        .post("/v1/users", &app.service_key, json!({"external_id": "ok"}))
+        .await;
+    assert_eq!(
+        ok.status,
+        StatusCode::CREATED,
+        "the external id `ok` was never taken"
+    );
+}

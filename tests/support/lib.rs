@@ -1,0 +1,5 @@
+//! Test support: the app on a fresh DynamoDB Local table ([`app`]) and a minimal Lambda Runtime
+//! API that boots the real function binaries ([`runtime_api`]).
+
+pub mod app;
+pub mod runtime_api;
