@@ -10,8 +10,7 @@ test:
 
 # Every function for AWS: target/lambda/<name>/bootstrap.zip (arm64, via cargo-lambda + zig).
 package:
-	@bash infra/python-tools.sh
-	@PATH="$(CURDIR)/.tools/venv/bin:$$PATH" cargo lambda build --release --arm64 --output-format zip
+	@bash infra/package.sh
 
 # Sizes, init time and RSS per function, and ledger benchmarks, into docs/BENCHMARKS.md.
 bench:

@@ -10,7 +10,7 @@ lock=.local/dev.pid
 
 if [ -f "$lock" ] && kill -0 "$(cat "$lock")" 2>/dev/null; then
   echo "make dev is already running (pid $(cat "$lock"), on http://127.0.0.1:$(cat .local/dev.port 2>/dev/null || echo '?'))." >&2
-  echo "Stop it with Ctrl-C in its terminal, or run a second one with another BILLING_PORT after stopping it." >&2
+  echo "Only one can run at a time (they share .local/dynamodb-data): stop it with Ctrl-C in its terminal first." >&2
   exit 1
 fi
 echo $$ >"$lock"

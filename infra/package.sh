@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# `make package`: every function built for AWS (arm64, release) as target/lambda/<name>/bootstrap.zip,
+# cross-compiled with cargo-lambda and zig from PyPI (TLS is rustls only, so no OpenSSL is needed).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+bash infra/python-tools.sh
+rustup target list --installed | grep -qx aarch64-unknown-linux-gnu \
+  || rustup target add aarch64-unknown-linux-gnu
+export PATH="$root/.tools/venv/bin:$PATH"
+echo "package: cargo lambda build --release --arm64 --output-format zip (all functions)"
+cargo lambda build --release --arm64 --output-format zip -p functions
+ls -1 target/lambda | sed 's/^/  target\/lambda\//; s/$/\/bootstrap.zip/'
