@@ -4,6 +4,7 @@
 mod accounts;
 mod consistency;
 mod idempotency;
+mod lambda_boot;
 mod security;
 mod users_and_keys;
 mod workspaces;

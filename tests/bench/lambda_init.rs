@@ -10,6 +10,9 @@
 //!
 //! The table is printed and written into `docs/BENCHMARKS.md` between the `lambda-init` markers.
 //! Function output goes to `target/bench-logs/lambda-init/<name>.log`.
+//!
+//! Names after `--` (`cargo bench -p billing-tests --bench lambda-init -- health`) measure only
+//! those functions and print the table without writing the document.
 
 use billing_core::routes::{Access, Route, ROUTES};
 use billing_tests::runtime_api::{http_api_event, lambda_env, InvokeError, RuntimeApi};
@@ -76,7 +79,23 @@ async fn run() -> Result<(), String> {
         None => workspace.join("target"),
     };
 
-    let missing: Vec<&str> = ROUTES
+    // Cargo passes `--bench`; other arguments are names to measure.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    if let Some(unknown) = only
+        .iter()
+        .find(|n| !ROUTES.iter().any(|r| r.name == n.as_str()))
+    {
+        return Err(format!("no function is named {unknown}"));
+    }
+    let routes: Vec<&Route> = ROUTES
+        .iter()
+        .filter(|r| only.is_empty() || only.iter().any(|n| n == r.name))
+        .collect();
+
+    let missing: Vec<&str> = routes
         .iter()
         .map(|r| r.name)
         .filter(|name| !target.join("release").join(name).is_file())
@@ -92,13 +111,17 @@ async fn run() -> Result<(), String> {
     let log_dir = target.join("bench-logs").join("lambda-init");
     fs::create_dir_all(&log_dir).map_err(|e| format!("create {}: {e}", log_dir.display()))?;
     let mut rows = Vec::new();
-    for route in ROUTES {
+    for route in routes {
         eprintln!("lambda-init: {} ({BOOTS} boots + 1 request)", route.name);
         rows.push(measure(route, &target, &log_dir).await?);
     }
 
     let section = render(&rows);
     println!("{section}");
+    if !only.is_empty() {
+        eprintln!("lambda-init: a subset was measured; docs/BENCHMARKS.md left as it was");
+        return Ok(());
+    }
     let doc = workspace.join("docs").join("BENCHMARKS.md");
     write_section(&doc, &section)?;
     eprintln!("lambda-init: wrote {}", doc.display());

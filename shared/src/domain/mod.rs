@@ -4,7 +4,9 @@
 pub mod account;
 pub mod api_key;
 pub mod ids;
+pub mod ledger;
 pub mod money;
+pub mod pricing;
 pub mod transaction;
 pub mod user;
 pub mod workspace;

@@ -1,0 +1,336 @@
+//! The ledger's rules, as pure functions over the money state of one account and one workspace
+//! budget: what a debit, a hold, a capture or a release does, and when it is refused. The store
+//! writes the result with one conditional transaction; these rules decide what to write.
+
+/// `YYYY-MM`: caps and spend are per calendar month (UTC).
+pub type Month = String;
+
+/// An account's money. `available = balance - held` is never negative.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccountMoney {
+    pub balance_cents: i64,
+    pub held_cents: i64,
+    /// The month `spent_cents` and `credited_cents` count.
+    pub month: Month,
+    pub spent_cents: i64,
+    pub credited_cents: i64,
+    pub soft_cap_cents: Option<i64>,
+    pub hard_cap_cents: Option<i64>,
+}
+
+/// A workspace's budget inside its account: its own caps, spend and holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WorkspaceBudget {
+    pub month: Month,
+    pub spent_cents: i64,
+    pub credited_cents: i64,
+    pub held_cents: i64,
+    pub soft_cap_cents: Option<i64>,
+    pub hard_cap_cents: Option<i64>,
+}
+
+/// Why money can't move.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("not enough credit: {available_cents} cents available, {needed_cents} needed")]
+    InsufficientCredits { available_cents: i64, needed_cents: i64 },
+    #[error("the {scope} hard cap of {cap_cents} cents this month would be crossed ({committed_cents} spent or held, {needed_cents} more needed)")]
+    HardCap {
+        scope: CapScope,
+        cap_cents: i64,
+        committed_cents: i64,
+        needed_cents: i64,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CapScope {
+    Account,
+    Workspace,
+}
+
+impl std::fmt::Display for CapScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CapScope::Account => "account",
+            CapScope::Workspace => "workspace",
+        })
+    }
+}
+
+/// Caps crossed by a change, to record as billing events in the same write.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Crossings {
+    pub soft: Vec<CapScope>,
+    pub hard: Vec<CapScope>,
+}
+
+impl AccountMoney {
+    pub fn available_cents(&self) -> i64 {
+        self.balance_cents - self.held_cents
+    }
+
+    /// This state as of `month`: a new month starts with nothing spent or credited.
+    pub fn in_month(mut self, month: &str) -> Self {
+        if self.month != month {
+            self.month = month.to_owned();
+            self.spent_cents = 0;
+            self.credited_cents = 0;
+        }
+        self
+    }
+
+    pub fn soft_cap_reached(&self) -> bool {
+        reached(self.soft_cap_cents, self.spent_cents)
+    }
+
+    pub fn hard_cap_reached(&self) -> bool {
+        reached(self.hard_cap_cents, self.spent_cents + self.held_cents)
+    }
+}
+
+impl WorkspaceBudget {
+    pub fn in_month(mut self, month: &str) -> Self {
+        if self.month != month {
+            self.month = month.to_owned();
+            self.spent_cents = 0;
+            self.credited_cents = 0;
+        }
+        self
+    }
+
+    pub fn soft_cap_reached(&self) -> bool {
+        reached(self.soft_cap_cents, self.spent_cents)
+    }
+
+    pub fn hard_cap_reached(&self) -> bool {
+        reached(self.hard_cap_cents, self.spent_cents + self.held_cents)
+    }
+}
+
+fn reached(cap: Option<i64>, amount: i64) -> bool {
+    cap.is_some_and(|cap| amount >= cap)
+}
+
+/// Whether `needed` more cents may be committed (spent or held): enough available credit, and
+/// neither hard cap crossed by spend plus holds.
+pub fn may_commit(account: &AccountMoney, budget: &WorkspaceBudget, needed: i64) -> Result<(), Refusal> {
+    if needed <= 0 {
+        return Ok(());
+    }
+    if needed > account.available_cents() {
+        return Err(Refusal::InsufficientCredits {
+            available_cents: account.available_cents(),
+            needed_cents: needed,
+        });
+    }
+    let checks = [
+        (CapScope::Account, account.hard_cap_cents, account.spent_cents + account.held_cents),
+        (CapScope::Workspace, budget.hard_cap_cents, budget.spent_cents + budget.held_cents),
+    ];
+    for (scope, cap, committed) in checks {
+        if let Some(cap) = cap {
+            if committed + needed > cap {
+                return Err(Refusal::HardCap {
+                    scope,
+                    cap_cents: cap,
+                    committed_cents: committed,
+                    needed_cents: needed,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The state after a change, and the caps it crossed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Moved {
+    pub account: AccountMoney,
+    pub budget: WorkspaceBudget,
+    pub crossings: Crossings,
+}
+
+fn crossings(before: (&AccountMoney, &WorkspaceBudget), after: (&AccountMoney, &WorkspaceBudget)) -> Crossings {
+    let mut crossed = Crossings::default();
+    if !before.0.soft_cap_reached() && after.0.soft_cap_reached() {
+        crossed.soft.push(CapScope::Account);
+    }
+    if !before.1.soft_cap_reached() && after.1.soft_cap_reached() {
+        crossed.soft.push(CapScope::Workspace);
+    }
+    if !before.0.hard_cap_reached() && after.0.hard_cap_reached() {
+        crossed.hard.push(CapScope::Account);
+    }
+    if !before.1.hard_cap_reached() && after.1.hard_cap_reached() {
+        crossed.hard.push(CapScope::Workspace);
+    }
+    crossed
+}
+
+/// Spends `amount` now (a usage event).
+pub fn debit(account: &AccountMoney, budget: &WorkspaceBudget, amount: i64) -> Result<Moved, Refusal> {
+    may_commit(account, budget, amount)?;
+    let mut next_account = account.clone();
+    let mut next_budget = budget.clone();
+    next_account.balance_cents -= amount;
+    next_account.spent_cents += amount;
+    next_budget.spent_cents += amount;
+    Ok(Moved {
+        crossings: crossings((account, budget), (&next_account, &next_budget)),
+        account: next_account,
+        budget: next_budget,
+    })
+}
+
+/// Sets `amount` aside for a run: unavailable to anything else until settled.
+pub fn hold(account: &AccountMoney, budget: &WorkspaceBudget, amount: i64) -> Result<Moved, Refusal> {
+    may_commit(account, budget, amount)?;
+    let mut next_account = account.clone();
+    let mut next_budget = budget.clone();
+    next_account.held_cents += amount;
+    next_budget.held_cents += amount;
+    Ok(Moved {
+        crossings: crossings((account, budget), (&next_account, &next_budget)),
+        account: next_account,
+        budget: next_budget,
+    })
+}
+
+/// Settles a hold of `held`: spends `spend` of it and releases the rest. `spend` may exceed
+/// the hold only by what could still be committed; the caller caps it with [`affordable`].
+pub fn settle(account: &AccountMoney, budget: &WorkspaceBudget, held: i64, spend: i64) -> Moved {
+    let mut next_account = account.clone();
+    let mut next_budget = budget.clone();
+    next_account.held_cents -= held;
+    next_budget.held_cents -= held;
+    next_account.balance_cents -= spend;
+    next_account.spent_cents += spend;
+    next_budget.spent_cents += spend;
+    Moved {
+        crossings: crossings((account, budget), (&next_account, &next_budget)),
+        account: next_account,
+        budget: next_budget,
+    }
+}
+
+/// The most a run holding `held` may spend at settlement: its hold plus what could still be
+/// committed beyond it (credit and caps).
+pub fn affordable(account: &AccountMoney, budget: &WorkspaceBudget, held: i64) -> i64 {
+    let mut room = account.available_cents();
+    for (cap, committed) in [
+        (account.hard_cap_cents, account.spent_cents + account.held_cents),
+        (budget.hard_cap_cents, budget.spent_cents + budget.held_cents),
+    ] {
+        if let Some(cap) = cap {
+            room = room.min(cap - committed);
+        }
+    }
+    held + room.max(0)
+}
+
+/// Adds credit (grant, purchase, refund…) or, for a negative `amount`, removes it without ever
+/// taking `available` below zero.
+pub fn credit(account: &AccountMoney, budget: &WorkspaceBudget, amount: i64) -> Result<Moved, Refusal> {
+    if amount < 0 && -amount > account.available_cents() {
+        return Err(Refusal::InsufficientCredits {
+            available_cents: account.available_cents(),
+            needed_cents: -amount,
+        });
+    }
+    let mut next_account = account.clone();
+    let mut next_budget = budget.clone();
+    next_account.balance_cents += amount;
+    if amount > 0 {
+        next_account.credited_cents += amount;
+        next_budget.credited_cents += amount;
+    }
+    Ok(Moved {
+        crossings: Crossings::default(),
+        account: next_account,
+        budget: next_budget,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(balance: i64) -> AccountMoney {
+        AccountMoney { balance_cents: balance, month: "2026-03".into(), ..Default::default() }
+    }
+
+    fn budget() -> WorkspaceBudget {
+        WorkspaceBudget { month: "2026-03".into(), ..Default::default() }
+    }
+
+    #[test]
+    fn a_debit_never_overdraws() {
+        assert!(debit(&account(5), &budget(), 5).is_ok());
+        assert_eq!(
+            debit(&account(5), &budget(), 6),
+            Err(Refusal::InsufficientCredits { available_cents: 5, needed_cents: 6 })
+        );
+        let held = hold(&account(5), &budget(), 3).unwrap();
+        assert!(debit(&held.account, &held.budget, 3).is_err(), "holds are unavailable");
+    }
+
+    #[test]
+    fn the_hard_cap_counts_holds_at_the_boundary() {
+        let mut capped = account(1000);
+        capped.hard_cap_cents = Some(100);
+        capped.spent_cents = 60;
+        capped.held_cents = 20;
+        assert!(debit(&capped, &budget(), 19).is_ok(), "one under");
+        assert!(debit(&capped, &budget(), 20).is_ok(), "at");
+        assert!(matches!(debit(&capped, &budget(), 21), Err(Refusal::HardCap { scope: CapScope::Account, .. })), "one over");
+        let mut ws = budget();
+        ws.hard_cap_cents = Some(10);
+        assert!(matches!(hold(&account(1000), &ws, 11), Err(Refusal::HardCap { scope: CapScope::Workspace, .. })));
+    }
+
+    #[test]
+    fn crossing_the_soft_cap_is_reported_once() {
+        let mut soft = account(1000);
+        soft.soft_cap_cents = Some(50);
+        let first = debit(&soft, &budget(), 50).unwrap();
+        assert_eq!(first.crossings.soft, vec![CapScope::Account]);
+        assert!(first.account.soft_cap_reached());
+        let second = debit(&first.account, &first.budget, 1).unwrap();
+        assert!(second.crossings.soft.is_empty());
+    }
+
+    #[test]
+    fn settling_spends_part_of_a_hold_and_releases_the_rest() {
+        let held = hold(&account(100), &budget(), 40).unwrap();
+        let settled = settle(&held.account, &held.budget, 40, 25);
+        assert_eq!(settled.account.balance_cents, 75);
+        assert_eq!(settled.account.held_cents, 0);
+        assert_eq!(settled.account.spent_cents, 25);
+        assert_eq!(settled.budget.held_cents, 0);
+    }
+
+    #[test]
+    fn a_run_may_spend_its_hold_plus_what_is_still_affordable() {
+        let held = hold(&account(100), &budget(), 40).unwrap();
+        assert_eq!(affordable(&held.account, &held.budget, 40), 100);
+        let mut capped = held.account.clone();
+        capped.hard_cap_cents = Some(50);
+        assert_eq!(affordable(&capped, &held.budget, 40), 50);
+    }
+
+    #[test]
+    fn a_new_month_starts_with_nothing_spent() {
+        let mut spent = account(100);
+        spent.spent_cents = 70;
+        assert_eq!(spent.clone().in_month("2026-03").spent_cents, 70);
+        assert_eq!(spent.in_month("2026-04").spent_cents, 0);
+    }
+
+    #[test]
+    fn a_negative_adjustment_never_takes_available_below_zero() {
+        let held = hold(&account(100), &budget(), 60).unwrap();
+        assert!(credit(&held.account, &held.budget, -40).is_ok());
+        assert!(credit(&held.account, &held.budget, -41).is_err());
+    }
+}

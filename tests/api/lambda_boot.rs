@@ -1,0 +1,125 @@
+//! The real function binaries, booted against a minimal Lambda Runtime API and handed API Gateway
+//! HTTP API (v2) events, as AWS would. `make test` builds them first (`cargo build --bins`).
+
+use billing_core::routes::{Access, ROUTES};
+use billing_tests::app::{dynamodb_endpoint, fresh_store};
+use billing_tests::runtime_api::{http_api_event, lambda_env, RuntimeApi};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::process::{Child, Command};
+
+const SERVICE_KEY: &str = "bk_lambda_boot_service_key_0123456789";
+
+fn binary(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let path = target.join("debug").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the functions first (`cargo build --bins`, as `make test` does)",
+        path.display()
+    );
+    path
+}
+
+/// A function process talking to its own Runtime API, on a table of its own.
+struct Booted {
+    api: RuntimeApi,
+    _process: Child,
+}
+
+async fn boot(name: &str, table: &str) -> Booted {
+    let api = RuntimeApi::start().await;
+    let process = Command::new(binary(name))
+        .envs(lambda_env(&api, name))
+        .env("TABLE_NAME", table)
+        .env("DYNAMODB_ENDPOINT", dynamodb_endpoint())
+        .env("SERVICE_KEY", SERVICE_KEY)
+        .env("STAGE", "local")
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the function");
+    Booted { api, _process: process }
+}
+
+impl Booted {
+    /// Invokes with an API Gateway event; returns (status, parsed body).
+    async fn call(&self, event: Value) -> (u16, Value) {
+        let response = self
+            .api
+            .invoke(event, Duration::from_secs(20))
+            .await
+            .expect("the function answers the invocation");
+        let status = response["statusCode"].as_u64().expect("a statusCode") as u16;
+        let body = response["body"].as_str().unwrap_or("null");
+        (status, serde_json::from_str(body).expect("a JSON body"))
+    }
+}
+
+fn concrete(path: &str) -> String {
+    path.replace("{keyId}", "key_00000000000000000000000000")
+        .replace("{billingAccountId}", "ba_00000000000000000000000000")
+        .replace("{workspaceId}", "ws_00000000000000000000000000")
+}
+
+#[tokio::test]
+async fn every_function_binary_boots_and_answers_its_route() {
+    let store = fresh_store().await;
+    for route in ROUTES {
+        let booted = boot(route.name, store.table_name()).await;
+        let path = concrete(route.path);
+        let event = http_api_event(route.method.as_str(), route.path, &path, "", &[], None, None);
+        let (status, body) = booted.call(event).await;
+        match route.access {
+            Access::Public => assert_eq!(status, 200, "{}: {body}", route.name),
+            _ => {
+                assert_eq!(status, 401, "{}: {body}", route.name);
+                assert_eq!(body["error"]["code"], "unauthorized", "{}", route.name);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_function_works_with_and_without_api_gateway_path_parameters() {
+    let store = fresh_store().await;
+    let auth = format!("Bearer {SERVICE_KEY}");
+    let headers = [("authorization", auth.as_str()), ("content-type", "application/json")];
+
+    let create = boot("users-create", store.table_name()).await;
+    let body = json!({"external_id": "lambda-user"}).to_string();
+    let event = http_api_event("POST", "/v1/users", "/v1/users", "", &headers, Some(&body), None);
+    let (status, created) = create.call(event.clone()).await;
+    assert_eq!(status, 201, "{created}");
+    let (again, _) = create.call(event).await;
+    assert_eq!(again, 200, "the warm function answers a second invocation");
+    let account = created["default_billing_account"]["id"].as_str().unwrap();
+
+    let get = boot("billing-accounts-get", store.table_name()).await;
+    let template = "/v1/billing-accounts/{billingAccountId}";
+    let path = format!("/v1/billing-accounts/{account}");
+    let filled = [("billingAccountId", account)];
+    for params in [Some(&filled[..]), None] {
+        let event = http_api_event("GET", template, &path, "", &headers, None, params);
+        let (status, fetched) = get.call(event).await;
+        assert_eq!(status, 200, "{fetched}");
+        assert_eq!(fetched["balance_cents"], 1000);
+    }
+
+    let list = boot("billing-accounts-transactions", store.table_name()).await;
+    let event = http_api_event(
+        "GET",
+        "/v1/billing-accounts/{billingAccountId}/transactions",
+        &format!("/v1/billing-accounts/{account}/transactions"),
+        "type=grant&limit=5",
+        &headers,
+        None,
+        None,
+    );
+    let (status, ledger) = list.call(event).await;
+    assert_eq!(status, 200, "{ledger}");
+    assert_eq!(ledger["data"][0]["type"], "grant");
+}
