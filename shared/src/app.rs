@@ -1,6 +1,7 @@
 //! The application: configuration and clients, built once per cold start and borrowed by every
 //! request.
 
+use crate::catalog::Catalog;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError, ServiceKeySource};
 use crate::http::cursor::CursorKey;
@@ -13,6 +14,7 @@ use tokio::sync::OnceCell;
 
 pub struct App {
     pub config: Config,
+    pub catalog: Catalog,
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     secrets: OnceCell<Secrets>,
@@ -42,6 +44,7 @@ impl Secrets {
 impl App {
     pub fn new(config: Config, store: Store, clock: Arc<dyn Clock>) -> Self {
         Self {
+            catalog: Catalog::builtin().expect("the built-in catalog is checked by its tests"),
             config,
             store,
             clock,

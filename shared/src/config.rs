@@ -30,6 +30,8 @@ pub struct Config {
     pub intro_credit_cents: i64,
     /// Larger request bodies are refused before parsing.
     pub max_body_bytes: usize,
+    /// How long a run's hold lasts before the sweep settles it.
+    pub run_hold_secs: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +44,7 @@ pub enum ConfigError {
 
 pub const DEFAULT_INTRO_CREDIT_CENTS: i64 = 1000;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+pub const DEFAULT_RUN_HOLD_SECS: i64 = 3600;
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -81,6 +84,7 @@ impl Config {
             service_key,
             intro_credit_cents,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            run_hold_secs: DEFAULT_RUN_HOLD_SECS,
         })
     }
 
@@ -93,6 +97,7 @@ impl Config {
             service_key: ServiceKeySource::Plain(service_key.to_owned()),
             intro_credit_cents: DEFAULT_INTRO_CREDIT_CENTS,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            run_hold_secs: DEFAULT_RUN_HOLD_SECS,
         }
     }
 }

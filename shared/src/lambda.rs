@@ -18,6 +18,29 @@ pub async fn serve(name: &str) -> Result<(), Error> {
     .await
 }
 
+/// Runs the scheduled job named `name` (as in the job table) for each scheduled invocation.
+pub async fn serve_job(name: &str) -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let job = routes::job_by_name(name).ok_or_else(|| format!("no job is named {name}"))?;
+    let app: &'static App = Box::leak(Box::new(App::from_env().await?));
+    lambda_http::lambda_runtime::run(lambda_http::lambda_runtime::service_fn(
+        move |_event: lambda_http::lambda_runtime::LambdaEvent<serde_json::Value>| async move {
+            match (job.run)(app).await {
+                Ok(handled) => {
+                    tracing::info!(job = job.name, handled, "job done");
+                    Ok(serde_json::json!({"handled": handled}))
+                }
+                // An error result makes the scheduler retry; the cause is in the log.
+                Err(error) => {
+                    tracing::error!(job = job.name, %error, "job failed");
+                    Err(Error::from(format!("{} failed", job.name)))
+                }
+            }
+        },
+    ))
+    .await
+}
+
 /// One API Gateway event through the route's handler.
 pub async fn handle(app: &App, route: &Route, event: Request) -> Response<Body> {
     let request_id = event

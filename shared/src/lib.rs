@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod app;
+pub mod catalog;
 pub mod clock;
 pub mod config;
 pub mod dev_server;

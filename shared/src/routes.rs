@@ -2,7 +2,7 @@
 //! It is the single source for the Lambda binaries (`functions/<name>`), the dev server, the
 //! OpenAPI document and the test that checks `template.yaml`.
 
-use crate::api::{api_keys, billing_accounts, meta, users, workspaces};
+use crate::api::{api_keys, billing_accounts, meta, metering, runs, users, workspaces};
 use crate::domain::account::BillingAccount;
 use crate::domain::api_key::ApiKey;
 use crate::domain::transaction::Transaction;
@@ -291,7 +291,107 @@ pub static ROUTES: &[Route] = &[
         response: schema::<workspaces::Unlinked>,
         handler: handler!(workspaces::unlink_account),
     },
+    Route {
+        name: "pricing",
+        method: Method::GET,
+        path: "/v1/pricing",
+        access: Access::Key,
+        summary: "The agent tiers and their price per unit of each usage category, in micro-cents (10⁻⁶ cent).",
+        query: &[],
+        request: None,
+        status: 200,
+        response: schema::<metering::PricingView>,
+        handler: handler!(metering::pricing),
+    },
+    Route {
+        name: "usage-events-create",
+        method: Method::POST,
+        path: "/v1/workspaces/{workspaceId}/usage-events",
+        access: Access::Key,
+        summary: "Record usage and debit its cost (ceil(quantity × price / 10⁶) cents) from the workspace's default account, atomically. The same `event_id` again answers 200 with the first result; with different content, 400 `idempotency_key_reused`. 402 `insufficient_credits` / `hard_cap_reached` debit nothing.",
+        query: &[],
+        request: Some(schema::<metering::UsageEvent>),
+        status: 201,
+        response: schema::<crate::store::usage::UsageResult>,
+        handler: handler!(metering::record_usage),
+    },
+    Route {
+        name: "runs-create",
+        method: Method::POST,
+        path: "/v1/workspaces/{workspaceId}/runs",
+        access: Access::Key,
+        summary: "Authorize an agent run: hold `max_cost_cents` (counted against credit and the hard caps) until it completes or expires (1 h).",
+        query: &[],
+        request: Some(schema::<runs::AuthorizeRun>),
+        status: 201,
+        response: schema::<runs::Authorized>,
+        handler: handler!(runs::authorize),
+    },
+    Route {
+        name: "runs-usage",
+        method: Method::POST,
+        path: "/v1/workspaces/{workspaceId}/runs/{runId}/usage",
+        access: Access::Key,
+        summary: "Capture incremental usage against the hold. A `sequence` already applied changes nothing; usage beyond the hold extends it if credit allows, else 402 `insufficient_credits` (nothing captured) and the run should stop. 409 once the run is settled.",
+        query: &[],
+        request: Some(schema::<runs::ReportUsage>),
+        status: 200,
+        response: schema::<crate::domain::run::Run>,
+        handler: handler!(runs::report_usage),
+    },
+    Route {
+        name: "runs-complete",
+        method: Method::POST,
+        path: "/v1/workspaces/{workspaceId}/runs/{runId}/complete",
+        access: Access::Key,
+        summary: "Settle the run: debit its captured cost (with the final usage given here), release the rest of the hold. Completing again returns the first result.",
+        query: &[],
+        request: Some(schema::<runs::CompleteRun>),
+        status: 200,
+        response: schema::<runs::Completed>,
+        handler: handler!(runs::complete),
+    },
+    Route {
+        name: "runs-get",
+        method: Method::GET,
+        path: "/v1/workspaces/{workspaceId}/runs/{runId}",
+        access: Access::Key,
+        summary: "A run: status, hold, captured usage and cost, settlement.",
+        query: &[],
+        request: None,
+        status: 200,
+        response: schema::<crate::domain::run::Run>,
+        handler: handler!(runs::get),
+    },
 ];
+
+/// A scheduled job: its own Lambda, invoked by an EventBridge schedule (and by the dev server).
+pub struct Job {
+    pub name: &'static str,
+    /// An EventBridge Scheduler expression.
+    pub schedule: &'static str,
+    pub summary: &'static str,
+    pub run: JobFn,
+}
+
+/// A job's work; returns how many things it handled.
+pub type JobFn = for<'a> fn(&'a crate::app::App) -> BoxFuture<'a, Result<usize, ApiError>>;
+
+pub static JOBS: &[Job] = &[Job {
+    name: "runs-expire",
+    schedule: "rate(5 minutes)",
+    summary: "Settle runs whose hold expired: debit what was reported, release the rest.",
+    run: {
+        fn boxed(app: &crate::app::App) -> BoxFuture<'_, Result<usize, ApiError>> {
+            Box::pin(runs::expire_overdue(app))
+        }
+        boxed
+    },
+}];
+
+pub fn job_by_name(name: &str) -> Option<&'static Job> {
+    JOBS.iter().find(|j| j.name == name)
+}
 
 pub fn by_name(name: &str) -> Option<&'static Route> {
     ROUTES.iter().find(|r| r.name == name)

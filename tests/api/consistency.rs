@@ -2,7 +2,7 @@
 //! in every direction: a route without a Lambda, a Lambda without a route, or a path that differs
 //! anywhere fails here.
 
-use billing_core::routes::ROUTES;
+use billing_core::routes::{JOBS, ROUTES};
 use billing_tests::app::spawn_app;
 use http::{Method, StatusCode};
 use std::collections::BTreeSet;
@@ -23,8 +23,13 @@ fn route_table() -> BTreeSet<(String, String, String)> {
         .collect()
 }
 
-fn route_names() -> BTreeSet<String> {
-    ROUTES.iter().map(|r| r.name.to_owned()).collect()
+/// Every function: one per route and one per scheduled job.
+fn function_names() -> BTreeSet<String> {
+    ROUTES
+        .iter()
+        .map(|r| r.name.to_owned())
+        .chain(JOBS.iter().map(|j| j.name.to_owned()))
+        .collect()
 }
 
 fn pascal_case(name: &str) -> String {
@@ -52,7 +57,7 @@ fn every_route_has_exactly_one_function_directory_and_binary() {
         .collect();
     assert_eq!(
         directories,
-        route_names(),
+        function_names(),
         "functions/ directories vs route table"
     );
 
@@ -74,15 +79,16 @@ fn every_route_has_exactly_one_function_directory_and_binary() {
     let bin_names: BTreeSet<String> = bins.iter().map(|(name, _)| name.clone()).collect();
     assert_eq!(
         bin_names,
-        route_names(),
+        function_names(),
         "functions/Cargo.toml [[bin]] vs route table"
     );
     for (name, path) in bins {
         assert_eq!(path, format!("{name}/main.rs"));
         let source = std::fs::read_to_string(root.join(&path)).unwrap();
         assert!(
-            source.contains(&format!("serve(\"{name}\")")),
-            "functions/{path} must serve its own route"
+            source.contains(&format!("serve(\"{name}\")"))
+                || source.contains(&format!("serve_job(\"{name}\")")),
+            "functions/{path} must serve its own route or job"
         );
     }
 }
@@ -95,6 +101,7 @@ fn template_functions_match_the_route_table_both_ways() {
     .unwrap();
     let resources = template["Resources"].as_mapping().unwrap();
     let mut declared = BTreeSet::new();
+    let mut scheduled = BTreeSet::new();
     for (logical_id, resource) in resources {
         if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
             continue;
@@ -113,14 +120,33 @@ fn template_functions_match_the_route_table_both_ways() {
             "logical id of {binary}"
         );
         let events = resource["Properties"]["Events"].as_mapping().unwrap();
-        assert_eq!(events.len(), 1, "{binary} has one API event");
-        let api = &resource["Properties"]["Events"]["Api"]["Properties"];
-        declared.insert((
-            binary,
-            api["Method"].as_str().unwrap().to_uppercase(),
-            api["Path"].as_str().unwrap().to_owned(),
-        ));
+        assert_eq!(events.len(), 1, "{binary} has one event");
+        let api = &resource["Properties"]["Events"]["Api"];
+        let schedule = &resource["Properties"]["Events"]["Schedule"];
+        if api.is_mapping() {
+            assert_eq!(api["Type"].as_str(), Some("HttpApi"));
+            let api = &api["Properties"];
+            declared.insert((
+                binary,
+                api["Method"].as_str().unwrap().to_uppercase(),
+                api["Path"].as_str().unwrap().to_owned(),
+            ));
+        } else {
+            assert_eq!(schedule["Type"].as_str(), Some("ScheduleV2"), "{binary}");
+            scheduled.insert((
+                binary,
+                schedule["Properties"]["ScheduleExpression"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            ));
+        }
     }
+    let jobs: BTreeSet<(String, String)> = JOBS
+        .iter()
+        .map(|j| (j.name.to_owned(), j.schedule.to_owned()))
+        .collect();
+    assert_eq!(scheduled, jobs, "template.yaml schedules vs job table");
     assert_eq!(declared, route_table(), "template.yaml vs route table");
     let globals = &template["Globals"]["Function"];
     assert_eq!(globals["Runtime"].as_str(), Some("provided.al2023"));

@@ -1,7 +1,7 @@
 //! The real function binaries, booted against a minimal Lambda Runtime API and handed API Gateway
 //! HTTP API (v2) events, as AWS would. `make test` builds them first (`cargo build --bins`).
 
-use billing_core::routes::{Access, ROUTES};
+use billing_core::routes::{Access, JOBS, ROUTES};
 use billing_tests::app::{dynamodb_endpoint, fresh_store};
 use billing_tests::runtime_api::{http_api_event, lambda_env, RuntimeApi};
 use serde_json::{json, Value};
@@ -42,7 +42,10 @@ async fn boot(name: &str, table: &str) -> Booted {
         .kill_on_drop(true)
         .spawn()
         .expect("spawn the function");
-    Booted { api, _process: process }
+    Booted {
+        api,
+        _process: process,
+    }
 }
 
 impl Booted {
@@ -63,6 +66,7 @@ fn concrete(path: &str) -> String {
     path.replace("{keyId}", "key_00000000000000000000000000")
         .replace("{billingAccountId}", "ba_00000000000000000000000000")
         .replace("{workspaceId}", "ws_00000000000000000000000000")
+        .replace("{runId}", "run_00000000000000000000000000")
 }
 
 #[tokio::test]
@@ -71,7 +75,15 @@ async fn every_function_binary_boots_and_answers_its_route() {
     for route in ROUTES {
         let booted = boot(route.name, store.table_name()).await;
         let path = concrete(route.path);
-        let event = http_api_event(route.method.as_str(), route.path, &path, "", &[], None, None);
+        let event = http_api_event(
+            route.method.as_str(),
+            route.path,
+            &path,
+            "",
+            &[],
+            None,
+            None,
+        );
         let (status, body) = booted.call(event).await;
         match route.access {
             Access::Public => assert_eq!(status, 200, "{}: {body}", route.name),
@@ -87,11 +99,22 @@ async fn every_function_binary_boots_and_answers_its_route() {
 async fn a_function_works_with_and_without_api_gateway_path_parameters() {
     let store = fresh_store().await;
     let auth = format!("Bearer {SERVICE_KEY}");
-    let headers = [("authorization", auth.as_str()), ("content-type", "application/json")];
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+    ];
 
     let create = boot("users-create", store.table_name()).await;
     let body = json!({"external_id": "lambda-user"}).to_string();
-    let event = http_api_event("POST", "/v1/users", "/v1/users", "", &headers, Some(&body), None);
+    let event = http_api_event(
+        "POST",
+        "/v1/users",
+        "/v1/users",
+        "",
+        &headers,
+        Some(&body),
+        None,
+    );
     let (status, created) = create.call(event.clone()).await;
     assert_eq!(status, 201, "{created}");
     let (again, _) = create.call(event).await;
@@ -122,4 +145,29 @@ async fn a_function_works_with_and_without_api_gateway_path_parameters() {
     let (status, ledger) = list.call(event).await;
     assert_eq!(status, 200, "{ledger}");
     assert_eq!(ledger["data"][0]["type"], "grant");
+}
+
+#[tokio::test]
+async fn every_job_binary_boots_and_runs_on_a_scheduled_event() {
+    let store = fresh_store().await;
+    for job in JOBS {
+        let booted = boot(job.name, store.table_name()).await;
+        let event = json!({
+            "version": "0",
+            "id": "5b8e5b7e-0000-4000-8000-000000000000",
+            "detail-type": "Scheduled Event",
+            "source": "aws.scheduler",
+            "account": "123456789012",
+            "time": "2026-03-01T00:00:00Z",
+            "region": "us-east-1",
+            "resources": [],
+            "detail": {}
+        });
+        let result = booted
+            .api
+            .invoke(event, Duration::from_secs(20))
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e:?}", job.name));
+        assert_eq!(result, json!({"handled": 0}), "{}", job.name);
+    }
 }

@@ -5,6 +5,7 @@ mod accounts;
 mod consistency;
 mod idempotency;
 mod lambda_boot;
+mod ledger;
 mod security;
 mod users_and_keys;
 mod workspaces;

@@ -5,5 +5,7 @@ pub mod access;
 pub mod api_keys;
 pub mod billing_accounts;
 pub mod meta;
+pub mod metering;
+pub mod runs;
 pub mod users;
 pub mod workspaces;

@@ -72,6 +72,11 @@ macro_rules! prefixed_id {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
+
+            /// The id for `seed`, always the same (see [`derived_suffix`]).
+            pub fn derived(seed: &str) -> Self {
+                Self(format!("{}{}", $prefix, derived_suffix(seed)))
+            }
         }
 
         impl TryFrom<String> for $name {
@@ -110,6 +115,23 @@ prefixed_id!(
 prefixed_id!(
     /// One immutable ledger entry.
     TransactionId, "txn_");
+prefixed_id!(
+    /// An agent run: a hold, its captured usage and its settlement.
+    RunId, "run_");
+prefixed_id!(
+    /// A billing event (outbox item).
+    EventId, "evt_");
+
+/// An id whose suffix is derived from `seed`: the same seed always gives the same id, so a
+/// retried request (same idempotency key) names the same transfer and can't apply twice.
+pub fn derived_suffix(seed: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(seed.as_bytes());
+    digest[..16]
+        .iter()
+        .map(|b| ALPHABET[usize::from(b & 31)] as char)
+        .collect()
+}
 
 #[cfg(test)]
 mod tests {

@@ -33,7 +33,10 @@ pub struct WorkspaceBudget {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     #[error("not enough credit: {available_cents} cents available, {needed_cents} needed")]
-    InsufficientCredits { available_cents: i64, needed_cents: i64 },
+    InsufficientCredits {
+        available_cents: i64,
+        needed_cents: i64,
+    },
     #[error("the {scope} hard cap of {cap_cents} cents this month would be crossed ({committed_cents} spent or held, {needed_cents} more needed)")]
     HardCap {
         scope: CapScope,
@@ -114,7 +117,11 @@ fn reached(cap: Option<i64>, amount: i64) -> bool {
 
 /// Whether `needed` more cents may be committed (spent or held): enough available credit, and
 /// neither hard cap crossed by spend plus holds.
-pub fn may_commit(account: &AccountMoney, budget: &WorkspaceBudget, needed: i64) -> Result<(), Refusal> {
+pub fn may_commit(
+    account: &AccountMoney,
+    budget: &WorkspaceBudget,
+    needed: i64,
+) -> Result<(), Refusal> {
     if needed <= 0 {
         return Ok(());
     }
@@ -125,8 +132,16 @@ pub fn may_commit(account: &AccountMoney, budget: &WorkspaceBudget, needed: i64)
         });
     }
     let checks = [
-        (CapScope::Account, account.hard_cap_cents, account.spent_cents + account.held_cents),
-        (CapScope::Workspace, budget.hard_cap_cents, budget.spent_cents + budget.held_cents),
+        (
+            CapScope::Account,
+            account.hard_cap_cents,
+            account.spent_cents + account.held_cents,
+        ),
+        (
+            CapScope::Workspace,
+            budget.hard_cap_cents,
+            budget.spent_cents + budget.held_cents,
+        ),
     ];
     for (scope, cap, committed) in checks {
         if let Some(cap) = cap {
@@ -151,7 +166,10 @@ pub struct Moved {
     pub crossings: Crossings,
 }
 
-fn crossings(before: (&AccountMoney, &WorkspaceBudget), after: (&AccountMoney, &WorkspaceBudget)) -> Crossings {
+fn crossings(
+    before: (&AccountMoney, &WorkspaceBudget),
+    after: (&AccountMoney, &WorkspaceBudget),
+) -> Crossings {
     let mut crossed = Crossings::default();
     if !before.0.soft_cap_reached() && after.0.soft_cap_reached() {
         crossed.soft.push(CapScope::Account);
@@ -169,7 +187,11 @@ fn crossings(before: (&AccountMoney, &WorkspaceBudget), after: (&AccountMoney, &
 }
 
 /// Spends `amount` now (a usage event).
-pub fn debit(account: &AccountMoney, budget: &WorkspaceBudget, amount: i64) -> Result<Moved, Refusal> {
+pub fn debit(
+    account: &AccountMoney,
+    budget: &WorkspaceBudget,
+    amount: i64,
+) -> Result<Moved, Refusal> {
     may_commit(account, budget, amount)?;
     let mut next_account = account.clone();
     let mut next_budget = budget.clone();
@@ -184,7 +206,11 @@ pub fn debit(account: &AccountMoney, budget: &WorkspaceBudget, amount: i64) -> R
 }
 
 /// Sets `amount` aside for a run: unavailable to anything else until settled.
-pub fn hold(account: &AccountMoney, budget: &WorkspaceBudget, amount: i64) -> Result<Moved, Refusal> {
+pub fn hold(
+    account: &AccountMoney,
+    budget: &WorkspaceBudget,
+    amount: i64,
+) -> Result<Moved, Refusal> {
     may_commit(account, budget, amount)?;
     let mut next_account = account.clone();
     let mut next_budget = budget.clone();
@@ -219,8 +245,14 @@ pub fn settle(account: &AccountMoney, budget: &WorkspaceBudget, held: i64, spend
 pub fn affordable(account: &AccountMoney, budget: &WorkspaceBudget, held: i64) -> i64 {
     let mut room = account.available_cents();
     for (cap, committed) in [
-        (account.hard_cap_cents, account.spent_cents + account.held_cents),
-        (budget.hard_cap_cents, budget.spent_cents + budget.held_cents),
+        (
+            account.hard_cap_cents,
+            account.spent_cents + account.held_cents,
+        ),
+        (
+            budget.hard_cap_cents,
+            budget.spent_cents + budget.held_cents,
+        ),
     ] {
         if let Some(cap) = cap {
             room = room.min(cap - committed);
@@ -231,7 +263,11 @@ pub fn affordable(account: &AccountMoney, budget: &WorkspaceBudget, held: i64) -
 
 /// Adds credit (grant, purchase, refund…) or, for a negative `amount`, removes it without ever
 /// taking `available` below zero.
-pub fn credit(account: &AccountMoney, budget: &WorkspaceBudget, amount: i64) -> Result<Moved, Refusal> {
+pub fn credit(
+    account: &AccountMoney,
+    budget: &WorkspaceBudget,
+    amount: i64,
+) -> Result<Moved, Refusal> {
     if amount < 0 && -amount > account.available_cents() {
         return Err(Refusal::InsufficientCredits {
             available_cents: account.available_cents(),
@@ -257,11 +293,18 @@ mod tests {
     use super::*;
 
     fn account(balance: i64) -> AccountMoney {
-        AccountMoney { balance_cents: balance, month: "2026-03".into(), ..Default::default() }
+        AccountMoney {
+            balance_cents: balance,
+            month: "2026-03".into(),
+            ..Default::default()
+        }
     }
 
     fn budget() -> WorkspaceBudget {
-        WorkspaceBudget { month: "2026-03".into(), ..Default::default() }
+        WorkspaceBudget {
+            month: "2026-03".into(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -269,10 +312,16 @@ mod tests {
         assert!(debit(&account(5), &budget(), 5).is_ok());
         assert_eq!(
             debit(&account(5), &budget(), 6),
-            Err(Refusal::InsufficientCredits { available_cents: 5, needed_cents: 6 })
+            Err(Refusal::InsufficientCredits {
+                available_cents: 5,
+                needed_cents: 6
+            })
         );
         let held = hold(&account(5), &budget(), 3).unwrap();
-        assert!(debit(&held.account, &held.budget, 3).is_err(), "holds are unavailable");
+        assert!(
+            debit(&held.account, &held.budget, 3).is_err(),
+            "holds are unavailable"
+        );
     }
 
     #[test]
@@ -283,10 +332,25 @@ mod tests {
         capped.held_cents = 20;
         assert!(debit(&capped, &budget(), 19).is_ok(), "one under");
         assert!(debit(&capped, &budget(), 20).is_ok(), "at");
-        assert!(matches!(debit(&capped, &budget(), 21), Err(Refusal::HardCap { scope: CapScope::Account, .. })), "one over");
+        assert!(
+            matches!(
+                debit(&capped, &budget(), 21),
+                Err(Refusal::HardCap {
+                    scope: CapScope::Account,
+                    ..
+                })
+            ),
+            "one over"
+        );
         let mut ws = budget();
         ws.hard_cap_cents = Some(10);
-        assert!(matches!(hold(&account(1000), &ws, 11), Err(Refusal::HardCap { scope: CapScope::Workspace, .. })));
+        assert!(matches!(
+            hold(&account(1000), &ws, 11),
+            Err(Refusal::HardCap {
+                scope: CapScope::Workspace,
+                ..
+            })
+        ));
     }
 
     #[test]

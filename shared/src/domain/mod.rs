@@ -7,6 +7,7 @@ pub mod ids;
 pub mod ledger;
 pub mod money;
 pub mod pricing;
+pub mod run;
 pub mod transaction;
 pub mod user;
 pub mod workspace;

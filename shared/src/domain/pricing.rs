@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 pub const MICROS_PER_CENT: u128 = 1_000_000;
 
 /// What agents consume.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Category {
     InputTokens,
@@ -76,7 +78,10 @@ impl Pricing {
                 return Err(PricingError::DuplicateTier(tier.id.clone()));
             }
             if let Some(missing) = Category::ALL.iter().find(|c| !tier.prices.contains_key(c)) {
-                return Err(PricingError::MissingPrice(tier.id.clone(), missing.as_str()));
+                return Err(PricingError::MissingPrice(
+                    tier.id.clone(),
+                    missing.as_str(),
+                ));
             }
         }
         if self.tier(&self.default_tier).is_none() {
@@ -120,7 +125,10 @@ mod tests {
         assert_eq!(round_up_to_cents(1_000_000), 1);
         assert_eq!(round_up_to_cents(1_000_001), 2);
         // 3 tokens at 300 µ¢ is 900 µ¢: one cent, not three.
-        assert_eq!(round_up_to_cents(tier(300).cost_micros(Category::InputTokens, 3)), 1);
+        assert_eq!(
+            round_up_to_cents(tier(300).cost_micros(Category::InputTokens, 3)),
+            1
+        );
     }
 
     #[test]
@@ -134,9 +142,21 @@ mod tests {
     fn validation_names_the_bad_entry() {
         let mut incomplete = tier(1);
         incomplete.prices.remove(&Category::ApiCalls);
-        let pricing = Pricing { default_tier: "t".into(), tiers: vec![incomplete] };
-        assert_eq!(pricing.validate(), Err(PricingError::MissingPrice("t".into(), "api_calls")));
-        let pricing = Pricing { default_tier: "nope".into(), tiers: vec![tier(1)] };
-        assert_eq!(pricing.validate(), Err(PricingError::UnknownDefault("nope".into())));
+        let pricing = Pricing {
+            default_tier: "t".into(),
+            tiers: vec![incomplete],
+        };
+        assert_eq!(
+            pricing.validate(),
+            Err(PricingError::MissingPrice("t".into(), "api_calls"))
+        );
+        let pricing = Pricing {
+            default_tier: "nope".into(),
+            tiers: vec![tier(1)],
+        };
+        assert_eq!(
+            pricing.validate(),
+            Err(PricingError::UnknownDefault("nope".into()))
+        );
     }
 }

@@ -11,8 +11,8 @@ pub enum ApiError {
     InvalidRequest(String),
     #[error("the cursor was not issued for this list")]
     InvalidCursor,
-    #[error("this Idempotency-Key was used with a different request")]
-    IdempotencyKeyReused,
+    #[error("{0}")]
+    IdempotencyKeyReused(String),
     #[error("a valid API key is required")]
     Unauthorized,
     #[error("{0}")]
@@ -52,7 +52,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         use ApiError::*;
         match self {
-            InvalidRequest(_) | InvalidCursor | IdempotencyKeyReused => StatusCode::BAD_REQUEST,
+            InvalidRequest(_) | InvalidCursor | IdempotencyKeyReused(_) => StatusCode::BAD_REQUEST,
             Unauthorized => StatusCode::UNAUTHORIZED,
             InsufficientCredits(_) | HardCapReached(_) | PaymentRequired(_) | PlanInactive(_) => {
                 StatusCode::PAYMENT_REQUIRED
@@ -71,7 +71,7 @@ impl ApiError {
         match self {
             InvalidRequest(_) => "invalid_request",
             InvalidCursor => "invalid_cursor",
-            IdempotencyKeyReused => "idempotency_key_reused",
+            IdempotencyKeyReused(_) => "idempotency_key_reused",
             Unauthorized => "unauthorized",
             InsufficientCredits(_) => "insufficient_credits",
             HardCapReached(_) => "hard_cap_reached",

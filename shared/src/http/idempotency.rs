@@ -81,7 +81,9 @@ pub async fn admit(
         })),
         Claim::Replay { status, body } => Ok(Admission::Replay { status, body }),
         Claim::InProgress => Err(ApiError::IdempotencyKeyInUse),
-        Claim::Mismatch => Err(ApiError::IdempotencyKeyReused),
+        Claim::Mismatch => Err(ApiError::IdempotencyKeyReused(
+            "this Idempotency-Key was used with a different request".into(),
+        )),
     }
 }
 

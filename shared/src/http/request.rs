@@ -81,6 +81,13 @@ impl Ctx<'_> {
             .ok_or_else(|| ApiError::not_found(what))
     }
 
+    /// The request's `Idempotency-Key`, if it has a valid one.
+    pub fn idempotency_key(&self) -> Option<String> {
+        super::idempotency::key_from(&self.req.headers)
+            .ok()
+            .flatten()
+    }
+
     /// The last value of a query parameter.
     pub fn query(&self, name: &str) -> Option<&str> {
         self.req

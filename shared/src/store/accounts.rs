@@ -25,6 +25,12 @@ pub(crate) struct AccountItem {
     created_at: String,
     /// Bumped by every change of `name` or `settings`, so concurrent PATCHes don't lose updates.
     settings_version: i64,
+    /// Bumped by every change of the money fields; ledger writes are conditional on it.
+    pub(crate) ledger_version: i64,
+    /// The month (`YYYY-MM`) that `spent_month_cents` and `credited_month_cents` count.
+    pub(crate) spend_month: String,
+    pub(crate) spent_month_cents: i64,
+    pub(crate) credited_month_cents: i64,
 }
 
 impl AccountItem {
@@ -45,7 +51,18 @@ impl AccountItem {
             settings: account.settings.clone(),
             created_at: account.created_at.clone(),
             settings_version: 0,
+            ledger_version: 0,
+            spend_month: String::new(),
+            spent_month_cents: 0,
+            credited_month_cents: 0,
         }
+    }
+
+    /// The account as opened with `credited` cents in `month` (the introductory grant).
+    pub(crate) fn opened_with(mut self, month: &str, credited: i64) -> Self {
+        self.spend_month = month.to_owned();
+        self.credited_month_cents = credited;
+        self
     }
 
     fn into_account(self) -> (BillingAccount, i64) {

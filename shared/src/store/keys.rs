@@ -12,6 +12,12 @@
 //! | API key | `KEY#key` | `KEY` | `KEY_OWNER#usr\|ws` / `KEY#key` |
 //! | API key by hash (auth) | `KEY_HASH#<sha256>` | `KEY_HASH` | |
 //! | idempotency record | `IDEM#<scope>#<key>` | `IDEM` | |
+//! | workspace budget (caps, month spend, holds) | `WS#ws` | `BUDGET` | |
+//! | usage event claim (its first result) | `USAGE_EVENT#ws#<event id>` | `USAGE_EVENT` | |
+//! | usage counter, daily | `WS_USAGE#ws` | `D#<date>#<category>#<agent>` | |
+//! | usage counter, monthly | `WS_USAGE#ws` / `ACCOUNT_USAGE#ba` | `M#<month>#<category>` | |
+//! | run | `RUN#run` | `RUN` | `RUNS_OPEN` / `<expires epoch>#run` while open |
+//! | billing event (outbox) | `EVT#evt` | `EVT` | `OUTBOX#pending` / `evt` until published |
 //!
 //! Ids are time-ordered, so sorting by a key that ends in an id sorts by creation time.
 
@@ -83,3 +89,40 @@ pub fn idempotency(scope: &str, key: &str) -> String {
     format!("IDEM#{scope}#{key}")
 }
 pub const IDEMPOTENCY_SK: &str = "IDEM";
+
+pub const BUDGET_SK: &str = "BUDGET";
+
+pub fn usage_event(workspace_id: &str, event_id: &str) -> String {
+    format!("USAGE_EVENT#{workspace_id}#{event_id}")
+}
+pub const USAGE_EVENT_SK: &str = "USAGE_EVENT";
+
+pub fn workspace_usage(workspace_id: &str) -> String {
+    format!("WS_USAGE#{workspace_id}")
+}
+
+pub fn account_usage(account_id: &str) -> String {
+    format!("ACCOUNT_USAGE#{account_id}")
+}
+
+/// Stands for "no agent" in counter keys.
+pub const NO_AGENT: &str = "-";
+
+pub fn daily_usage_sk(day: &str, category: &str, agent: &str) -> String {
+    format!("D#{day}#{category}#{agent}")
+}
+
+pub fn monthly_usage_sk(month: &str, category: &str) -> String {
+    format!("M#{month}#{category}")
+}
+
+pub fn run(id: &str) -> String {
+    format!("RUN#{id}")
+}
+pub const RUN_SK: &str = "RUN";
+pub const RUNS_OPEN: &str = "RUNS_OPEN";
+
+pub fn outbox(id: &str) -> String {
+    format!("EVT#{id}")
+}
+pub const OUTBOX_SK: &str = "EVT";

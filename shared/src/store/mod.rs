@@ -5,7 +5,10 @@ pub mod accounts;
 pub mod api_keys;
 pub mod idempotency;
 pub mod keys;
+pub mod ledger;
+pub mod runs;
 pub mod table;
+pub mod usage;
 pub mod users;
 pub mod workspaces;
 
@@ -65,6 +68,8 @@ impl StoreError {
 pub struct Store {
     pub(crate) client: Client,
     pub(crate) table: String,
+    /// Money state this process last saw, and a lock per account (see [`ledger::LedgerCache`]).
+    pub(crate) ledger_cache: std::sync::Arc<ledger::LedgerCache>,
 }
 
 /// Where a listing stopped: the last item's key attributes, all strings in this table.
@@ -81,8 +86,26 @@ pub struct Page<T> {
 /// What a transaction did.
 pub(crate) enum Transacted {
     Committed,
-    /// A condition failed; one entry per item, `true` where that item's condition failed.
-    Refused(Vec<bool>),
+    /// A condition failed; one entry per element of the transaction.
+    Refused(Vec<Cancelled>),
+}
+
+/// One element of a refused transaction.
+pub(crate) struct Cancelled {
+    /// Whether this element's condition failed.
+    pub failed: bool,
+    /// The item as it was, where the element asked for it (`ReturnValuesOnConditionCheckFailure`).
+    pub item: Option<Item>,
+}
+
+impl Transacted {
+    /// Whether the element at `index` is among those whose condition failed.
+    pub(crate) fn failed(&self, index: usize) -> bool {
+        match self {
+            Transacted::Committed => false,
+            Transacted::Refused(reasons) => reasons.get(index).is_some_and(|r| r.failed),
+        }
+    }
 }
 
 const TRANSACTION_ATTEMPTS: u32 = 8;
@@ -95,6 +118,7 @@ impl Store {
         Self {
             client,
             table: table.into(),
+            ledger_cache: Default::default(),
         }
     }
 
@@ -161,16 +185,17 @@ impl Store {
             };
             let retryable = match error.as_service_error() {
                 Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
-                    let codes: Vec<&str> = cancelled
-                        .cancellation_reasons()
-                        .iter()
-                        .map(|r| r.code().unwrap_or("None"))
-                        .collect();
+                    let reasons = cancelled.cancellation_reasons();
+                    let codes: Vec<&str> =
+                        reasons.iter().map(|r| r.code().unwrap_or("None")).collect();
                     if codes.contains(&"ConditionalCheckFailed") {
                         return Ok(Transacted::Refused(
-                            codes
+                            reasons
                                 .iter()
-                                .map(|c| *c == "ConditionalCheckFailed")
+                                .map(|r| Cancelled {
+                                    failed: r.code() == Some("ConditionalCheckFailed"),
+                                    item: r.item().cloned(),
+                                })
                                 .collect(),
                         ));
                     }
@@ -248,6 +273,20 @@ impl Store {
         &self,
         item_keys: Vec<(String, String)>,
     ) -> Result<Vec<T>, StoreError> {
+        self.get_many_raw(item_keys)
+            .await?
+            .into_iter()
+            .map(|item| {
+                serde_dynamo::aws_sdk_dynamodb_1::from_item(item).map_err(StoreError::codec)
+            })
+            .collect()
+    }
+
+    /// [`Store::get_many`], without decoding the items.
+    pub(crate) async fn get_many_raw(
+        &self,
+        item_keys: Vec<(String, String)>,
+    ) -> Result<Vec<Item>, StoreError> {
         let mut found = Vec::with_capacity(item_keys.len());
         for chunk in item_keys.chunks(100) {
             let mut pending: Vec<Item> = chunk
@@ -269,22 +308,18 @@ impl Store {
                     .await
                     .map_err(StoreError::sdk)?;
                 if let Some(mut responses) = output.responses {
-                    for item in responses.remove(&self.table).unwrap_or_default() {
-                        found.push(
-                            serde_dynamo::aws_sdk_dynamodb_1::from_item(item)
-                                .map_err(StoreError::codec)?,
-                        );
-                    }
+                    found.extend(responses.remove(&self.table).unwrap_or_default());
                 }
-                if let Some(mut unprocessed) = output.unprocessed_keys {
-                    if let Some(rest) = unprocessed.remove(&self.table) {
-                        pending = rest.keys;
-                        attempt += 1;
-                        if attempt >= TRANSACTION_ATTEMPTS {
-                            return Err(StoreError::Contention);
-                        }
-                        backoff(attempt).await;
+                if let Some(rest) = output
+                    .unprocessed_keys
+                    .and_then(|mut unprocessed| unprocessed.remove(&self.table))
+                {
+                    pending = rest.keys;
+                    attempt += 1;
+                    if attempt >= TRANSACTION_ATTEMPTS {
+                        return Err(StoreError::Contention);
                     }
+                    backoff(attempt).await;
                 }
             }
         }
@@ -462,6 +497,11 @@ async fn backoff(attempt: u32) {
     let base = 5u64 << attempt.min(5);
     let jitter = rand::random_range(0..=base);
     tokio::time::sleep(Duration::from_millis((base + jitter).min(200))).await;
+}
+
+/// `YYYY-MM` of an RFC 3339 time or a `YYYY-MM-DD` date.
+pub(crate) fn month_of(time: &str) -> &str {
+    time.get(..7).unwrap_or(time)
 }
 
 pub(crate) fn s(value: impl Into<String>) -> AttributeValue {

@@ -1,7 +1,7 @@
 //! Users, their external-id claims, and the default account each one opens with.
 
 use super::accounts::{AccountItem, TransactionItem};
-use super::{keys, Store, StoreError, Transacted, NEW_ITEM};
+use super::{keys, month_of, Store, StoreError, Transacted, NEW_ITEM};
 use crate::domain::account::BillingAccount;
 use crate::domain::ids::UserId;
 use crate::domain::transaction::Transaction;
@@ -62,7 +62,14 @@ impl Store {
                 },
                 Some(NEW_ITEM),
             )?,
-            self.put(AccountItem::new(account), Some(NEW_ITEM))?,
+            self.put(
+                match opening_grant {
+                    Some(grant) => AccountItem::new(account)
+                        .opened_with(month_of(&grant.created_at), grant.amount_cents),
+                    None => AccountItem::new(account),
+                },
+                Some(NEW_ITEM),
+            )?,
         ];
         if let Some(grant) = opening_grant {
             items.push(self.put(TransactionItem::new(grant), Some(NEW_ITEM))?);

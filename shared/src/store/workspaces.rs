@@ -160,9 +160,10 @@ impl Store {
             )?,
             self.workspace_exists(&workspace.id)?,
         ];
-        Ok(match self.transact(items).await? {
+        let outcome = self.transact(items).await?;
+        Ok(match outcome {
             Transacted::Committed => LinkOutcome::Linked,
-            Transacted::Refused(failed) if failed[1] || failed[2] => LinkOutcome::AccountNotOwned,
+            _ if outcome.failed(1) || outcome.failed(2) => LinkOutcome::AccountNotOwned,
             Transacted::Refused(_) => LinkOutcome::AlreadyLinked,
         })
     }
@@ -211,9 +212,10 @@ impl Store {
                 &[(":account", s(account.to_string()))],
             )?,
         ];
-        Ok(match self.transact(items).await? {
+        let outcome = self.transact(items).await?;
+        Ok(match outcome {
             Transacted::Committed => UnlinkOutcome::Unlinked,
-            Transacted::Refused(failed) if failed[0] => UnlinkOutcome::NotLinked,
+            _ if outcome.failed(0) => UnlinkOutcome::NotLinked,
             Transacted::Refused(_) => UnlinkOutcome::IsDefault,
         })
     }

@@ -1,0 +1,282 @@
+//! Agent runs: authorize (hold), capture usage, complete (settle), read.
+
+use super::access::visible_workspace;
+use super::metering::{tier, validate_id};
+use crate::clock::{rfc3339, unix_millis};
+use crate::domain::ids::{RunId, WorkspaceId};
+use crate::domain::run::{Run, RunStatus, RunUsage};
+use crate::domain::workspace::Workspace;
+use crate::http::{ApiError, Ctx, Reply};
+use crate::store::runs::{RunOutcome, SettleAt};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizeRun {
+    pub agent_id: String,
+    pub agent_tier: String,
+    /// The hold: at most this much is set aside now (more only as usage needs and credit allows).
+    pub max_cost_cents: i64,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct Authorized {
+    pub run_id: RunId,
+    pub hold_cents: i64,
+    pub expires_at: String,
+    pub status: RunStatus,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportUsage {
+    /// Increases with each report; a report whose sequence was already applied changes nothing.
+    pub sequence: i64,
+    #[serde(default)]
+    pub input_tokens: u64,
+    #[serde(default)]
+    pub output_tokens: u64,
+    #[serde(default)]
+    pub actions: u64,
+}
+
+#[derive(Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteRun {
+    #[serde(default)]
+    pub input_tokens: u64,
+    #[serde(default)]
+    pub output_tokens: u64,
+    #[serde(default)]
+    pub actions: u64,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct Completed {
+    pub run_id: RunId,
+    /// What was debited: the captured cost, rounded up once, never beyond the hold plus what the
+    /// account could still afford.
+    pub cost_cents: i64,
+    pub released_cents: i64,
+    pub balance_after_cents: i64,
+    /// `completed`, or `expired` when the sweep settled the run first.
+    pub status: RunStatus,
+}
+
+/// The largest hold one run may ask for ($1,000,000).
+pub const MAX_HOLD_CENTS: i64 = 100_000_000;
+
+fn workspace_id(cx: &Ctx<'_>) -> Result<WorkspaceId, ApiError> {
+    cx.path_id("workspaceId", WorkspaceId::parse, "workspace")
+}
+
+/// The run, if it belongs to a workspace the caller may see.
+async fn visible_run(cx: &Ctx<'_>) -> Result<(Workspace, Run), ApiError> {
+    let workspace = visible_workspace(cx, &workspace_id(cx)?).await?;
+    let id = cx.path_id("runId", RunId::parse, "run")?;
+    let run = cx
+        .app
+        .store
+        .get_run(&id)
+        .await?
+        .filter(|run| run.workspace_id == workspace.id)
+        .ok_or_else(|| ApiError::not_found("run"))?;
+    Ok((workspace, run))
+}
+
+pub async fn authorize(cx: Ctx<'_>) -> Result<Reply, ApiError> {
+    let workspace = visible_workspace(&cx, &workspace_id(&cx)?).await?;
+    let body: AuthorizeRun = cx.body()?;
+    validate_id("agent_id", &body.agent_id)?;
+    let tier = tier(&cx, Some(&body.agent_tier))?;
+    if !(1..=MAX_HOLD_CENTS).contains(&body.max_cost_cents) {
+        return Err(ApiError::InvalidRequest(format!(
+            "`max_cost_cents` must be from 1 to {MAX_HOLD_CENTS}"
+        )));
+    }
+    let now = cx.now();
+    let millis = unix_millis(now);
+    let expires = now + time::Duration::seconds(cx.app.config.run_hold_secs);
+    // Under an Idempotency-Key the run id is derived from it, so even a retry that outlives the
+    // key's record names the same run and holds nothing twice.
+    let run_id = match cx.idempotency_key() {
+        Some(key) => RunId::derived(&format!("{}|{}|{key}", cx.caller()?.scope(), workspace.id)),
+        None => RunId::generate(millis),
+    };
+    let run = Run {
+        run_id,
+        workspace_id: workspace.id.clone(),
+        billing_account_id: workspace.default_billing_account_id.clone(),
+        agent_id: body.agent_id,
+        agent_tier: tier.id.clone(),
+        status: RunStatus::Authorized,
+        max_cost_cents: body.max_cost_cents,
+        hold_cents: body.max_cost_cents,
+        captured_micros: 0,
+        captured_cost_cents: 0,
+        usage: Default::default(),
+        last_sequence: 0,
+        expires_at: rfc3339(expires),
+        created_at: rfc3339(now),
+        settlement: None,
+    };
+    let created_at = rfc3339(now);
+    match cx
+        .app
+        .store
+        .authorize_run(
+            &run,
+            expires.unix_timestamp(),
+            &created_at[..7],
+            &created_at,
+            millis,
+        )
+        .await?
+    {
+        RunOutcome::Done(run) => Reply::created(&Authorized {
+            run_id: run.run_id,
+            hold_cents: run.hold_cents,
+            expires_at: run.expires_at,
+            status: run.status,
+        }),
+        RunOutcome::Refused(refusal) => Err(refusal.into()),
+        RunOutcome::NotFound => Err(ApiError::not_found("run")),
+    }
+}
+
+pub async fn report_usage(cx: Ctx<'_>) -> Result<Reply, ApiError> {
+    let (_, run) = visible_run(&cx).await?;
+    let body: ReportUsage = cx.body()?;
+    if body.sequence < 1 {
+        return Err(ApiError::InvalidRequest(
+            "`sequence` must be 1 or more".into(),
+        ));
+    }
+    if run.status != RunStatus::Authorized {
+        return Err(ApiError::Conflict(format!(
+            "the run is {}",
+            status_name(run.status)
+        )));
+    }
+    let tier = tier(&cx, Some(&run.agent_tier))?;
+    let usage = RunUsage {
+        input_tokens: body.input_tokens,
+        output_tokens: body.output_tokens,
+        actions: body.actions,
+    };
+    let now = rfc3339(cx.now());
+    match cx
+        .app
+        .store
+        .capture_run_usage(
+            &run.run_id,
+            body.sequence,
+            &usage,
+            tier,
+            &now,
+            unix_millis(cx.now()),
+        )
+        .await?
+    {
+        RunOutcome::Done(run) => Reply::ok(&run),
+        RunOutcome::Refused(refusal) => Err(refusal.into()),
+        RunOutcome::NotFound => Err(ApiError::not_found("run")),
+    }
+}
+
+pub async fn complete(cx: Ctx<'_>) -> Result<Reply, ApiError> {
+    let (_, run) = visible_run(&cx).await?;
+    let body: CompleteRun = cx.body()?;
+    let tier = tier(&cx, Some(&run.agent_tier))?;
+    let usage = RunUsage {
+        input_tokens: body.input_tokens,
+        output_tokens: body.output_tokens,
+        actions: body.actions,
+    };
+    let now = cx.now();
+    let at = rfc3339(now);
+    let settled = cx
+        .app
+        .store
+        .settle_run(
+            &run.run_id,
+            tier,
+            SettleAt {
+                status: RunStatus::Completed,
+                final_usage: Some(&usage),
+                day: &at[..10],
+                settled_at: &at,
+                millis: unix_millis(now),
+            },
+        )
+        .await?;
+    match settled {
+        RunOutcome::Done(run) => {
+            let settlement = run
+                .settlement
+                .ok_or_else(|| ApiError::Internal("a settled run has no settlement".into()))?;
+            Reply::ok(&Completed {
+                run_id: run.run_id,
+                cost_cents: settlement.cost_cents,
+                released_cents: settlement.released_cents,
+                balance_after_cents: settlement.balance_after_cents,
+                status: run.status,
+            })
+        }
+        RunOutcome::Refused(refusal) => Err(refusal.into()),
+        RunOutcome::NotFound => Err(ApiError::not_found("run")),
+    }
+}
+
+pub async fn get(cx: Ctx<'_>) -> Result<Reply, ApiError> {
+    let (_, run) = visible_run(&cx).await?;
+    Reply::ok(&run)
+}
+
+fn status_name(status: RunStatus) -> &'static str {
+    match status {
+        RunStatus::Authorized => "authorized",
+        RunStatus::Completed => "completed",
+        RunStatus::Expired => "expired",
+    }
+}
+
+/// Settles every run whose hold expired: what was reported is debited, the rest released.
+/// Returns how many it settled.
+pub async fn expire_overdue(app: &crate::app::App) -> Result<usize, ApiError> {
+    let now = app.clock.now();
+    let at = rfc3339(now);
+    let mut settled = 0;
+    loop {
+        let due = app.store.overdue_runs(now.unix_timestamp(), 100).await?;
+        if due.is_empty() {
+            return Ok(settled);
+        }
+        for id in due {
+            let Some(run) = app.store.get_run(&id).await? else {
+                continue;
+            };
+            let tier = app
+                .catalog
+                .pricing
+                .tier(&run.agent_tier)
+                .or_else(|| app.catalog.pricing.tier(&app.catalog.pricing.default_tier))
+                .ok_or_else(|| ApiError::Internal("no pricing tier".into()))?;
+            app.store
+                .settle_run(
+                    &id,
+                    tier,
+                    SettleAt {
+                        status: RunStatus::Expired,
+                        final_usage: None,
+                        day: &at[..10],
+                        settled_at: &at,
+                        millis: unix_millis(now),
+                    },
+                )
+                .await?;
+            settled += 1;
+        }
+    }
+}

@@ -1,0 +1,578 @@
+//! Money movements. Each is one DynamoDB transaction that writes the account's new money state
+//! (conditional on its ledger version), the workspace budget's (conditional on its version), the
+//! immutable ledger transaction, and what else the movement records: the usage event's claim, the
+//! run, usage counters, billing events. A stale version means someone else moved money first:
+//! the refusal carries the current items, so the movement is re-decided and retried without
+//! another read.
+
+use super::accounts::TransactionItem;
+use super::{keys, month_of, n, s, Cancelled, Item, Store, StoreError, Transacted, NEW_ITEM};
+use crate::domain::account::AccountSettings;
+use crate::domain::ids::{BillingAccountId, EventId, WorkspaceId};
+use crate::domain::ledger::{AccountMoney, CapScope, Crossings, Moved, WorkspaceBudget};
+use crate::domain::pricing::Category;
+use crate::domain::transaction::Transaction;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// The money fields of an account item.
+#[derive(Deserialize)]
+struct AccountMoneyItem {
+    balance_cents: i64,
+    held_cents: i64,
+    #[serde(default)]
+    spend_month: String,
+    #[serde(default)]
+    spent_month_cents: i64,
+    #[serde(default)]
+    credited_month_cents: i64,
+    settings: AccountSettings,
+    #[serde(default)]
+    ledger_version: i64,
+}
+
+/// A workspace's budget inside its account: caps it set, its spend and holds this month.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct BudgetItem {
+    pk: String,
+    sk: String,
+    workspace_id: WorkspaceId,
+    soft_cap_cents: Option<i64>,
+    hard_cap_cents: Option<i64>,
+    spend_month: String,
+    spent_month_cents: i64,
+    credited_month_cents: i64,
+    held_cents: i64,
+    version: i64,
+}
+
+/// The money state a movement is decided on, with the versions its write is conditional on.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    /// Read from the store (or returned by it) just now, rather than remembered: only a fresh
+    /// snapshot may refuse a movement.
+    pub fresh: bool,
+    pub account_id: BillingAccountId,
+    pub account: AccountMoney,
+    account_version: i64,
+    pub workspace_id: Option<WorkspaceId>,
+    pub budget: WorkspaceBudget,
+    /// `None` while the workspace has no budget item yet.
+    budget_version: Option<i64>,
+}
+
+/// A billing event recorded in the same write as its cause, for the events pipeline to publish.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct OutboxEvent {
+    pk: String,
+    sk: String,
+    gsi1pk: String,
+    gsi1sk: String,
+    pub id: EventId,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub workspace_id: Option<WorkspaceId>,
+    pub billing_account_id: BillingAccountId,
+    pub data: String,
+    pub created_at: String,
+}
+
+pub const OUTBOX_PENDING: &str = "OUTBOX#pending";
+
+/// The outcome of trying to write a movement on a snapshot.
+pub(crate) enum Written {
+    Committed,
+    /// The account or budget changed since the snapshot: decide again on this one.
+    Stale(Box<Snapshot>),
+    /// One of the movement's own conditions failed (index into its extra items).
+    Refused {
+        index: usize,
+    },
+}
+
+/// One usage counter increment: a workspace's category on a day, by agent.
+pub struct CounterIncrement {
+    pub category: Category,
+    pub quantity: u64,
+    pub cost_cents: i64,
+}
+
+const MOVE_ATTEMPTS: usize = 32;
+
+/// What this process knows of accounts it moved money on: the last state it saw, and a lock per
+/// account, so concurrent requests in one process take turns instead of failing each other's
+/// conditional writes. Both only save work: every write is still conditional on the versions,
+/// and a refusal is only ever decided on fresh state.
+#[derive(Default)]
+pub struct LedgerCache {
+    snapshots: Mutex<HashMap<(BillingAccountId, Option<WorkspaceId>), Snapshot>>,
+    locks: Mutex<HashMap<BillingAccountId, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl LedgerCache {
+    fn lock_for(&self, account: &BillingAccountId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
+        if locks.len() > 10_000 {
+            locks.retain(|_, lock| Arc::strong_count(lock) > 1);
+        }
+        locks.entry(account.clone()).or_default().clone()
+    }
+
+    fn get(&self, account: &BillingAccountId, workspace: Option<&WorkspaceId>) -> Option<Snapshot> {
+        let snapshots = self
+            .snapshots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        snapshots
+            .get(&(account.clone(), workspace.cloned()))
+            .cloned()
+    }
+
+    fn remember(&self, snapshot: &Snapshot) {
+        let mut snapshots = self
+            .snapshots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if snapshots.len() > 10_000 {
+            snapshots.clear();
+        }
+        let mut remembered = snapshot.clone();
+        remembered.fresh = false;
+        snapshots.insert(
+            (snapshot.account_id.clone(), snapshot.workspace_id.clone()),
+            remembered,
+        );
+    }
+}
+
+pub(crate) fn budget_key(workspace: &WorkspaceId) -> (String, &'static str) {
+    (keys::workspace(workspace.as_str()), keys::BUDGET_SK)
+}
+
+impl Store {
+    /// The account's and (if any) the workspace budget's current money state, in one read.
+    pub async fn ledger_snapshot(
+        &self,
+        account: &BillingAccountId,
+        workspace: Option<&WorkspaceId>,
+        month: &str,
+    ) -> Result<Snapshot, StoreError> {
+        Ok(self
+            .ledger_snapshot_with(account, workspace, month, None)
+            .await?
+            .0)
+    }
+
+    /// [`Store::ledger_snapshot`], reading one more item (`also`) in the same request.
+    pub(crate) async fn ledger_snapshot_with(
+        &self,
+        account: &BillingAccountId,
+        workspace: Option<&WorkspaceId>,
+        month: &str,
+        also: Option<(String, &str)>,
+    ) -> Result<(Snapshot, Option<Item>), StoreError> {
+        let account_pk = keys::account(account.as_str());
+        let budget_pk = workspace.map(|w| budget_key(w).0);
+        let mut wanted = vec![(account_pk.clone(), keys::ACCOUNT_SK.to_owned())];
+        if let Some(pk) = &budget_pk {
+            wanted.push((pk.clone(), keys::BUDGET_SK.to_owned()));
+        }
+        if let Some((pk, sk)) = &also {
+            wanted.push((pk.clone(), (*sk).to_owned()));
+        }
+        let (mut account_item, mut budget_item, mut other) = (None, None, None);
+        for item in self.get_many_raw(wanted).await? {
+            let key = |name: &str| match item.get(name) {
+                Some(AttributeValue::S(value)) => value.clone(),
+                _ => String::new(),
+            };
+            let (pk, sk) = (key(keys::PK), key(keys::SK));
+            if pk == account_pk && sk == keys::ACCOUNT_SK {
+                account_item = Some(item);
+            } else if Some(&pk) == budget_pk.as_ref() && sk == keys::BUDGET_SK {
+                budget_item = Some(item);
+            } else {
+                other = Some(item);
+            }
+        }
+        let account_item = account_item
+            .ok_or_else(|| StoreError::Corrupt(format!("billing account {account} is missing")))?;
+        let mut snapshot = Snapshot {
+            fresh: true,
+            account_id: account.clone(),
+            account: AccountMoney::default(),
+            account_version: 0,
+            workspace_id: workspace.cloned(),
+            budget: WorkspaceBudget::default(),
+            budget_version: None,
+        };
+        snapshot.refresh_account(account_item)?;
+        if let Some(item) = budget_item {
+            snapshot.refresh_budget(item)?;
+        }
+        Ok((snapshot.in_month(month), other))
+    }
+
+    /// Writes `moved` over `snapshot`, with `extra` items in the same transaction.
+    pub(crate) async fn write_movement(
+        &self,
+        snapshot: &Snapshot,
+        moved: &Moved,
+        extra: Vec<TransactWriteItem>,
+    ) -> Result<Written, StoreError> {
+        let mut items = vec![self.account_money_update(snapshot, &moved.account)?];
+        if snapshot.workspace_id.is_some() {
+            items.push(self.budget_put(snapshot, &moved.budget)?);
+        }
+        let own = items.len();
+        items.extend(extra);
+        match self.transact(items).await? {
+            Transacted::Committed => {
+                self.ledger_cache.remember(&snapshot.after(moved));
+                Ok(Written::Committed)
+            }
+            Transacted::Refused(reasons) => {
+                let mut fresh = snapshot.clone();
+                let mut stale = false;
+                for (index, Cancelled { failed, item }) in reasons.into_iter().enumerate() {
+                    if !failed {
+                        continue;
+                    }
+                    if index >= own {
+                        return Ok(Written::Refused { index: index - own });
+                    }
+                    stale = true;
+                    match (index, item) {
+                        (0, Some(item)) => fresh.refresh_account(item)?,
+                        (1, Some(item)) => fresh.refresh_budget(item)?,
+                        (_, None) => fresh = self.reread(snapshot).await?,
+                        _ => {}
+                    }
+                }
+                if !stale {
+                    return Err(StoreError::Corrupt(
+                        "a refused movement named no condition".into(),
+                    ));
+                }
+                let month = snapshot.account.month.clone();
+                fresh.fresh = true;
+                let fresh = fresh.in_month(&month);
+                self.ledger_cache.remember(&fresh);
+                Ok(Written::Stale(Box::new(fresh)))
+            }
+        }
+    }
+
+    /// This process's turn at moving money on `account`; hold it across decide-and-write.
+    pub(crate) async fn account_turn(
+        &self,
+        account: &BillingAccountId,
+    ) -> tokio::sync::OwnedMutexGuard<()> {
+        self.ledger_cache.lock_for(account).lock_owned().await
+    }
+
+    /// The state to decide on: remembered if this process has it (one round trip fewer), else read.
+    pub(crate) async fn current_snapshot(
+        &self,
+        account: &BillingAccountId,
+        workspace: Option<&WorkspaceId>,
+        month: &str,
+    ) -> Result<Snapshot, StoreError> {
+        match self.ledger_cache.get(account, workspace) {
+            Some(remembered) => Ok(remembered.in_month(month)),
+            None => self.ledger_snapshot(account, workspace, month).await,
+        }
+    }
+
+    /// The same state, read from the store: what a refusal must be decided on.
+    pub(crate) async fn reread(&self, snapshot: &Snapshot) -> Result<Snapshot, StoreError> {
+        self.ledger_snapshot(
+            &snapshot.account_id,
+            snapshot.workspace_id.as_ref(),
+            &snapshot.account.month,
+        )
+        .await
+    }
+
+    fn account_money_update(
+        &self,
+        snapshot: &Snapshot,
+        next: &AccountMoney,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key(keys::PK, s(keys::account(snapshot.account_id.as_str())))
+            .key(keys::SK, s(keys::ACCOUNT_SK))
+            .update_expression(
+                "SET balance_cents = :balance, held_cents = :held, spend_month = :month, \
+                 spent_month_cents = :spent, credited_month_cents = :credited, ledger_version = :next",
+            )
+            .condition_expression("ledger_version = :version")
+            .expression_attribute_values(":balance", n(next.balance_cents))
+            .expression_attribute_values(":held", n(next.held_cents))
+            .expression_attribute_values(":month", s(next.month.clone()))
+            .expression_attribute_values(":spent", n(next.spent_cents))
+            .expression_attribute_values(":credited", n(next.credited_cents))
+            .expression_attribute_values(":version", n(snapshot.account_version))
+            .expression_attribute_values(":next", n(snapshot.account_version + 1))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(StoreError::build)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    fn budget_put(
+        &self,
+        snapshot: &Snapshot,
+        next: &WorkspaceBudget,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let workspace = snapshot
+            .workspace_id
+            .clone()
+            .ok_or_else(|| StoreError::Corrupt("a budget without a workspace".into()))?;
+        let (pk, sk) = budget_key(&workspace);
+        let item = BudgetItem {
+            pk,
+            sk: sk.to_owned(),
+            workspace_id: workspace,
+            soft_cap_cents: next.soft_cap_cents,
+            hard_cap_cents: next.hard_cap_cents,
+            spend_month: next.month.clone(),
+            spent_month_cents: next.spent_cents,
+            credited_month_cents: next.credited_cents,
+            held_cents: next.held_cents,
+            version: snapshot.budget_version.map_or(1, |v| v + 1),
+        };
+        let mut put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(super::to_item(&item)?))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        put = match snapshot.budget_version {
+            None => put.condition_expression(NEW_ITEM),
+            Some(version) => put
+                .condition_expression("version = :version")
+                .expression_attribute_values(":version", n(version)),
+        };
+        Ok(TransactWriteItem::builder()
+            .put(put.build().map_err(StoreError::build)?)
+            .build())
+    }
+
+    /// The ledger entry, indexed under its workspace when it has one.
+    pub(crate) fn transaction_put(
+        &self,
+        transaction: &Transaction,
+    ) -> Result<TransactWriteItem, StoreError> {
+        self.put(TransactionItem::new(transaction), Some(NEW_ITEM))
+    }
+
+    /// Usage counters for views and limits: per workspace × day × category × agent, and per
+    /// workspace and per account × month × category.
+    pub(crate) fn counter_updates(
+        &self,
+        account: &BillingAccountId,
+        workspace: &WorkspaceId,
+        agent_id: Option<&str>,
+        day: &str,
+        increments: &[CounterIncrement],
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let mut items = Vec::new();
+        for increment in increments {
+            let category = increment.category.as_str();
+            let targets = [
+                (
+                    keys::workspace_usage(workspace.as_str()),
+                    keys::daily_usage_sk(day, category, agent_id.unwrap_or(keys::NO_AGENT)),
+                ),
+                (
+                    keys::workspace_usage(workspace.as_str()),
+                    keys::monthly_usage_sk(month_of(day), category),
+                ),
+                (
+                    keys::account_usage(account.as_str()),
+                    keys::monthly_usage_sk(month_of(day), category),
+                ),
+            ];
+            for (pk, sk) in targets {
+                items.push(self.update(
+                    pk,
+                    &sk,
+                    "ADD quantity :quantity, cost_cents :cost",
+                    None,
+                    &[
+                        (
+                            ":quantity",
+                            n(i64::try_from(increment.quantity).unwrap_or(i64::MAX)),
+                        ),
+                        (":cost", n(increment.cost_cents)),
+                    ],
+                )?);
+            }
+        }
+        Ok(items)
+    }
+
+    /// Billing events for the caps a movement crossed.
+    pub(crate) fn crossing_events(
+        &self,
+        snapshot: &Snapshot,
+        moved: &Moved,
+        created_at: &str,
+        millis: u64,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let Crossings { soft, hard } = &moved.crossings;
+        let mut items = Vec::new();
+        for (kind, scopes) in [("credits.low", soft), ("credits.hard_cap_reached", hard)] {
+            for scope in scopes {
+                let (cap, spent) = match scope {
+                    CapScope::Account => (
+                        if kind == "credits.low" {
+                            moved.account.soft_cap_cents
+                        } else {
+                            moved.account.hard_cap_cents
+                        },
+                        moved.account.spent_cents,
+                    ),
+                    CapScope::Workspace => (
+                        if kind == "credits.low" {
+                            moved.budget.soft_cap_cents
+                        } else {
+                            moved.budget.hard_cap_cents
+                        },
+                        moved.budget.spent_cents,
+                    ),
+                };
+                let data = serde_json::json!({
+                    "scope": scope.to_string(),
+                    "cap_cents": cap,
+                    "spent_cents": spent,
+                    "available_cents": moved.account.available_cents(),
+                    "month": moved.account.month,
+                });
+                items.push(self.outbox_put(
+                    kind,
+                    snapshot.workspace_id.as_ref(),
+                    &snapshot.account_id,
+                    data,
+                    created_at,
+                    millis,
+                )?);
+            }
+        }
+        Ok(items)
+    }
+
+    pub(crate) fn outbox_put(
+        &self,
+        kind: &str,
+        workspace: Option<&WorkspaceId>,
+        account: &BillingAccountId,
+        data: serde_json::Value,
+        created_at: &str,
+        millis: u64,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let id = EventId::generate(millis);
+        self.put(
+            OutboxEvent {
+                pk: keys::outbox(id.as_str()),
+                sk: keys::OUTBOX_SK.to_owned(),
+                gsi1pk: OUTBOX_PENDING.to_owned(),
+                gsi1sk: id.to_string(),
+                id,
+                kind: kind.to_owned(),
+                workspace_id: workspace.cloned(),
+                billing_account_id: account.clone(),
+                data: data.to_string(),
+                created_at: created_at.to_owned(),
+            },
+            Some(NEW_ITEM),
+        )
+    }
+
+    /// Billing events not yet published, oldest first.
+    pub async fn pending_events(&self, limit: usize) -> Result<Vec<OutboxEvent>, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI1)
+            .key_condition_expression("gsi1pk = :pk")
+            .expression_attribute_values(":pk", s(OUTBOX_PENDING))
+            .limit(i32::try_from(limit).unwrap_or(100))
+            .send()
+            .await
+            .map_err(StoreError::sdk)?;
+        output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| {
+                serde_dynamo::aws_sdk_dynamodb_1::from_item(item).map_err(StoreError::codec)
+            })
+            .collect()
+    }
+}
+
+impl Snapshot {
+    fn refresh_account(&mut self, item: Item) -> Result<(), StoreError> {
+        let money: AccountMoneyItem =
+            serde_dynamo::aws_sdk_dynamodb_1::from_item(item).map_err(StoreError::codec)?;
+        self.account = AccountMoney {
+            balance_cents: money.balance_cents,
+            held_cents: money.held_cents,
+            month: money.spend_month,
+            spent_cents: money.spent_month_cents,
+            credited_cents: money.credited_month_cents,
+            soft_cap_cents: money.settings.soft_cap_cents,
+            hard_cap_cents: money.settings.hard_cap_cents,
+        };
+        self.account_version = money.ledger_version;
+        Ok(())
+    }
+
+    fn refresh_budget(&mut self, item: Item) -> Result<(), StoreError> {
+        let budget: BudgetItem =
+            serde_dynamo::aws_sdk_dynamodb_1::from_item(item).map_err(StoreError::codec)?;
+        self.budget = WorkspaceBudget {
+            month: budget.spend_month,
+            spent_cents: budget.spent_month_cents,
+            credited_cents: budget.credited_month_cents,
+            held_cents: budget.held_cents,
+            soft_cap_cents: budget.soft_cap_cents,
+            hard_cap_cents: budget.hard_cap_cents,
+        };
+        self.budget_version = Some(budget.version);
+        Ok(())
+    }
+
+    /// The snapshot as it is after `moved` was written over it.
+    fn after(&self, moved: &Moved) -> Snapshot {
+        Snapshot {
+            fresh: false,
+            account_id: self.account_id.clone(),
+            account: moved.account.clone(),
+            account_version: self.account_version + 1,
+            workspace_id: self.workspace_id.clone(),
+            budget: moved.budget.clone(),
+            budget_version: self
+                .workspace_id
+                .as_ref()
+                .map(|_| self.budget_version.map_or(1, |v| v + 1)),
+        }
+    }
+
+    fn in_month(mut self, month: &str) -> Self {
+        self.account = self.account.in_month(month);
+        self.budget = self.budget.in_month(month);
+        self
+    }
+}
+
+/// How many times a movement is re-decided on fresh state before giving up.
+pub(crate) const fn move_attempts() -> usize {
+    MOVE_ATTEMPTS
+}

@@ -1,0 +1,315 @@
+//! Agent runs: the hold at authorization, usage captured against it (extending it when credit
+//! allows), and one settlement, whoever triggers it (completion or the expiry sweep).
+
+use super::ledger::{move_attempts, CounterIncrement, Written};
+use super::{keys, n, s, Store, StoreError, NEW_ITEM};
+use crate::domain::ids::{RunId, TransactionId};
+use crate::domain::ledger::{affordable, hold, settle, Refusal};
+use crate::domain::pricing::Tier;
+use crate::domain::run::{allocate_cents, Run, RunStatus, RunUsage, Settlement};
+use crate::domain::transaction::{Transaction, TransactionType};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize)]
+struct RunItem {
+    pk: String,
+    sk: String,
+    /// Present while the run is open, so the sweep finds it by expiry.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    gsi1pk: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    gsi1sk: Option<String>,
+    expires_epoch: i64,
+    version: i64,
+    #[serde(flatten)]
+    run: Run,
+}
+
+pub enum RunOutcome {
+    /// The run as it is now.
+    Done(Box<Run>),
+    /// Refused for credit or caps; nothing changed.
+    Refused(Refusal),
+    NotFound,
+}
+
+/// Where a settlement comes from.
+pub struct SettleAt<'a> {
+    pub status: RunStatus,
+    pub final_usage: Option<&'a RunUsage>,
+    pub day: &'a str,
+    pub settled_at: &'a str,
+    pub millis: u64,
+}
+
+impl Store {
+    pub async fn get_run(&self, id: &RunId) -> Result<Option<Run>, StoreError> {
+        Ok(self.get_run_versioned(id).await?.map(|(run, _)| run))
+    }
+
+    async fn get_run_versioned(&self, id: &RunId) -> Result<Option<(Run, i64)>, StoreError> {
+        let item: Option<RunItem> = self.get(keys::run(id.as_str()), keys::RUN_SK).await?;
+        Ok(item.map(|i| (i.run, i.version)))
+    }
+
+    /// The run written over `version` (`None`: a new run).
+    fn run_put(
+        &self,
+        run: &Run,
+        expires_epoch: i64,
+        version: Option<i64>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let open = run.status == RunStatus::Authorized;
+        let item = RunItem {
+            pk: keys::run(run.run_id.as_str()),
+            sk: keys::RUN_SK.to_owned(),
+            gsi1pk: open.then(|| keys::RUNS_OPEN.to_owned()),
+            gsi1sk: open.then(|| format!("{expires_epoch:012}#{}", run.run_id)),
+            expires_epoch,
+            version: version.map_or(1, |v| v + 1),
+            run: run.clone(),
+        };
+        let mut put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(super::to_item(&item)?))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        put = match version {
+            None => put.condition_expression(NEW_ITEM),
+            Some(version) => put
+                .condition_expression("version = :version")
+                .expression_attribute_values(":version", n(version)),
+        };
+        Ok(TransactWriteItem::builder()
+            .put(put.build().map_err(StoreError::build)?)
+            .build())
+    }
+
+    /// Holds the run's `hold_cents` and records the run. A run id that exists already (a retry
+    /// under the same idempotency key) returns that run and holds nothing more.
+    pub async fn authorize_run(
+        &self,
+        run: &Run,
+        expires_epoch: i64,
+        month: &str,
+        created_at: &str,
+        millis: u64,
+    ) -> Result<RunOutcome, StoreError> {
+        let _turn = self.account_turn(&run.billing_account_id).await;
+        let mut snapshot = self
+            .current_snapshot(&run.billing_account_id, Some(&run.workspace_id), month)
+            .await?;
+        for _ in 0..move_attempts() {
+            let moved = match hold(&snapshot.account, &snapshot.budget, run.hold_cents) {
+                Ok(moved) => moved,
+                Err(_) if !snapshot.fresh => {
+                    snapshot = self.reread(&snapshot).await?;
+                    continue;
+                }
+                Err(refusal) => {
+                    return Ok(match self.get_run(&run.run_id).await? {
+                        Some(existing) => RunOutcome::Done(Box::new(existing)),
+                        None => RunOutcome::Refused(refusal),
+                    })
+                }
+            };
+            let mut extra = vec![self.run_put(run, expires_epoch, None)?];
+            extra.extend(self.crossing_events(&snapshot, &moved, created_at, millis)?);
+            match self.write_movement(&snapshot, &moved, extra).await? {
+                Written::Committed => return Ok(RunOutcome::Done(Box::new(run.clone()))),
+                Written::Stale(fresh) => snapshot = *fresh,
+                Written::Refused { .. } => {
+                    return Ok(self
+                        .get_run(&run.run_id)
+                        .await?
+                        .map_or(RunOutcome::NotFound, |r| RunOutcome::Done(Box::new(r))))
+                }
+            }
+        }
+        Err(StoreError::Contention)
+    }
+
+    /// Captures incremental usage. A `sequence` not above the last applied one is a retry and
+    /// changes nothing; usage beyond the hold extends it if credit and caps allow, else the
+    /// report is refused and nothing is captured.
+    pub async fn capture_run_usage(
+        &self,
+        id: &RunId,
+        sequence: i64,
+        usage: &RunUsage,
+        tier: &Tier,
+        at: &str,
+        millis: u64,
+    ) -> Result<RunOutcome, StoreError> {
+        let month = super::month_of(at);
+        let mut turn = None;
+        let mut fresh_state = false;
+        for _ in 0..move_attempts() {
+            let Some((run, version)) = self.get_run_versioned(id).await? else {
+                return Ok(RunOutcome::NotFound);
+            };
+            if run.status != RunStatus::Authorized || sequence <= run.last_sequence {
+                return Ok(RunOutcome::Done(Box::new(run)));
+            }
+            let mut next = run.with_usage(tier, usage);
+            next.last_sequence = sequence;
+            let expires_epoch = epoch_of(&run.expires_at);
+            let extension = next.captured_cost_cents - run.hold_cents;
+            if extension <= 0 {
+                let put = self.run_put(&next, expires_epoch, Some(version))?;
+                match self.transact(vec![put]).await? {
+                    super::Transacted::Committed => return Ok(RunOutcome::Done(Box::new(next))),
+                    super::Transacted::Refused(_) => continue,
+                }
+            }
+            if turn.is_none() {
+                turn = Some(self.account_turn(&run.billing_account_id).await);
+            }
+            let snapshot = if fresh_state {
+                self.ledger_snapshot(&run.billing_account_id, Some(&run.workspace_id), month)
+                    .await?
+            } else {
+                self.current_snapshot(&run.billing_account_id, Some(&run.workspace_id), month)
+                    .await?
+            };
+            let moved = match hold(&snapshot.account, &snapshot.budget, extension) {
+                Ok(moved) => moved,
+                Err(_) if !snapshot.fresh => {
+                    fresh_state = true;
+                    continue;
+                }
+                Err(refusal) => return Ok(RunOutcome::Refused(refusal)),
+            };
+            next.hold_cents += extension;
+            let mut extra = vec![self.run_put(&next, expires_epoch, Some(version))?];
+            extra.extend(self.crossing_events(&snapshot, &moved, at, millis)?);
+            if let Written::Committed = self.write_movement(&snapshot, &moved, extra).await? {
+                return Ok(RunOutcome::Done(Box::new(next)));
+            }
+        }
+        Err(StoreError::Contention)
+    }
+
+    /// Settles the run once: debits its captured cost (never beyond its hold plus what is still
+    /// affordable), releases the rest of the hold, counts the usage. Settling a settled run
+    /// returns it unchanged.
+    pub async fn settle_run(
+        &self,
+        id: &RunId,
+        tier: &Tier,
+        at: SettleAt<'_>,
+    ) -> Result<RunOutcome, StoreError> {
+        let month = super::month_of(at.day).to_owned();
+        let mut turn = None;
+        for _ in 0..move_attempts() {
+            let Some((run, version)) = self.get_run_versioned(id).await? else {
+                return Ok(RunOutcome::NotFound);
+            };
+            if run.settlement.is_some() {
+                return Ok(RunOutcome::Done(Box::new(run)));
+            }
+            if turn.is_none() {
+                turn = Some(self.account_turn(&run.billing_account_id).await);
+            }
+            let mut next = match at.final_usage {
+                Some(usage) => run.with_usage(tier, usage),
+                None => run.clone(),
+            };
+            // Settling can't be refused, but what is affordable beyond the hold must be fresh.
+            let snapshot = self
+                .ledger_snapshot(&run.billing_account_id, Some(&run.workspace_id), &month)
+                .await?;
+            let spend = next.captured_cost_cents.min(affordable(
+                &snapshot.account,
+                &snapshot.budget,
+                run.hold_cents,
+            ));
+            let moved = settle(&snapshot.account, &snapshot.budget, run.hold_cents, spend);
+            let transaction = (spend > 0).then(|| Transaction {
+                id: TransactionId::generate(at.millis),
+                billing_account_id: run.billing_account_id.clone(),
+                workspace_id: Some(run.workspace_id.clone()),
+                kind: TransactionType::Usage,
+                amount_cents: -spend,
+                balance_after_cents: moved.account.balance_cents,
+                description: format!("agent run {}", run.run_id),
+                category: None,
+                agent_id: Some(run.agent_id.clone()),
+                run_id: Some(run.run_id.to_string()),
+                reference: None,
+                created_at: at.settled_at.to_owned(),
+            });
+            next.status = at.status;
+            next.settlement = Some(Settlement {
+                cost_cents: spend,
+                released_cents: (run.hold_cents - spend).max(0),
+                balance_after_cents: moved.account.balance_cents,
+                transaction_id: transaction.as_ref().map(|t| t.id.clone()),
+                settled_at: at.settled_at.to_owned(),
+            });
+            let mut extra = vec![self.run_put(&next, epoch_of(&run.expires_at), Some(version))?];
+            if let Some(transaction) = &transaction {
+                extra.push(self.transaction_put(transaction)?);
+            }
+            let split = allocate_cents(spend, &next.cost_micros_by_category(tier));
+            let increments: Vec<CounterIncrement> = split
+                .into_iter()
+                .map(|(category, cost_cents)| CounterIncrement {
+                    category,
+                    quantity: next.usage.get(&category).copied().unwrap_or(0),
+                    cost_cents,
+                })
+                .filter(|i| i.quantity > 0)
+                .collect();
+            extra.extend(self.counter_updates(
+                &run.billing_account_id,
+                &run.workspace_id,
+                Some(&run.agent_id),
+                at.day,
+                &increments,
+            )?);
+            extra.extend(self.crossing_events(&snapshot, &moved, at.settled_at, at.millis)?);
+            if let Written::Committed = self.write_movement(&snapshot, &moved, extra).await? {
+                return Ok(RunOutcome::Done(Box::new(next)));
+            }
+        }
+        Err(StoreError::Contention)
+    }
+
+    /// Open runs whose hold expired by `now_epoch`, oldest first.
+    pub async fn overdue_runs(
+        &self,
+        now_epoch: i64,
+        limit: usize,
+    ) -> Result<Vec<RunId>, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI1)
+            .key_condition_expression("gsi1pk = :open AND gsi1sk < :due")
+            .expression_attribute_values(":open", s(keys::RUNS_OPEN))
+            .expression_attribute_values(":due", s(format!("{:012}~", now_epoch + 1)))
+            .limit(i32::try_from(limit).unwrap_or(100))
+            .send()
+            .await
+            .map_err(StoreError::sdk)?;
+        Ok(output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|item| match item.get("run_id") {
+                Some(AttributeValue::S(id)) => RunId::parse(id),
+                _ => None,
+            })
+            .collect())
+    }
+}
+
+fn epoch_of(rfc3339: &str) -> i64 {
+    time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+        .map(|t| t.unix_timestamp())
+        .unwrap_or(0)
+}

@@ -1,0 +1,171 @@
+//! Usage events: priced, debited once per `event_id`, counted for the views.
+
+use super::ledger::{move_attempts, CounterIncrement, Written};
+use super::{keys, Store, StoreError, NEW_ITEM};
+use crate::domain::ids::{BillingAccountId, TransactionId, WorkspaceId};
+use crate::domain::ledger::{debit, Refusal};
+use crate::domain::pricing::Category;
+use crate::domain::transaction::{Transaction, TransactionType};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A priced usage event, ready to charge.
+pub struct UsageCharge {
+    pub workspace_id: WorkspaceId,
+    pub account_id: BillingAccountId,
+    pub event_id: String,
+    /// What makes a repeated `event_id` "the same event".
+    pub fingerprint: String,
+    pub category: Category,
+    pub quantity: u64,
+    pub agent_id: Option<String>,
+    pub cost_cents: i64,
+    /// `YYYY-MM-DD` (UTC) the usage counts on.
+    pub day: String,
+    pub created_at: String,
+    pub millis: u64,
+}
+
+/// What charging an event answered; a retry of the event gets exactly this again.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct UsageResult {
+    pub event_id: String,
+    pub cost_cents: i64,
+    pub balance_after_cents: i64,
+    pub soft_cap_reached: bool,
+}
+
+pub enum UsageOutcome {
+    Charged(UsageResult),
+    /// This event was charged before: its first result.
+    Repeated(UsageResult),
+    /// The event id was used for a different event.
+    Mismatch,
+    Refused(Refusal),
+}
+
+/// An event's claim on its id, forever: its fingerprint and first result.
+#[derive(Serialize, Deserialize)]
+struct UsageClaim {
+    pk: String,
+    sk: String,
+    fingerprint: String,
+    #[serde(flatten)]
+    result: UsageResult,
+    transaction_id: Option<TransactionId>,
+    created_at: String,
+}
+
+impl UsageClaim {
+    fn answer(self, fingerprint: &str) -> UsageOutcome {
+        if self.fingerprint == fingerprint {
+            UsageOutcome::Repeated(self.result)
+        } else {
+            UsageOutcome::Mismatch
+        }
+    }
+}
+
+impl Store {
+    /// Debits the event's cost, records its claim, transaction and counters in one transaction;
+    /// or answers as the first time for a repeated event; or refuses, changing nothing.
+    pub async fn record_usage(&self, charge: &UsageCharge) -> Result<UsageOutcome, StoreError> {
+        let claim_pk = keys::usage_event(charge.workspace_id.as_str(), &charge.event_id);
+        let month = super::month_of(&charge.day).to_owned();
+        let _turn = self.account_turn(&charge.account_id).await;
+        // A repeated event is caught by its claim's condition in the write (or read before a
+        // refusal), so the common case is one round trip on remembered state.
+        let mut snapshot = self
+            .current_snapshot(&charge.account_id, Some(&charge.workspace_id), &month)
+            .await?;
+        for _ in 0..move_attempts() {
+            let moved = match debit(&snapshot.account, &snapshot.budget, charge.cost_cents) {
+                Ok(moved) => moved,
+                Err(_) if !snapshot.fresh => {
+                    snapshot = self.reread(&snapshot).await?;
+                    continue;
+                }
+                Err(refusal) => {
+                    return Ok(match self.usage_claim(&claim_pk).await? {
+                        Some(claim) => claim.answer(&charge.fingerprint),
+                        None => UsageOutcome::Refused(refusal),
+                    })
+                }
+            };
+            let result = UsageResult {
+                event_id: charge.event_id.clone(),
+                cost_cents: charge.cost_cents,
+                balance_after_cents: moved.account.balance_cents,
+                soft_cap_reached: moved.account.soft_cap_reached()
+                    || moved.budget.soft_cap_reached(),
+            };
+            let transaction = (charge.cost_cents > 0).then(|| Transaction {
+                id: TransactionId::generate(charge.millis),
+                billing_account_id: charge.account_id.clone(),
+                workspace_id: Some(charge.workspace_id.clone()),
+                kind: TransactionType::Usage,
+                amount_cents: -charge.cost_cents,
+                balance_after_cents: moved.account.balance_cents,
+                description: format!("{} {}", charge.quantity, charge.category.as_str()),
+                category: Some(charge.category.as_str().to_owned()),
+                agent_id: charge.agent_id.clone(),
+                run_id: None,
+                reference: Some(charge.event_id.clone()),
+                created_at: charge.created_at.clone(),
+            });
+            let mut extra = vec![self.put(
+                UsageClaim {
+                    pk: claim_pk.clone(),
+                    sk: keys::USAGE_EVENT_SK.to_owned(),
+                    fingerprint: charge.fingerprint.clone(),
+                    result: result.clone(),
+                    transaction_id: transaction.as_ref().map(|t| t.id.clone()),
+                    created_at: charge.created_at.clone(),
+                },
+                Some(NEW_ITEM),
+            )?];
+            if let Some(transaction) = &transaction {
+                extra.push(self.transaction_put(transaction)?);
+            }
+            extra.extend(self.counter_updates(
+                &charge.account_id,
+                &charge.workspace_id,
+                charge.agent_id.as_deref(),
+                &charge.day,
+                &[CounterIncrement {
+                    category: charge.category,
+                    quantity: charge.quantity,
+                    cost_cents: charge.cost_cents,
+                }],
+            )?);
+            extra.extend(self.crossing_events(
+                &snapshot,
+                &moved,
+                &charge.created_at,
+                charge.millis,
+            )?);
+            match self.write_movement(&snapshot, &moved, extra).await? {
+                Written::Committed => return Ok(UsageOutcome::Charged(result)),
+                Written::Stale(fresh) => snapshot = *fresh,
+                // Another delivery of this event won the race: answer as it did.
+                Written::Refused { index: 0 } => {
+                    let claim = self
+                        .usage_claim(&claim_pk)
+                        .await?
+                        .ok_or_else(|| StoreError::Corrupt("an event claim vanished".into()))?;
+                    return Ok(claim.answer(&charge.fingerprint));
+                }
+                Written::Refused { .. } => {
+                    return Err(StoreError::Corrupt(
+                        "a fresh transaction id already exists".into(),
+                    ))
+                }
+            }
+        }
+        Err(StoreError::Contention)
+    }
+
+    async fn usage_claim(&self, claim_pk: &str) -> Result<Option<UsageClaim>, StoreError> {
+        self.get(claim_pk.to_owned(), keys::USAGE_EVENT_SK).await
+    }
+}
