@@ -2,7 +2,9 @@
 //! It is the single source for the Lambda binaries (`functions/<name>`), the dev server, the
 //! OpenAPI document and the test that checks `template.yaml`.
 
-use crate::api::{api_keys, billing_accounts, meta, metering, runs, users, workspaces};
+use crate::api::{
+    api_keys, billing_accounts, meta, metering, runs, users, workspace_billing, workspaces,
+};
 use crate::domain::account::BillingAccount;
 use crate::domain::api_key::ApiKey;
 use crate::domain::transaction::Transaction;
@@ -362,6 +364,54 @@ pub static ROUTES: &[Route] = &[
         status: 200,
         response: schema::<crate::domain::run::Run>,
         handler: handler!(runs::get),
+    },
+    Route {
+        name: "workspace-billing-update",
+        method: Method::PATCH,
+        path: "/v1/workspaces/{workspaceId}/billing",
+        access: Access::Key,
+        summary: "Set the workspace's own monthly soft and hard caps inside its account (soft ≤ hard, ≥ 0; `null` removes one). Spend and holds of the workspace count against them.",
+        query: &[],
+        request: Some(schema::<workspace_billing::UpdateBudget>),
+        status: 200,
+        response: schema::<workspace_billing::Budget>,
+        handler: handler!(workspace_billing::update_budget),
+    },
+    Route {
+        name: "workspace-billing-balance",
+        method: Method::GET,
+        path: "/v1/workspaces/{workspaceId}/billing/balance",
+        access: Access::Key,
+        summary: "The balance of the workspace's default billing account.",
+        query: &[],
+        request: None,
+        status: 200,
+        response: schema::<billing_accounts::Balance>,
+        handler: handler!(workspace_billing::balance),
+    },
+    Route {
+        name: "workspace-billing-transactions",
+        method: Method::GET,
+        path: "/v1/workspaces/{workspaceId}/billing/transactions",
+        access: Access::Key,
+        summary: "The workspace's credit history (its transactions on any account), newest first.",
+        query: &[PAGE[0], PAGE[1], ("type", "Only transactions of this type.")],
+        request: None,
+        status: 200,
+        response: schema::<List<Transaction>>,
+        handler: handler!(workspace_billing::transactions),
+    },
+    Route {
+        name: "workspace-billing-credits-create",
+        method: Method::POST,
+        path: "/v1/workspaces/{workspaceId}/billing/credits",
+        access: Access::Key,
+        summary: "Service only: a `grant`, `refund` (amount > 0) or `adjustment` (may be negative, never below 0 available: 402 `insufficient_credits`) on the workspace's default account. Under an Idempotency-Key it applies once.",
+        query: &[],
+        request: Some(schema::<workspace_billing::ServiceCredit>),
+        status: 201,
+        response: schema::<Transaction>,
+        handler: handler!(workspace_billing::create_credit),
     },
 ];
 

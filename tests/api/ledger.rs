@@ -408,3 +408,135 @@ async fn an_expired_hold_is_captured_for_what_was_reported_and_released() {
     assert_eq!(late.body["status"], "expired");
     assert_eq!(late.body["cost_cents"], 7);
 }
+
+#[tokio::test]
+async fn service_credits_apply_once_per_idempotency_key_and_never_overdraw() {
+    let (app, account, key, workspace) = funded(100).await;
+    let path = format!("/v1/workspaces/{workspace}/billing/credits");
+    let grant = json!({"amount_cents": 250, "type": "grant", "reason": "support gesture"});
+    let attempts = join_all((0..6).map(|_| {
+        app.call(Method::POST, &path)
+            .key(&app.service_key)
+            .header("idempotency-key", "gesture-1")
+            .json(grant.clone())
+            .send()
+    }))
+    .await;
+    for attempt in &attempts {
+        assert!(
+            attempt.status == StatusCode::CREATED
+                || attempt.error_code() == "idempotency_key_in_use",
+            "{attempt:?}"
+        );
+    }
+    let created = attempts
+        .iter()
+        .find(|a| a.status == StatusCode::CREATED)
+        .unwrap();
+    assert_eq!(created.body["type"], "grant");
+    assert_eq!(created.body["workspace_id"], workspace.as_str());
+    assert_eq!(created.body["balance_after_cents"], 350);
+    assert_eq!(balance(&app, &account, &key).await["balance_cents"], 350);
+
+    let too_much = app
+        .post(
+            &path,
+            &app.service_key,
+            json!({"amount_cents": -351, "type": "adjustment", "reason": "clawback"}),
+        )
+        .await;
+    assert_eq!(too_much.status, StatusCode::PAYMENT_REQUIRED);
+    assert_eq!(too_much.error_code(), "insufficient_credits");
+    let fine = app
+        .post(
+            &path,
+            &app.service_key,
+            json!({"amount_cents": -50, "type": "adjustment", "reason": "clawback"}),
+        )
+        .await;
+    assert_eq!(fine.body["balance_after_cents"], 300);
+    for bad in [
+        json!({"amount_cents": -5, "type": "grant", "reason": "x"}),
+        json!({"amount_cents": 0, "type": "adjustment", "reason": "x"}),
+        json!({"amount_cents": 5, "type": "bonus", "reason": "x"}),
+        json!({"amount_cents": 5, "type": "refund", "reason": ""}),
+    ] {
+        assert_eq!(
+            app.post(&path, &app.service_key, bad.clone()).await.status,
+            StatusCode::BAD_REQUEST,
+            "{bad}"
+        );
+    }
+    let by_user = app.post(&path, &key, grant.clone()).await;
+    assert_eq!(by_user.status, StatusCode::FORBIDDEN);
+
+    let history = app
+        .get(
+            &format!("/v1/workspaces/{workspace}/billing/transactions"),
+            &key,
+        )
+        .await;
+    let types: Vec<&str> = history.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        ["adjustment", "grant"],
+        "the workspace's own history, newest first"
+    );
+    assert_eq!(ledger_sum(&app, &account, &key).await.0, 300);
+}
+
+#[tokio::test]
+async fn a_workspace_hard_cap_limits_that_workspace_only() {
+    let (app, account, key, workspace) = funded(100).await;
+    let other = app.create_workspace(&key, "Other").await;
+    let capped = app
+        .patch(
+            &format!("/v1/workspaces/{workspace}/billing"),
+            &key,
+            json!({"soft_cap_cents": 3, "hard_cap_cents": 5}),
+        )
+        .await;
+    assert_eq!(capped.status, StatusCode::OK, "{:?}", capped.body);
+    let bad = app
+        .patch(
+            &format!("/v1/workspaces/{workspace}/billing"),
+            &key,
+            json!({"soft_cap_cents": 9}),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let path = format!("/v1/workspaces/{workspace}/usage-events");
+    let mut soft = Vec::new();
+    for i in 0..5 {
+        let charged = app
+            .post(&path, &key, one_cent_event(&format!("e{i}")))
+            .await;
+        assert_eq!(charged.status, StatusCode::CREATED);
+        soft.push(charged.body["soft_cap_reached"].as_bool().unwrap());
+    }
+    assert_eq!(soft, [false, false, true, true, true]);
+    let refused = app.post(&path, &key, one_cent_event("e5")).await;
+    assert_eq!(refused.error_code(), "hard_cap_reached");
+    let elsewhere = app
+        .post(
+            &format!("/v1/workspaces/{other}/usage-events"),
+            &key,
+            one_cent_event("e5"),
+        )
+        .await;
+    assert_eq!(
+        elsewhere.status,
+        StatusCode::CREATED,
+        "the other workspace has no cap"
+    );
+    let ws_balance = app
+        .get(&format!("/v1/workspaces/{workspace}/billing/balance"), &key)
+        .await;
+    assert_eq!(ws_balance.body["balance_cents"], 94);
+    assert_eq!(ws_balance.body["billing_account_id"], account.as_str());
+}

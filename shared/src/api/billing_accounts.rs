@@ -166,14 +166,7 @@ pub async fn balance(cx: Ctx<'_>) -> Result<Reply, ApiError> {
 pub async fn transactions(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     cx.only_query_params(&["limit", "cursor", "type", "workspace_id"])?;
     let account = visible_account(&cx, &account_id(&cx)?).await?;
-    let kind = cx
-        .query("type")
-        .map(|t| {
-            TransactionType::parse(t).ok_or_else(|| {
-                ApiError::InvalidRequest(format!("`type` must be one of: {}", type_names()))
-            })
-        })
-        .transpose()?;
+    let kind = type_filter(&cx)?;
     let workspace_id = cx
         .query("workspace_id")
         .map(|w| {
@@ -204,6 +197,17 @@ pub async fn transactions(cx: Ctx<'_>) -> Result<Reply, ApiError> {
         )
         .await?;
     cx.list_reply(&page_request, page).await
+}
+
+/// `?type=`, checked against the transaction types.
+pub fn type_filter(cx: &Ctx<'_>) -> Result<Option<TransactionType>, ApiError> {
+    cx.query("type")
+        .map(|t| {
+            TransactionType::parse(t).ok_or_else(|| {
+                ApiError::InvalidRequest(format!("`type` must be one of: {}", type_names()))
+            })
+        })
+        .transpose()
 }
 
 fn type_names() -> String {

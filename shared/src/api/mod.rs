@@ -8,4 +8,5 @@ pub mod meta;
 pub mod metering;
 pub mod runs;
 pub mod users;
+pub mod workspace_billing;
 pub mod workspaces;

@@ -240,6 +240,29 @@ impl Store {
         })
     }
 
+    /// A workspace's ledger entries (on whichever accounts), newest first.
+    pub async fn list_workspace_transactions(
+        &self,
+        workspace: &WorkspaceId,
+        kind: Option<TransactionType>,
+        limit: usize,
+        start: Option<PageKey>,
+    ) -> Result<Page<Transaction>, StoreError> {
+        let mut query = Query::prefix(
+            Some(keys::GSI1),
+            keys::workspace_transactions(workspace.as_str()),
+            keys::TRANSACTION_SK_PREFIX,
+        );
+        if let Some(kind) = kind {
+            query = query.with_equal("type", kind.as_str().to_owned());
+        }
+        let page: Page<TransactionItem> = self.query_page(query, limit, start).await?;
+        Ok(Page {
+            items: page.items.into_iter().map(|i| i.transaction).collect(),
+            next: page.next,
+        })
+    }
+
     /// Opens `account` for the owner of `workspace` and links it there (not as the default).
     /// `false` when the workspace is gone.
     pub async fn create_linked_account(

@@ -17,6 +17,7 @@
 //! | usage counter, daily | `WS_USAGE#ws` | `D#<date>#<category>#<agent>` | |
 //! | usage counter, monthly | `WS_USAGE#ws` / `ACCOUNT_USAGE#ba` | `M#<month>#<category>` | |
 //! | run | `RUN#run` | `RUN` | `RUNS_OPEN` / `<expires epoch>#run` while open |
+//! | service credit claim | `CREDIT#<scope>#<idempotency key>` | `CREDIT` | |
 //! | billing event (outbox) | `EVT#evt` | `EVT` | `OUTBOX#pending` / `evt` until published |
 //!
 //! Ids are time-ordered, so sorting by a key that ends in an id sorts by creation time.
@@ -126,3 +127,4 @@ pub fn outbox(id: &str) -> String {
     format!("EVT#{id}")
 }
 pub const OUTBOX_SK: &str = "EVT";
+pub const CREDIT_CLAIM_SK: &str = "CREDIT";

@@ -41,11 +41,18 @@ pub(crate) struct BudgetItem {
     pk: String,
     sk: String,
     workspace_id: WorkspaceId,
+    #[serde(default)]
     soft_cap_cents: Option<i64>,
+    #[serde(default)]
     hard_cap_cents: Option<i64>,
+    // A budget item may exist with only caps (set before any money moved).
+    #[serde(default)]
     spend_month: String,
+    #[serde(default)]
     spent_month_cents: i64,
+    #[serde(default)]
     credited_month_cents: i64,
+    #[serde(default)]
     held_cents: i64,
     version: i64,
 }
@@ -491,6 +498,36 @@ impl Store {
             },
             Some(NEW_ITEM),
         )
+    }
+
+    /// Sets a workspace's monthly caps; the budget's version moves, so a movement decided on the
+    /// old caps is retried on the new ones.
+    pub async fn set_workspace_caps(
+        &self,
+        workspace: &WorkspaceId,
+        soft_cap_cents: Option<i64>,
+        hard_cap_cents: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let (pk, sk) = budget_key(workspace);
+        let cap = |value: Option<i64>| value.map_or(AttributeValue::Null(true), n);
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(keys::PK, s(pk))
+            .key(keys::SK, s(sk))
+            .update_expression(
+                "SET workspace_id = :workspace, soft_cap_cents = :soft, hard_cap_cents = :hard, \
+                 version = if_not_exists(version, :zero) + :one",
+            )
+            .expression_attribute_values(":workspace", s(workspace.to_string()))
+            .expression_attribute_values(":soft", cap(soft_cap_cents))
+            .expression_attribute_values(":hard", cap(hard_cap_cents))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await
+            .map_err(StoreError::sdk)?;
+        Ok(())
     }
 
     /// Billing events not yet published, oldest first.

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod api_keys;
+pub mod credits;
 pub mod idempotency;
 pub mod keys;
 pub mod ledger;

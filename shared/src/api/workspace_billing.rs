@@ -1,0 +1,188 @@
+//! A workspace's money: its budget (caps inside its account), balance, ledger and service credits.
+
+use super::access::{require_service, visible_workspace};
+use super::billing_accounts::{type_filter, Balance};
+use crate::clock::{rfc3339, unix_millis};
+use crate::domain::ids::{BillingAccountId, TransactionId, WorkspaceId};
+use crate::domain::transaction::{Transaction, TransactionType};
+use crate::http::request::nullable;
+use crate::http::{ApiError, Ctx, Reply};
+use crate::store::credits::CreditOutcome;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+fn workspace_id(cx: &Ctx<'_>) -> Result<WorkspaceId, ApiError> {
+    cx.path_id("workspaceId", WorkspaceId::parse, "workspace")
+}
+
+/// `PATCH` body: the workspace's own monthly caps inside its account; `null` removes one.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateBudget {
+    #[serde(default, deserialize_with = "nullable")]
+    pub soft_cap_cents: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub hard_cap_cents: Option<Option<i64>>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct Budget {
+    pub workspace_id: WorkspaceId,
+    pub billing_account_id: BillingAccountId,
+    pub soft_cap_cents: Option<i64>,
+    pub hard_cap_cents: Option<i64>,
+}
+
+pub async fn update_budget(cx: Ctx<'_>) -> Result<Reply, ApiError> {
+    let workspace = visible_workspace(&cx, &workspace_id(&cx)?).await?;
+    let body: UpdateBudget = cx.body()?;
+    let month = &rfc3339(cx.now())[..7];
+    let current = cx
+        .app
+        .store
+        .ledger_snapshot(
+            &workspace.default_billing_account_id,
+            Some(&workspace.id),
+            month,
+        )
+        .await?
+        .budget;
+    let soft = body.soft_cap_cents.unwrap_or(current.soft_cap_cents);
+    let hard = body.hard_cap_cents.unwrap_or(current.hard_cap_cents);
+    for (field, cap) in [("soft_cap_cents", soft), ("hard_cap_cents", hard)] {
+        if cap.is_some_and(|c| c < 0) {
+            return Err(ApiError::InvalidRequest(format!(
+                "`{field}` must be 0 or more"
+            )));
+        }
+    }
+    if let (Some(soft), Some(hard)) = (soft, hard) {
+        if soft > hard {
+            return Err(ApiError::InvalidRequest(
+                "`soft_cap_cents` must not be greater than `hard_cap_cents`".into(),
+            ));
+        }
+    }
+    cx.app
+        .store
+        .set_workspace_caps(&workspace.id, soft, hard)
+        .await?;
+    Reply::ok(&Budget {
+        workspace_id: workspace.id,
+        billing_account_id: workspace.default_billing_account_id,
+        soft_cap_cents: soft,
+        hard_cap_cents: hard,
+    })
+}
+
+pub async fn balance(cx: Ctx<'_>) -> Result<Reply, ApiError> {
+    let workspace = visible_workspace(&cx, &workspace_id(&cx)?).await?;
+    let account = cx
+        .app
+        .store
+        .get_account(&workspace.default_billing_account_id)
+        .await?
+        .ok_or_else(|| ApiError::Internal("a workspace's default account is missing".into()))?;
+    Reply::ok(&Balance::from(&account))
+}
+
+/// The workspace's credit history, newest first, `?type=` to filter.
+pub async fn transactions(cx: Ctx<'_>) -> Result<Reply, ApiError> {
+    cx.only_query_params(&["limit", "cursor", "type"])?;
+    let workspace = visible_workspace(&cx, &workspace_id(&cx)?).await?;
+    let kind = type_filter(&cx)?;
+    let list = format!(
+        "workspace-transactions:{}:type={}",
+        workspace.id,
+        kind.map(TransactionType::as_str).unwrap_or_default()
+    );
+    let page_request = cx.page_request(list).await?;
+    let page = cx
+        .app
+        .store
+        .list_workspace_transactions(
+            &workspace.id,
+            kind,
+            page_request.limit,
+            page_request.start.clone(),
+        )
+        .await?;
+    cx.list_reply(&page_request, page).await
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceCredit {
+    /// Positive for `grant` and `refund`; an `adjustment` may be negative but never takes
+    /// `available_cents` below 0.
+    pub amount_cents: i64,
+    #[serde(rename = "type")]
+    pub kind: CreditKind,
+    pub reason: String,
+}
+
+#[derive(Deserialize, JsonSchema, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub enum CreditKind {
+    Grant,
+    Adjustment,
+    Refund,
+}
+
+/// Service only: credit (or adjust) the workspace's default account.
+pub async fn create_credit(cx: Ctx<'_>) -> Result<Reply, ApiError> {
+    require_service(&cx)?;
+    let workspace = visible_workspace(&cx, &workspace_id(&cx)?).await?;
+    let body: ServiceCredit = cx.body()?;
+    let kind = match body.kind {
+        CreditKind::Grant => TransactionType::Grant,
+        CreditKind::Adjustment => TransactionType::Adjustment,
+        CreditKind::Refund => TransactionType::Refund,
+    };
+    let positive_only = !matches!(body.kind, CreditKind::Adjustment);
+    if body.amount_cents == 0 || (positive_only && body.amount_cents < 0) {
+        return Err(ApiError::InvalidRequest(if positive_only {
+            "`amount_cents` must be greater than 0 for a grant or a refund".into()
+        } else {
+            "`amount_cents` must not be 0".into()
+        }));
+    }
+    let reason = body.reason.trim();
+    if reason.is_empty() || reason.len() > 500 {
+        return Err(ApiError::InvalidRequest(
+            "`reason` must be 1 to 500 characters".into(),
+        ));
+    }
+    let now = cx.now();
+    let transaction = Transaction {
+        id: TransactionId::generate(unix_millis(now)),
+        billing_account_id: workspace.default_billing_account_id.clone(),
+        workspace_id: Some(workspace.id.clone()),
+        kind,
+        amount_cents: body.amount_cents,
+        balance_after_cents: 0,
+        description: reason.to_owned(),
+        category: None,
+        agent_id: None,
+        run_id: None,
+        reference: None,
+        created_at: rfc3339(now),
+    };
+    let claim = cx.idempotency_key().map(|key| {
+        format!(
+            "{}#{}#{key}",
+            cx.caller().map(|p| p.scope()).unwrap_or_default(),
+            workspace.id
+        )
+    });
+    match cx
+        .app
+        .store
+        .apply_credit(&transaction, claim.as_deref())
+        .await?
+    {
+        CreditOutcome::Credited(transaction) => Reply::created(&transaction),
+        CreditOutcome::Repeated(transaction) => Reply::created(&transaction),
+        CreditOutcome::Refused(refusal) => Err(refusal.into()),
+    }
+}

@@ -1,0 +1,96 @@
+//! Service credits and adjustments: money in (or, for a negative adjustment, out) outside usage.
+
+use super::ledger::{move_attempts, Written};
+use super::{keys, Store, StoreError, NEW_ITEM};
+use crate::domain::ledger::{credit, Refusal};
+use crate::domain::transaction::Transaction;
+use serde::{Deserialize, Serialize};
+
+pub enum CreditOutcome {
+    Credited(Transaction),
+    /// Applied before under the same idempotency key: that transaction.
+    Repeated(Transaction),
+    Refused(Refusal),
+}
+
+/// Binds an idempotency key to the transaction it created, in the same write, so a retry that
+/// outlives the key's response record still can't credit twice.
+#[derive(Serialize, Deserialize)]
+struct CreditClaim {
+    pk: String,
+    sk: String,
+    transaction: Transaction,
+}
+
+impl Store {
+    /// Applies `transaction.amount_cents` to its account (and its workspace's credited total),
+    /// writing the transaction with the balance after. `claim` is the caller's idempotency scope
+    /// and key, if any.
+    pub async fn apply_credit(
+        &self,
+        transaction: &Transaction,
+        claim: Option<&str>,
+    ) -> Result<CreditOutcome, StoreError> {
+        let claim_pk = claim.map(|c| format!("CREDIT#{c}"));
+        if let Some(pk) = &claim_pk {
+            if let Some(found) = self
+                .get::<CreditClaim>(pk.clone(), keys::CREDIT_CLAIM_SK)
+                .await?
+            {
+                return Ok(CreditOutcome::Repeated(found.transaction));
+            }
+        }
+        let month = super::month_of(&transaction.created_at).to_owned();
+        let account = &transaction.billing_account_id;
+        let workspace = transaction.workspace_id.as_ref();
+        let _turn = self.account_turn(account).await;
+        let mut snapshot = self.current_snapshot(account, workspace, &month).await?;
+        for _ in 0..move_attempts() {
+            let moved = match credit(
+                &snapshot.account,
+                &snapshot.budget,
+                transaction.amount_cents,
+            ) {
+                Ok(moved) => moved,
+                Err(_) if !snapshot.fresh => {
+                    snapshot = self.reread(&snapshot).await?;
+                    continue;
+                }
+                Err(refusal) => return Ok(CreditOutcome::Refused(refusal)),
+            };
+            let written = Transaction {
+                balance_after_cents: moved.account.balance_cents,
+                ..transaction.clone()
+            };
+            let mut extra = vec![self.transaction_put(&written)?];
+            if let Some(pk) = &claim_pk {
+                extra.push(self.put(
+                    CreditClaim {
+                        pk: pk.clone(),
+                        sk: keys::CREDIT_CLAIM_SK.to_owned(),
+                        transaction: written.clone(),
+                    },
+                    Some(NEW_ITEM),
+                )?);
+            }
+            match self.write_movement(&snapshot, &moved, extra).await? {
+                Written::Committed => return Ok(CreditOutcome::Credited(written)),
+                Written::Stale(fresh) => snapshot = *fresh,
+                Written::Refused { index: 1 } => {
+                    let pk = claim_pk.clone().unwrap_or_default();
+                    let found: CreditClaim = self
+                        .get(pk, keys::CREDIT_CLAIM_SK)
+                        .await?
+                        .ok_or_else(|| StoreError::Corrupt("a credit claim vanished".into()))?;
+                    return Ok(CreditOutcome::Repeated(found.transaction));
+                }
+                Written::Refused { .. } => {
+                    return Err(StoreError::Corrupt(
+                        "a fresh transaction id already exists".into(),
+                    ))
+                }
+            }
+        }
+        Err(StoreError::Contention)
+    }
+}
