@@ -8,4 +8,5 @@ mod lambda_boot;
 mod ledger;
 mod security;
 mod users_and_keys;
+mod views;
 mod workspaces;

@@ -108,6 +108,7 @@ async fn run() -> Result<(), String> {
         ));
     }
 
+    prepare_local_table().await?;
     let log_dir = target.join("bench-logs").join("lambda-init");
     fs::create_dir_all(&log_dir).map_err(|e| format!("create {}: {e}", log_dir.display()))?;
     let mut rows = Vec::new();
@@ -126,6 +127,22 @@ async fn run() -> Result<(), String> {
     write_section(&doc, &section)?;
     eprintln!("lambda-init: wrote {}", doc.display());
     Ok(())
+}
+
+/// Against DynamoDB Local (`DYNAMODB_ENDPOINT` and `TABLE_NAME` set), creates the table unless it
+/// exists, so the key lookup behind the RSS request finds a table and answers 401, not 500.
+async fn prepare_local_table() -> Result<(), String> {
+    let (Ok(table), Ok(endpoint)) = (
+        std::env::var("TABLE_NAME"),
+        std::env::var("DYNAMODB_ENDPOINT"),
+    ) else {
+        return Ok(());
+    };
+    billing_core::store::Store::connect(&table, Some(&endpoint))
+        .await
+        .ensure_table()
+        .await
+        .map_err(|e| format!("create table {table} at {endpoint}: {e}"))
 }
 
 /// Sizes, init median and peak RSS of one function.

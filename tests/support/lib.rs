@@ -2,4 +2,5 @@
 //! API that boots the real function binaries ([`runtime_api`]).
 
 pub mod app;
+pub mod report;
 pub mod runtime_api;

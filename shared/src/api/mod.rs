@@ -8,5 +8,6 @@ pub mod meta;
 pub mod metering;
 pub mod runs;
 pub mod users;
+pub mod views;
 pub mod workspace_billing;
 pub mod workspaces;

@@ -5,18 +5,30 @@
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::{Mutex, PoisonError};
 
 /// Crockford's base32: sortable as text, no ambiguous letters.
 const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
 
 /// 26 characters: 48 bits of milliseconds then 80 random bits, so ids made later sort later
-/// (what "newest first" listings rely on) and never collide in practice.
+/// (what "newest first" listings rely on) and never collide in practice. Within one process the
+/// order is strict: an id made in the same (or an earlier) millisecond as the last one continues
+/// from it, like a monotonic ULID.
 pub fn time_ordered_suffix(unix_millis: u64) -> String {
+    static LAST: Mutex<u128> = Mutex::new(0);
     let mut random = [0u8; 10];
     rand::rng().fill_bytes(&mut random);
     let mut value: u128 = (u128::from(unix_millis) & 0xFFFF_FFFF_FFFF) << 80;
     for (i, byte) in random.iter().enumerate() {
         value |= u128::from(*byte) << (72 - 8 * i);
+    }
+    {
+        let mut last = LAST.lock().unwrap_or_else(PoisonError::into_inner);
+        if value >> 80 <= *last >> 80 {
+            // Same or earlier millisecond: step just past the previous id.
+            value = *last + 1 + u128::from(random[0]);
+        }
+        *last = value;
     }
     let mut out = [0u8; 26];
     for slot in out.iter_mut().rev() {
@@ -143,6 +155,14 @@ mod tests {
         let later = UserId::generate(2_000);
         assert!(earlier < later);
         assert_eq!(UserId::parse(earlier.as_str()), Some(earlier));
+    }
+
+    #[test]
+    fn ids_made_in_one_millisecond_still_sort_in_order() {
+        let ids: Vec<TransactionId> = (0..200).map(|_| TransactionId::generate(5_000)).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted);
     }
 
     #[test]

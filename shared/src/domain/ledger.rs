@@ -73,9 +73,10 @@ impl AccountMoney {
         self.balance_cents - self.held_cents
     }
 
-    /// This state as of `month`: a new month starts with nothing spent or credited.
+    /// This state as of `month`: a new month starts with nothing spent or credited. A month
+    /// older than the state's own changes nothing (months never go back).
     pub fn in_month(mut self, month: &str) -> Self {
-        if self.month != month {
+        if month > self.month.as_str() {
             self.month = month.to_owned();
             self.spent_cents = 0;
             self.credited_cents = 0;
@@ -93,8 +94,9 @@ impl AccountMoney {
 }
 
 impl WorkspaceBudget {
+    /// As [`AccountMoney::in_month`].
     pub fn in_month(mut self, month: &str) -> Self {
-        if self.month != month {
+        if month > self.month.as_str() {
             self.month = month.to_owned();
             self.spent_cents = 0;
             self.credited_cents = 0;
@@ -388,7 +390,8 @@ mod tests {
         let mut spent = account(100);
         spent.spent_cents = 70;
         assert_eq!(spent.clone().in_month("2026-03").spent_cents, 70);
-        assert_eq!(spent.in_month("2026-04").spent_cents, 0);
+        assert_eq!(spent.clone().in_month("2026-04").spent_cents, 0);
+        assert_eq!(spent.in_month("2026-02").spent_cents, 70, "months never go back");
     }
 
     #[test]

@@ -265,6 +265,9 @@ impl Store {
                         "a refused movement named no condition".into(),
                     ));
                 }
+                self.stats
+                    .stale_retries
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let month = snapshot.account.month.clone();
                 fresh.fresh = true;
                 let fresh = fresh.in_month(&month);

@@ -11,17 +11,19 @@ pub mod runs;
 pub mod table;
 pub mod usage;
 pub mod users;
+pub mod views;
 pub mod workspaces;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, Delete, Put, ReturnConsumedCapacity, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -71,6 +73,21 @@ pub struct Store {
     pub(crate) table: String,
     /// Money state this process last saw, and a lock per account (see [`ledger::LedgerCache`]).
     pub(crate) ledger_cache: std::sync::Arc<ledger::LedgerCache>,
+    /// What this handle's transactions cost and how often they were retried.
+    pub stats: std::sync::Arc<WriteStats>,
+}
+
+/// Counters for benchmarks and logs.
+#[derive(Default, Debug)]
+pub struct WriteStats {
+    /// Transactions that committed.
+    pub transactions: AtomicU64,
+    /// Write capacity consumed by them, in thousandths of a unit, as DynamoDB reports it.
+    pub write_milli_units: AtomicU64,
+    /// Transactions retried because another one touched the same items at the same moment.
+    pub conflict_retries: AtomicU64,
+    /// Money movements re-decided because the account or budget had changed since read.
+    pub stale_retries: AtomicU64,
 }
 
 /// Where a listing stopped: the last item's key attributes, all strings in this table.
@@ -120,6 +137,7 @@ impl Store {
             client,
             table: table.into(),
             ledger_cache: Default::default(),
+            stats: Default::default(),
         }
     }
 
@@ -141,6 +159,17 @@ impl Store {
 
     pub fn table_name(&self) -> &str {
         &self.table
+    }
+
+    /// The DynamoDB client, for benchmarks that compare against bare requests.
+    pub fn dynamodb(&self) -> &Client {
+        &self.client
+    }
+
+    /// A handle on the same table that shares nothing else with this one (no remembered
+    /// state, no per-account turns, its own stats), as another process would be.
+    pub fn independent(&self) -> Self {
+        Self::new(self.client.clone(), self.table.clone())
     }
 
     /// A strongly consistent read of one item.
@@ -178,10 +207,22 @@ impl Store {
                 .client
                 .transact_write_items()
                 .set_transact_items(Some(items.clone()))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
                 .await;
             let error = match result {
-                Ok(_) => return Ok(Transacted::Committed),
+                Ok(output) => {
+                    let units: f64 = output
+                        .consumed_capacity()
+                        .iter()
+                        .filter_map(|c| c.capacity_units())
+                        .sum();
+                    self.stats.transactions.fetch_add(1, Ordering::Relaxed);
+                    self.stats
+                        .write_milli_units
+                        .fetch_add((units * 1000.0) as u64, Ordering::Relaxed);
+                    return Ok(Transacted::Committed);
+                }
                 Err(error) => error,
             };
             let retryable = match error.as_service_error() {
@@ -210,6 +251,7 @@ impl Store {
             if !retryable {
                 return Err(StoreError::sdk(error));
             }
+            self.stats.conflict_retries.fetch_add(1, Ordering::Relaxed);
             backoff(attempt).await;
         }
         Err(StoreError::Contention)

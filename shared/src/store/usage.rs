@@ -71,7 +71,10 @@ impl Store {
     /// or answers as the first time for a repeated event; or refuses, changing nothing.
     pub async fn record_usage(&self, charge: &UsageCharge) -> Result<UsageOutcome, StoreError> {
         let claim_pk = keys::usage_event(charge.workspace_id.as_str(), &charge.event_id);
-        let month = super::month_of(&charge.day).to_owned();
+        // Spend counts in the month it is debited (now), whatever day the usage occurred on:
+        // deciding on an earlier month would start that month's spend afresh and overwrite this
+        // month's, and the caps would no longer hold.
+        let month = super::month_of(&charge.created_at).to_owned();
         let _turn = self.account_turn(&charge.account_id).await;
         // A repeated event is caught by its claim's condition in the write (or read before a
         // refusal), so the common case is one round trip on remembered state.
