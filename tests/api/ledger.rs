@@ -540,3 +540,36 @@ async fn a_workspace_hard_cap_limits_that_workspace_only() {
     assert_eq!(ws_balance.body["balance_cents"], 94);
     assert_eq!(ws_balance.body["billing_account_id"], account.as_str());
 }
+
+#[tokio::test]
+async fn crossing_a_cap_records_a_billing_event_in_the_same_write() {
+    let (app, account, key, workspace) = funded(100).await;
+    app.patch(
+        &format!("/v1/billing-accounts/{account}"),
+        &key,
+        json!({"soft_cap_cents": 2, "hard_cap_cents": 3}),
+    )
+    .await;
+    let path = format!("/v1/workspaces/{workspace}/usage-events");
+    for i in 0..3 {
+        app.post(&path, &key, one_cent_event(&format!("x{i}")))
+            .await;
+    }
+    let events = app.app.store.pending_events(50).await.unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["credits.low", "credits.hard_cap_reached"],
+        "each crossing once"
+    );
+    assert!(events
+        .iter()
+        .all(|e| e.billing_account_id.as_str() == account));
+    let refused = app.post(&path, &key, one_cent_event("x3")).await;
+    assert_eq!(refused.error_code(), "hard_cap_reached");
+    assert_eq!(
+        app.app.store.pending_events(50).await.unwrap().len(),
+        2,
+        "a refusal records nothing"
+    );
+}

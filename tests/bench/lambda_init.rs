@@ -15,6 +15,7 @@
 //! those functions and print the table without writing the document.
 
 use billing_core::routes::{Access, Route, ROUTES};
+use billing_tests::report::{machine, write_section};
 use billing_tests::runtime_api::{http_api_event, lambda_env, InvokeError, RuntimeApi};
 use serde_json::Value;
 use std::fs::{self, File};
@@ -34,8 +35,6 @@ const ZIP_TARGET_MB: f64 = 5.0;
 const BOOT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the RSS request may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
-const START_MARKER: &str = "<!-- lambda-init:start -->";
-const END_MARKER: &str = "<!-- lambda-init:end -->";
 const MB: f64 = 1024.0 * 1024.0;
 
 /// One function's numbers.
@@ -123,8 +122,7 @@ async fn run() -> Result<(), String> {
         eprintln!("lambda-init: a subset was measured; docs/BENCHMARKS.md left as it was");
         return Ok(());
     }
-    let doc = workspace.join("docs").join("BENCHMARKS.md");
-    write_section(&doc, &section)?;
+    let doc = write_section("lambda-init", &section)?;
     eprintln!("lambda-init: wrote {}", doc.display());
     Ok(())
 }
@@ -435,62 +433,4 @@ fn verdict(row: &Row) -> String {
         verdict.push_str(" (zip not checked)");
     }
     verdict
-}
-
-/// `<nproc> × <CPU model> (<arch>)`.
-fn machine() -> String {
-    let nproc = std::process::Command::new("nproc")
-        .output()
-        .ok()
-        .and_then(|out| String::from_utf8(out.stdout).ok())
-        .map(|text| text.trim().to_owned())
-        .filter(|text| !text.is_empty())
-        .or_else(|| {
-            std::thread::available_parallelism()
-                .ok()
-                .map(|n| n.to_string())
-        })
-        .unwrap_or_else(|| "?".into());
-    let model = fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|line| line.starts_with("model name"))
-                .and_then(|line| line.split_once(':'))
-                .map(|(_, model)| model.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    format!(
-        "{nproc} × {model} (`nproc` = {nproc}, {})",
-        std::env::consts::ARCH
-    )
-}
-
-/// Replaces what is between the markers in `path` (creating the file, or appending the markers,
-/// when missing), so other benchmarks' sections survive.
-fn write_section(path: &Path, section: &str) -> Result<(), String> {
-    let existing = match fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            "# Benchmarks\n\nMeasured numbers. Each section is rewritten by the program its command runs; \
-             edit outside the markers.\n"
-                .to_owned()
-        }
-        Err(error) => return Err(format!("read {}: {error}", path.display())),
-    };
-    let block = format!("{START_MARKER}\n{section}{END_MARKER}");
-    let updated = match (existing.find(START_MARKER), existing.find(END_MARKER)) {
-        (Some(start), Some(end)) if start < end => {
-            format!(
-                "{}{block}{}",
-                &existing[..start],
-                &existing[end + END_MARKER.len()..]
-            )
-        }
-        _ => format!("{}\n\n{block}\n", existing.trim_end()),
-    };
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).map_err(|e| format!("create {}: {e}", parent.display()))?;
-    }
-    fs::write(path, updated).map_err(|e| format!("write {}: {e}", path.display()))
 }

@@ -8,6 +8,9 @@ use billing_core::domain::api_key::mint_key;
 use billing_core::store::Store;
 use std::sync::Arc;
 
+/// How often the dev server runs the scheduled jobs.
+const JOB_INTERVAL_SECS: u64 = 30;
+
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt()
@@ -47,6 +50,7 @@ async fn run() -> Result<(), String> {
         .map_err(|e| format!("cannot create table {table} in DynamoDB Local at {endpoint}: {e}"))?;
     let config = Config::local(&table, &endpoint, &service_key);
     let app = Arc::new(App::new(config, store, Arc::new(SystemClock)));
+    let app_for_jobs = app.clone();
 
     let base = format!("http://127.0.0.1:{port}");
     println!();
@@ -59,6 +63,22 @@ async fn run() -> Result<(), String> {
     println!();
     println!("  OpenAPI: {base}/v1/openapi.json   Stop: Ctrl-C");
     println!();
+
+    // The scheduled jobs (EventBridge schedules in AWS) run in-process here.
+    let jobs_app = app_for_jobs.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(JOB_INTERVAL_SECS));
+        loop {
+            tick.tick().await;
+            for job in billing_core::routes::JOBS {
+                match (job.run)(&jobs_app).await {
+                    Ok(0) => {}
+                    Ok(handled) => tracing::info!(job = job.name, handled, "job done"),
+                    Err(error) => tracing::error!(job = job.name, %error, "job failed"),
+                }
+            }
+        }
+    });
 
     tokio::select! {
         served = billing_core::dev_server::serve(app, listener) => served.map_err(|e| format!("server stopped: {e}")),

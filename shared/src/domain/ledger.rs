@@ -391,7 +391,11 @@ mod tests {
         spent.spent_cents = 70;
         assert_eq!(spent.clone().in_month("2026-03").spent_cents, 70);
         assert_eq!(spent.clone().in_month("2026-04").spent_cents, 0);
-        assert_eq!(spent.in_month("2026-02").spent_cents, 70, "months never go back");
+        assert_eq!(
+            spent.in_month("2026-02").spent_cents,
+            70,
+            "months never go back"
+        );
     }
 
     #[test]
