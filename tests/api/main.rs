@@ -6,6 +6,7 @@ mod consistency;
 mod idempotency;
 mod lambda_boot;
 mod ledger;
+mod ledger_model;
 mod security;
 mod users_and_keys;
 mod views;

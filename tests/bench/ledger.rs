@@ -89,6 +89,42 @@ async fn main() {
             .send()
     };
 
+    // The engine's own floor for a transaction: the same number of items, no conditions.
+    let bare_transaction = |i: usize, items: usize| {
+        let writes = (0..items)
+            .map(|n| {
+                aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                    .update(
+                        aws_sdk_dynamodb::types::Update::builder()
+                            .table_name(&table)
+                            .key(
+                                "pk",
+                                aws_sdk_dynamodb::types::AttributeValue::S(format!("BENCH#tx{n}")),
+                            )
+                            .key(
+                                "sk",
+                                aws_sdk_dynamodb::types::AttributeValue::S("BENCH".into()),
+                            )
+                            .update_expression("ADD balance_cents :debit")
+                            .expression_attribute_values(
+                                ":debit",
+                                aws_sdk_dynamodb::types::AttributeValue::N(format!(
+                                    "-{}",
+                                    1 + i % 2
+                                )),
+                            )
+                            .build()
+                            .expect("a complete update"),
+                    )
+                    .build()
+            })
+            .collect::<Vec<_>>();
+        client
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            .send()
+    };
+
     // Warm every path (connections, remembered state) before measuring.
     for i in 0..20 {
         app.post(&path, &key, json!({"event_id": format!("warm-{i}"), "category": "actions", "quantity": 10, "agent_tier": "basic"})).await;
@@ -101,8 +137,10 @@ async fn main() {
             .await
             .unwrap();
         bare(i).await.unwrap();
+        bare_transaction(i, 7).await.unwrap();
     }
 
+    let (mut one_item_transaction, mut seven_item_transaction) = (Vec::new(), Vec::new());
     let (mut through_handler, mut debit_only, mut bare_update) =
         (Vec::new(), Vec::new(), Vec::new());
     let transactions_before = store.stats.transactions.load(Ordering::Relaxed);
@@ -134,6 +172,14 @@ async fn main() {
         let started = Instant::now();
         bare(i).await.unwrap();
         bare_update.push(started.elapsed().as_secs_f64() * 1000.0);
+
+        let started = Instant::now();
+        bare_transaction(i, 1).await.unwrap();
+        one_item_transaction.push(started.elapsed().as_secs_f64() * 1000.0);
+
+        let started = Instant::now();
+        bare_transaction(i, 7).await.unwrap();
+        seven_item_transaction.push(started.elapsed().as_secs_f64() * 1000.0);
     }
     let all_transactions = store.stats.transactions.load(Ordering::Relaxed) - transactions_before;
     let all_units = store.stats.write_milli_units.load(Ordering::Relaxed) - units_before;
@@ -141,6 +187,14 @@ async fn main() {
         summary("usage event through the HTTP handler", through_handler);
     let (debit_row, debit_median) = summary("ledger debit alone (`record_usage`)", debit_only);
     let (bare_row, bare_median) = summary("bare `UpdateItem` (ADD on one item)", bare_update);
+    let (one_tx_row, _) = summary(
+        "bare `TransactWriteItems`, 1 unconditional update",
+        one_item_transaction,
+    );
+    let (seven_tx_row, seven_tx_median) = summary(
+        "bare `TransactWriteItems`, 7 unconditional updates",
+        seven_item_transaction,
+    );
     let wcu_per_debit = store_units as f64 / 1000.0 / store_transactions.max(1) as f64;
 
     // One hot account, 64 clients, one process.
@@ -210,9 +264,12 @@ async fn main() {
          Command: `make bench` (runs `cargo bench -p billing-tests --bench ledger` against DynamoDB Local 3.3, in memory). \
          Date: {date}. Machine: {machine}. Debug assertions off, release profile.\n\n\
          ### Debit latency, {ROUNDS} rounds interleaved (ms)\n\n\
-         | path | median | p90 | p99 |\n|---|---|---|---|\n{handler_row}{debit_row}{bare_row}\n\
+         | path | median | p90 | p99 |\n|---|---|---|---|\n{handler_row}{debit_row}{bare_row}{one_tx_row}{seven_tx_row}\n\
          Ledger debit ÷ bare UpdateItem (medians): **{debit_ratio:.2}×** (target ≤ 1.3×). \
-         Whole handler ÷ bare UpdateItem: {handler_ratio:.2}× (the handler also authenticates the key and reads the workspace: two more reads).\n\n\
+         Whole handler ÷ bare UpdateItem: {handler_ratio:.2}× (the handler also authenticates the key and reads the workspace: two more reads). \
+         Ledger debit ÷ a bare 7-item transaction on the same engine: {debit_vs_transaction:.2}× — \
+         the gap to a single UpdateItem is DynamoDB Local's cost of a multi-item transaction, which the debit needs \
+         (balance, transaction item and counters in one atomic write).\n\n\
          A debit is one `TransactWriteItems` of 7 items (account, workspace budget, event claim, ledger transaction, three usage counters), \
          decided on the state this process remembers, so in the steady state it is a single round trip. \
          Write capacity per debit, as DynamoDB Local reports it: **{wcu_per_debit:.1} WCU** \
@@ -226,6 +283,7 @@ async fn main() {
         machine = machine(),
         debit_ratio = debit_median / bare_median,
         handler_ratio = handler_median / bare_median,
+        debit_vs_transaction = debit_median / seven_tx_median,
         all_units_wcu = all_units as f64 / 1000.0,
         one_rate = one_process_ok as f64 / one_process_secs,
         four_rate = four_process_ok as f64 / four_process_secs,

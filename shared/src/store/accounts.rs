@@ -192,13 +192,19 @@ impl Store {
             .table_name(&self.table)
             .key(keys::PK, s(keys::account(account.id.as_str())))
             .key(keys::SK, s(keys::ACCOUNT_SK))
-            .update_expression("SET #name = :name, settings = :settings, settings_version = :next")
+            // The ledger version moves too: caps are in the settings, and a debit decided on
+            // remembered caps must fail its condition and be decided again on these.
+            .update_expression(
+                "SET #name = :name, settings = :settings, settings_version = :next, \
+                 ledger_version = ledger_version + :one",
+            )
             .condition_expression("settings_version = :expected")
             .expression_attribute_names("#name", "name")
             .expression_attribute_values(":name", s(account.name.clone()))
             .expression_attribute_values(":settings", settings)
             .expression_attribute_values(":expected", n(expected_version))
             .expression_attribute_values(":next", n(expected_version + 1))
+            .expression_attribute_values(":one", n(1))
             .send()
             .await;
         match result {

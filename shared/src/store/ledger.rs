@@ -108,7 +108,9 @@ pub struct CounterIncrement {
     pub cost_cents: i64,
 }
 
-const MOVE_ATTEMPTS: usize = 32;
+/// How often a movement is re-decided after finding the state changed under it. Each retry
+/// follows a commit by someone else, so this bounds only pathological contention.
+const MOVE_ATTEMPTS: usize = 100;
 
 /// What this process knows of accounts it moved money on: the last state it saw, and a lock per
 /// account, so concurrent requests in one process take turns instead of failing each other's

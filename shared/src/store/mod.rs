@@ -126,7 +126,9 @@ impl Transacted {
     }
 }
 
-const TRANSACTION_ATTEMPTS: u32 = 8;
+/// How often a request that only lost a race (or was throttled) is tried again, with jittered
+/// backoff capped at 200 ms: about five seconds in all.
+const TRANSACTION_ATTEMPTS: u32 = 30;
 
 /// The condition that makes a put create, never overwrite.
 pub(crate) const NEW_ITEM: &str = "attribute_not_exists(pk)";

@@ -291,7 +291,8 @@ impl Store {
             .index_name(keys::GSI1)
             .key_condition_expression("gsi1pk = :open AND gsi1sk < :due")
             .expression_attribute_values(":open", s(keys::RUNS_OPEN))
-            .expression_attribute_values(":due", s(format!("{:012}~", now_epoch + 1)))
+            // Expired: `expires_at` ≤ now ("#" sorts below "~").
+            .expression_attribute_values(":due", s(format!("{now_epoch:012}~")))
             .limit(i32::try_from(limit).unwrap_or(100))
             .send()
             .await
