@@ -199,3 +199,22 @@ async fn bad_bodies_are_400_naming_the_problem_and_change_nothing() {
         "the external id `ok` was never taken"
     );
 }
+
+#[tokio::test]
+async fn unknown_query_parameters_are_400_on_every_route() {
+    let app = spawn_app().await;
+    let (_, account, key) = app.user_with_key("quincy").await;
+    for path in [
+        format!("/v1/billing-accounts/{account}?expand=owner"),
+        format!("/v1/billing-accounts/{account}/balance?currency=eur"),
+        "/v1/pricing?tier=basic".to_owned(),
+    ] {
+        let refused = app.get(&path, &key).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{path}");
+        let message = refused.body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("unknown query parameter"),
+            "{path}: {message}"
+        );
+    }
+}

@@ -57,7 +57,6 @@ pub async fn create(cx: Ctx<'_>) -> Result<Reply, ApiError> {
 /// `?workspace_id=` / `?user_id=` those of a workspace or user the caller manages. The service
 /// must name one of the two.
 pub async fn list(cx: Ctx<'_>) -> Result<Reply, ApiError> {
-    cx.only_query_params(&["limit", "cursor", "user_id", "workspace_id"])?;
     let workspace = cx
         .query("workspace_id")
         .map(|w| WorkspaceId::parse(w).ok_or_else(|| ApiError::not_found("workspace")))

@@ -31,7 +31,6 @@ use time::{Date, UtcOffset};
 
 /// `GET /v1/plans`: the catalog's plans, in catalog order.
 pub async fn plans(cx: Ctx<'_>) -> Result<Reply, ApiError> {
-    cx.only_query_params(&[])?;
     Reply::ok(&cx.app.catalog.plans)
 }
 
@@ -245,7 +244,6 @@ fn counted(counters: &[MonthlyCounter], month: &str) -> Counted {
 }
 
 pub async fn status(cx: Ctx<'_>) -> Result<Reply, ApiError> {
-    cx.only_query_params(&[])?;
     let workspace = visible_workspace(&cx, &workspace_id(&cx)?).await?;
     let plan = plan_of(&cx, &workspace)?;
     let period = Period::month_of(today(&cx));
@@ -293,7 +291,6 @@ pub async fn status(cx: Ctx<'_>) -> Result<Reply, ApiError> {
 }
 
 pub async fn credits(cx: Ctx<'_>) -> Result<Reply, ApiError> {
-    cx.only_query_params(&[])?;
     let workspace = visible_workspace(&cx, &workspace_id(&cx)?).await?;
     let plan = plan_of(&cx, &workspace)?;
     let month = month_key(today(&cx));
@@ -322,7 +319,6 @@ pub async fn credits(cx: Ctx<'_>) -> Result<Reply, ApiError> {
 
 /// The workspace's month: its default account's balance, its own spend, credit and usage.
 pub async fn workspace_summary(cx: Ctx<'_>) -> Result<Reply, ApiError> {
-    cx.only_query_params(&[])?;
     let workspace = visible_workspace(&cx, &workspace_id(&cx)?).await?;
     let period = Period::month_of(today(&cx));
     let month = month_key(period.start);
@@ -355,7 +351,6 @@ pub async fn workspace_summary(cx: Ctx<'_>) -> Result<Reply, ApiError> {
 
 /// The account's month: balance, spend and credit across its workspaces, usage by category.
 pub async fn account_summary(cx: Ctx<'_>) -> Result<Reply, ApiError> {
-    cx.only_query_params(&[])?;
     let id = cx.path_id(
         "billingAccountId",
         BillingAccountId::parse,
@@ -424,7 +419,6 @@ enum GroupBy {
 /// `?category=` (required), `?period_start=`/`?period_end=` (each defaults to this month's
 /// first/last day), `?group_by=day|agent`.
 pub async fn usage(cx: Ctx<'_>) -> Result<Reply, ApiError> {
-    cx.only_query_params(&["category", "period_start", "period_end", "group_by"])?;
     let category = category_param(&cx, None)?;
     let month = Period::month_of(today(&cx));
     let period = Period::new(
@@ -478,7 +472,6 @@ fn group(key: Option<String>, totals: UsageTotals) -> UsageGroup {
 /// `?days=` (1–90, default 30) days ending today, newest first, zero-filled; `?category=`
 /// (default `actions`).
 pub async fn usage_daily(cx: Ctx<'_>) -> Result<Reply, ApiError> {
-    cx.only_query_params(&["days", "category"])?;
     let days = match cx.query("days") {
         None => DEFAULT_DAYS,
         Some(text) => text
@@ -509,7 +502,6 @@ pub async fn usage_daily(cx: Ctx<'_>) -> Result<Reply, ApiError> {
 
 /// This month: usage per category, the top agents by cost, and the projected month-end spend.
 pub async fn usage_overview(cx: Ctx<'_>) -> Result<Reply, ApiError> {
-    cx.only_query_params(&[])?;
     let workspace = visible_workspace(&cx, &workspace_id(&cx)?).await?;
     let today = today(&cx);
     let period = Period::month_of(today);
@@ -547,7 +539,6 @@ pub async fn usage_overview(cx: Ctx<'_>) -> Result<Reply, ApiError> {
 /// This month's API calls and agent invocations against the plan's limits, and the trial's
 /// actions during a trial.
 pub async fn limits(cx: Ctx<'_>) -> Result<Reply, ApiError> {
-    cx.only_query_params(&[])?;
     let workspace = visible_workspace(&cx, &workspace_id(&cx)?).await?;
     let plan = plan_of(&cx, &workspace)?;
     let month = month_key(today(&cx));

@@ -149,7 +149,6 @@ pub(crate) async fn linked_accounts(
 }
 
 pub async fn list_accounts(cx: Ctx<'_>) -> Result<Reply, ApiError> {
-    cx.only_query_params(&["limit", "cursor"])?;
     let workspace = workspace_id(&cx)?;
     let page_request = cx
         .page_request(format!("workspace-accounts:{workspace}"))

@@ -70,6 +70,17 @@ async fn run(app: &App, route: &Route, request: ApiRequest) -> Result<ApiRespons
             app.config.max_body_bytes
         )));
     }
+    // The route table lists each route's query parameters: any other is refused, like an
+    // unknown body field.
+    if let Some((unknown, _)) = request
+        .query
+        .iter()
+        .find(|(name, _)| !route.query.iter().any(|(known, _)| known == name))
+    {
+        return Err(ApiError::InvalidRequest(format!(
+            "unknown query parameter `{unknown}`"
+        )));
+    }
     let principal = match route.access {
         Access::Public => None,
         Access::Key | Access::KeyReadOnlyAllowed => {

@@ -98,21 +98,6 @@ impl Ctx<'_> {
             .map(|(_, v)| v.as_str())
     }
 
-    /// Refuses query parameters the route does not know, like unknown body fields.
-    pub fn only_query_params(&self, known: &[&str]) -> Result<(), ApiError> {
-        match self
-            .req
-            .query
-            .iter()
-            .find(|(k, _)| !known.contains(&k.as_str()))
-        {
-            Some((unknown, _)) => Err(ApiError::InvalidRequest(format!(
-                "unknown query parameter `{unknown}`"
-            ))),
-            None => Ok(()),
-        }
-    }
-
     /// The JSON body as `T`; unknown fields, wrong types and malformed JSON are 400s that name
     /// the offending field. An empty body reads as `{}`.
     pub fn body<T: DeserializeOwned>(&self) -> Result<T, ApiError> {

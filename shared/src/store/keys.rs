@@ -106,8 +106,9 @@ pub fn account_usage(account_id: &str) -> String {
     format!("ACCOUNT_USAGE#{account_id}")
 }
 
-/// Stands for "no agent" in counter keys.
-pub const NO_AGENT: &str = "-";
+/// Stands for "no agent" in counter keys: empty, which no agent id can be (ids are 1–255
+/// characters), so usage without an agent never mixes with any agent's.
+pub const NO_AGENT: &str = "";
 
 pub fn daily_usage_sk(day: &str, category: &str, agent: &str) -> String {
     format!("D#{day}#{category}#{agent}")
