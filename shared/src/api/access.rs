@@ -3,7 +3,7 @@
 
 use crate::domain::account::BillingAccount;
 use crate::domain::api_key::{KeyOwner, Principal, WorkspaceRole};
-use crate::domain::ids::{BillingAccountId, UserId, WorkspaceId};
+use crate::domain::ids::{BillingAccountId, WorkspaceId};
 use crate::domain::workspace::Workspace;
 use crate::http::{ApiError, Ctx};
 
@@ -97,13 +97,4 @@ pub async fn may_manage_keys_of(cx: &Ctx<'_>, owner: &KeyOwner) -> Result<(), Ap
             }
         }
     }
-}
-
-/// Whether the caller is this user or the service.
-pub fn is_self_or_service(cx: &Ctx<'_>, user: &UserId) -> Result<bool, ApiError> {
-    Ok(match cx.caller()? {
-        Principal::Service => true,
-        Principal::User(me) => me == user,
-        Principal::Workspace { .. } => false,
-    })
 }

@@ -1,7 +1,7 @@
 //! Agent runs: authorized with a hold, usage captured against it, settled once.
 
 use super::ids::{BillingAccountId, RunId, TransactionId, WorkspaceId};
-use super::pricing::{round_up_to_cents, Category, Tier, MICROS_PER_CENT};
+use super::pricing::{round_up_to_cents, Category, Tier};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -120,9 +120,6 @@ pub fn allocate_cents(total_cents: i64, parts: &[(Category, u128)]) -> Vec<(Cate
         .map(|(category, cents, _)| (category, i64::try_from(cents).unwrap_or(i64::MAX)))
         .collect()
 }
-
-/// Micro-cents per cent, as a signed number for stored counters.
-pub const MICROS_PER_CENT_I64: i64 = MICROS_PER_CENT as i64;
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,6 @@
 //! Service credits and adjustments: money in (or, for a negative adjustment, out) outside usage.
 
-use super::ledger::{move_attempts, Written};
+use super::ledger::{Written, MOVE_ATTEMPTS};
 use super::{keys, Store, StoreError, NEW_ITEM};
 use crate::domain::ledger::{credit, Refusal};
 use crate::domain::transaction::Transaction;
@@ -45,7 +45,7 @@ impl Store {
         let workspace = transaction.workspace_id.as_ref();
         let _turn = self.account_turn(account).await;
         let mut snapshot = self.current_snapshot(account, workspace, &month).await?;
-        for _ in 0..move_attempts() {
+        for _ in 0..MOVE_ATTEMPTS {
             let moved = match credit(
                 &snapshot.account,
                 &snapshot.budget,

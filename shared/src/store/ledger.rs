@@ -110,7 +110,7 @@ pub struct CounterIncrement {
 
 /// How often a movement is re-decided after finding the state changed under it. Each retry
 /// follows a commit by someone else, so this bounds only pathological contention.
-const MOVE_ATTEMPTS: usize = 100;
+pub(crate) const MOVE_ATTEMPTS: usize = 100;
 
 /// What this process knows of accounts it moved money on: the last state it saw, and a lock per
 /// account, so concurrent requests in one process take turns instead of failing each other's
@@ -612,9 +612,4 @@ impl Snapshot {
         self.budget = self.budget.in_month(month);
         self
     }
-}
-
-/// How many times a movement is re-decided on fresh state before giving up.
-pub(crate) const fn move_attempts() -> usize {
-    MOVE_ATTEMPTS
 }

@@ -1,7 +1,7 @@
 //! Agent runs: the hold at authorization, usage captured against it (extending it when credit
 //! allows), and one settlement, whoever triggers it (completion or the expiry sweep).
 
-use super::ledger::{move_attempts, CounterIncrement, Written};
+use super::ledger::{CounterIncrement, Written, MOVE_ATTEMPTS};
 use super::{keys, n, s, Store, StoreError, NEW_ITEM};
 use crate::domain::ids::{RunId, TransactionId};
 use crate::domain::ledger::{affordable, hold, settle, Refusal};
@@ -101,7 +101,7 @@ impl Store {
         let mut snapshot = self
             .current_snapshot(&run.billing_account_id, Some(&run.workspace_id), month)
             .await?;
-        for _ in 0..move_attempts() {
+        for _ in 0..MOVE_ATTEMPTS {
             let moved = match hold(&snapshot.account, &snapshot.budget, run.hold_cents) {
                 Ok(moved) => moved,
                 Err(_) if !snapshot.fresh => {
@@ -146,7 +146,7 @@ impl Store {
         let month = super::month_of(at);
         let mut turn = None;
         let mut fresh_state = false;
-        for _ in 0..move_attempts() {
+        for _ in 0..MOVE_ATTEMPTS {
             let Some((run, version)) = self.get_run_versioned(id).await? else {
                 return Ok(RunOutcome::NotFound);
             };
@@ -203,7 +203,7 @@ impl Store {
     ) -> Result<RunOutcome, StoreError> {
         let month = super::month_of(at.day).to_owned();
         let mut turn = None;
-        for _ in 0..move_attempts() {
+        for _ in 0..MOVE_ATTEMPTS {
             let Some((run, version)) = self.get_run_versioned(id).await? else {
                 return Ok(RunOutcome::NotFound);
             };

@@ -1,6 +1,6 @@
 //! Usage events: priced, debited once per `event_id`, counted for the views.
 
-use super::ledger::{move_attempts, CounterIncrement, Written};
+use super::ledger::{CounterIncrement, Written, MOVE_ATTEMPTS};
 use super::{keys, Store, StoreError, NEW_ITEM};
 use crate::domain::ids::{BillingAccountId, TransactionId, WorkspaceId};
 use crate::domain::ledger::{debit, Refusal};
@@ -81,7 +81,7 @@ impl Store {
         let mut snapshot = self
             .current_snapshot(&charge.account_id, Some(&charge.workspace_id), &month)
             .await?;
-        for _ in 0..move_attempts() {
+        for _ in 0..MOVE_ATTEMPTS {
             let moved = match debit(&snapshot.account, &snapshot.budget, charge.cost_cents) {
                 Ok(moved) => moved,
                 Err(_) if !snapshot.fresh => {
