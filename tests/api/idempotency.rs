@@ -81,6 +81,7 @@ async fn a_retry_while_the_first_is_running_is_409() {
             &Principal::Service.scope(),
             "in-flight",
             &fingerprint("POST", "/v1/users", body.as_bytes()),
+            "the-first-request",
             app.clock_now(),
             &Lifetimes {
                 lease_secs: 60,

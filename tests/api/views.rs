@@ -423,8 +423,8 @@ async fn a_backdated_event_from_last_month_counts_against_this_months_spend_and_
     assert_eq!(summary["spent_cents"], 7, "both debits count this month");
     assert_eq!(
         summary["by_category"]["actions"],
-        json!({"quantity": 50, "cost_cents": 5}),
-        "usage counts in the month it occurred"
+        json!({"quantity": 70, "cost_cents": 7}),
+        "the month's usage by category is what was charged this month, like its spend"
     );
     assert_eq!(summary["hard_cap_reached"], true);
     let account_summary = view(

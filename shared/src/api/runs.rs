@@ -243,40 +243,63 @@ fn status_name(status: RunStatus) -> &'static str {
 }
 
 /// Settles every run whose hold expired: what was reported is debited, the rest released.
-/// Returns how many it settled.
+/// Returns how many it settled. A run that fails to settle is logged and left for the next pass;
+/// it never stops the others.
 pub async fn expire_overdue(app: &crate::app::App) -> Result<usize, ApiError> {
+    const PAGE: usize = 100;
+    const PAGES_PER_PASS: usize = 10;
     let now = app.clock.now();
     let at = rfc3339(now);
     let mut settled = 0;
-    loop {
-        let due = app.store.overdue_runs(now.unix_timestamp(), 100).await?;
-        if due.is_empty() {
-            return Ok(settled);
+    for _ in 0..PAGES_PER_PASS {
+        let due = app.store.overdue_runs(now.unix_timestamp(), PAGE).await?;
+        let mut settled_here = 0;
+        for id in &due {
+            match expire_one(app, id, &at, unix_millis(now)).await {
+                Ok(true) => settled_here += 1,
+                Ok(false) => {}
+                Err(error) => tracing::error!(run = %id, %error, "could not settle an expired run"),
+            }
         }
-        for id in due {
-            let Some(run) = app.store.get_run(&id).await? else {
-                continue;
-            };
-            let tier = app
-                .catalog
-                .pricing
-                .tier(&run.agent_tier)
-                .or_else(|| app.catalog.pricing.tier(&app.catalog.pricing.default_tier))
-                .ok_or_else(|| ApiError::Internal("no pricing tier".into()))?;
-            app.store
-                .settle_run(
-                    &id,
-                    tier,
-                    SettleAt {
-                        status: RunStatus::Expired,
-                        final_usage: None,
-                        day: &at[..10],
-                        settled_at: &at,
-                        millis: unix_millis(now),
-                    },
-                )
-                .await?;
-            settled += 1;
+        settled += settled_here;
+        // The index lags behind the settlements: a page that settled nothing new is the end.
+        if due.len() < PAGE || settled_here == 0 {
+            break;
         }
     }
+    Ok(settled)
+}
+
+/// Settles one expired run; `false` if it was settled already.
+async fn expire_one(
+    app: &crate::app::App,
+    id: &RunId,
+    at: &str,
+    millis: u64,
+) -> Result<bool, ApiError> {
+    let Some(run) = app.store.get_run(id).await? else {
+        return Ok(false);
+    };
+    if run.settlement.is_some() {
+        return Ok(false);
+    }
+    let pricing = &app.catalog.pricing;
+    let tier = pricing
+        .tier(&run.agent_tier)
+        .or_else(|| pricing.tier(&pricing.default_tier))
+        .ok_or_else(|| ApiError::Internal("no pricing tier".into()))?;
+    app.store
+        .settle_run(
+            id,
+            tier,
+            SettleAt {
+                status: RunStatus::Expired,
+                final_usage: None,
+                day: &at[..10],
+                settled_at: at,
+                millis,
+            },
+        )
+        .await?;
+    Ok(true)
 }

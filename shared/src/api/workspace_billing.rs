@@ -3,6 +3,7 @@
 use super::access::{require_service, visible_workspace};
 use super::billing_accounts::{type_filter, Balance};
 use crate::clock::{rfc3339, unix_millis};
+use crate::domain::account::validate_caps;
 use crate::domain::ids::{BillingAccountId, TransactionId, WorkspaceId};
 use crate::domain::transaction::{Transaction, TransactionType};
 use crate::http::request::nullable;
@@ -33,46 +34,47 @@ pub struct Budget {
     pub hard_cap_cents: Option<i64>,
 }
 
+const PATCH_ATTEMPTS: usize = 5;
+
 pub async fn update_budget(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     let workspace = visible_workspace(&cx, &workspace_id(&cx)?).await?;
     let body: UpdateBudget = cx.body()?;
     let month = &rfc3339(cx.now())[..7];
-    let current = cx
-        .app
-        .store
-        .ledger_snapshot(
-            &workspace.default_billing_account_id,
-            Some(&workspace.id),
-            month,
-        )
-        .await?
-        .budget;
-    let soft = body.soft_cap_cents.unwrap_or(current.soft_cap_cents);
-    let hard = body.hard_cap_cents.unwrap_or(current.hard_cap_cents);
-    for (field, cap) in [("soft_cap_cents", soft), ("hard_cap_cents", hard)] {
-        if cap.is_some_and(|c| c < 0) {
-            return Err(ApiError::InvalidRequest(format!(
-                "`{field}` must be 0 or more"
-            )));
+    for _ in 0..PATCH_ATTEMPTS {
+        // Read, check the caps as a whole, write if nobody changed them meanwhile.
+        let snapshot = cx
+            .app
+            .store
+            .ledger_snapshot(
+                &workspace.default_billing_account_id,
+                Some(&workspace.id),
+                month,
+            )
+            .await?;
+        let soft = body
+            .soft_cap_cents
+            .unwrap_or(snapshot.budget.soft_cap_cents);
+        let hard = body
+            .hard_cap_cents
+            .unwrap_or(snapshot.budget.hard_cap_cents);
+        validate_caps(soft, hard)?;
+        if cx
+            .app
+            .store
+            .set_workspace_caps(&snapshot, soft, hard)
+            .await?
+        {
+            return Reply::ok(&Budget {
+                workspace_id: workspace.id,
+                billing_account_id: workspace.default_billing_account_id,
+                soft_cap_cents: soft,
+                hard_cap_cents: hard,
+            });
         }
     }
-    if let (Some(soft), Some(hard)) = (soft, hard) {
-        if soft > hard {
-            return Err(ApiError::InvalidRequest(
-                "`soft_cap_cents` must not be greater than `hard_cap_cents`".into(),
-            ));
-        }
-    }
-    cx.app
-        .store
-        .set_workspace_caps(&workspace.id, soft, hard)
-        .await?;
-    Reply::ok(&Budget {
-        workspace_id: workspace.id,
-        billing_account_id: workspace.default_billing_account_id,
-        soft_cap_cents: soft,
-        hard_cap_cents: hard,
-    })
+    Err(ApiError::Conflict(
+        "the workspace's caps kept changing; retry the request".into(),
+    ))
 }
 
 pub async fn balance(cx: Ctx<'_>) -> Result<Reply, ApiError> {
@@ -128,6 +130,9 @@ pub enum CreditKind {
     Refund,
 }
 
+/// The largest single credit or adjustment: $1,000,000,000.
+pub const MAX_CREDIT_CENTS: u64 = 100_000_000_000;
+
 /// Service only: credit (or adjust) the workspace's default account.
 pub async fn create_credit(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     require_service(&cx)?;
@@ -139,6 +144,11 @@ pub async fn create_credit(cx: Ctx<'_>) -> Result<Reply, ApiError> {
         CreditKind::Refund => TransactionType::Refund,
     };
     let positive_only = !matches!(body.kind, CreditKind::Adjustment);
+    if body.amount_cents.unsigned_abs() > MAX_CREDIT_CENTS {
+        return Err(ApiError::InvalidRequest(format!(
+            "`amount_cents` must be at most {MAX_CREDIT_CENTS} in size"
+        )));
+    }
     if body.amount_cents == 0 || (positive_only && body.amount_cents < 0) {
         return Err(ApiError::InvalidRequest(if positive_only {
             "`amount_cents` must be greater than 0 for a grant or a refund".into()

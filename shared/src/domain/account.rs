@@ -180,24 +180,27 @@ impl BillingAccount {
     }
 }
 
+/// Monthly caps, of an account or a workspace: each 0 or more, soft ≤ hard.
+pub fn validate_caps(soft: Option<i64>, hard: Option<i64>) -> Result<(), SettingsError> {
+    for (field, cap) in [("soft_cap_cents", soft), ("hard_cap_cents", hard)] {
+        if cap.is_some_and(|c| c < 0) {
+            return Err(invalid(format!("`{field}` must be 0 or more")));
+        }
+    }
+    if let (Some(soft), Some(hard)) = (soft, hard) {
+        if soft > hard {
+            return Err(invalid(
+                "`soft_cap_cents` must not be greater than `hard_cap_cents`",
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl AccountSettings {
     /// Soft cap ≤ hard cap, caps ≥ 0, recharge amounts > 0, threshold ≥ 0.
     pub fn validate(&self) -> Result<(), SettingsError> {
-        for (field, cap) in [
-            ("soft_cap_cents", self.soft_cap_cents),
-            ("hard_cap_cents", self.hard_cap_cents),
-        ] {
-            if cap.is_some_and(|c| c < 0) {
-                return Err(invalid(format!("`{field}` must be 0 or more")));
-            }
-        }
-        if let (Some(soft), Some(hard)) = (self.soft_cap_cents, self.hard_cap_cents) {
-            if soft > hard {
-                return Err(invalid(
-                    "`soft_cap_cents` must not be greater than `hard_cap_cents`",
-                ));
-            }
-        }
+        validate_caps(self.soft_cap_cents, self.hard_cap_cents)?;
         let recharge = &self.auto_recharge;
         if recharge.threshold_cents < 0 {
             return Err(invalid("`auto_recharge.threshold_cents` must be 0 or more"));

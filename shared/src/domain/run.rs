@@ -74,7 +74,8 @@ impl Run {
             if quantity == 0 {
                 continue;
             }
-            *next.usage.entry(category).or_default() += quantity;
+            let total = next.usage.entry(category).or_default();
+            *total = total.saturating_add(quantity);
             let micros = u64::try_from(tier.cost_micros(category, quantity)).unwrap_or(u64::MAX);
             next.captured_micros = next.captured_micros.saturating_add(micros);
         }

@@ -118,7 +118,13 @@ impl ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(error: crate::store::StoreError) -> Self {
-        ApiError::Internal(error.to_string())
+        match error {
+            // Nothing was written: the caller may simply retry.
+            crate::store::StoreError::Contention => {
+                ApiError::Conflict("too many concurrent changes to the same account; retry".into())
+            }
+            other => ApiError::Internal(other.to_string()),
+        }
     }
 }
 

@@ -13,6 +13,8 @@ pub const HEADER: &str = "idempotency-key";
 pub const MAX_KEY_LEN: usize = 255;
 
 const LIFETIMES: Lifetimes = Lifetimes {
+    // Longer than any request can run (functions time out at 10 s; money moves retry for
+    // seconds at most), so a lease lapses only for a request that is gone.
     lease_secs: 60,
     retain_secs: 48 * 3600,
 };
@@ -21,7 +23,8 @@ const LIFETIMES: Lifetimes = Lifetimes {
 pub struct Held {
     pub scope: String,
     pub key: String,
-    pub fingerprint: String,
+    /// A random token naming this request as the claim's holder.
+    pub owner: String,
 }
 
 /// What to do with a POST carrying a key.
@@ -68,17 +71,21 @@ pub async fn admit(
     key: String,
     fingerprint: String,
 ) -> Result<Admission, ApiError> {
-    let now = app.clock.now().unix_timestamp();
+    let now = app.clock.now();
+    let owner = crate::domain::ids::time_ordered_suffix(crate::clock::unix_millis(now));
     match app
         .store
-        .claim_idempotency_key(&scope, &key, &fingerprint, now, &LIFETIMES)
+        .claim_idempotency_key(
+            &scope,
+            &key,
+            &fingerprint,
+            &owner,
+            now.unix_timestamp(),
+            &LIFETIMES,
+        )
         .await?
     {
-        Claim::Claimed => Ok(Admission::Run(Held {
-            scope,
-            key,
-            fingerprint,
-        })),
+        Claim::Claimed => Ok(Admission::Run(Held { scope, key, owner })),
         Claim::Replay { status, body } => Ok(Admission::Replay { status, body }),
         Claim::InProgress => Err(ApiError::IdempotencyKeyInUse),
         Claim::Mismatch => Err(ApiError::IdempotencyKeyReused(
@@ -91,11 +98,11 @@ pub async fn admit(
 pub async fn settle(app: &App, held: &Held, status: u16, body: &str) -> Result<(), ApiError> {
     if status >= 500 {
         app.store
-            .release_idempotency_key(&held.scope, &held.key, &held.fingerprint)
+            .release_idempotency_key(&held.scope, &held.key, &held.owner)
             .await?;
     } else {
         app.store
-            .complete_idempotency_key(&held.scope, &held.key, &held.fingerprint, status, body)
+            .complete_idempotency_key(&held.scope, &held.key, &held.owner, status, body)
             .await?;
     }
     Ok(())

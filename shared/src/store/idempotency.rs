@@ -34,6 +34,7 @@ impl Store {
         scope: &str,
         key: &str,
         fingerprint: &str,
+        owner: &str,
         now_epoch: i64,
         lifetimes: &Lifetimes,
     ) -> Result<Claim, StoreError> {
@@ -45,6 +46,9 @@ impl Store {
             .item(keys::SK, s(keys::IDEMPOTENCY_SK))
             .item("fingerprint", s(fingerprint))
             .item("state", s(IN_PROGRESS))
+            // Who holds the claim: only that request may complete or release it, even after its
+            // lease lapsed and a retry took the key over.
+            .item("owner", s(owner))
             .item("lease_until", n(now_epoch + lifetimes.lease_secs))
             .item(keys::TTL_ATTRIBUTE, n(now_epoch + lifetimes.retain_secs))
             // Free, expired (TTL deletion lags), or abandoned by a request that crashed.
@@ -101,11 +105,12 @@ impl Store {
         &self,
         scope: &str,
         key: &str,
-        fingerprint: &str,
+        owner: &str,
         status: u16,
         body: &str,
     ) -> Result<(), StoreError> {
-        self.client
+        let result = self
+            .client
             .update_item()
             .table_name(&self.table)
             .key(keys::PK, s(keys::idempotency(scope, key)))
@@ -113,16 +118,16 @@ impl Store {
             .update_expression(
                 "SET #state = :done, response_status = :status, response_body = :body",
             )
-            .condition_expression("fingerprint = :fingerprint")
+            .condition_expression("#owner = :owner")
             .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#owner", "owner")
             .expression_attribute_values(":done", s(DONE))
             .expression_attribute_values(":status", n(i64::from(status)))
             .expression_attribute_values(":body", s(body))
-            .expression_attribute_values(":fingerprint", s(fingerprint))
+            .expression_attribute_values(":owner", s(owner))
             .send()
-            .await
-            .map_err(StoreError::sdk)?;
-        Ok(())
+            .await;
+        ignore_lost_claim(result.map(|_| ()))
     }
 
     /// Gives the key back (the request failed without effect), so a retry can run.
@@ -130,7 +135,7 @@ impl Store {
         &self,
         scope: &str,
         key: &str,
-        fingerprint: &str,
+        owner: &str,
     ) -> Result<(), StoreError> {
         let result = self
             .client
@@ -138,22 +143,36 @@ impl Store {
             .table_name(&self.table)
             .key(keys::PK, s(keys::idempotency(scope, key)))
             .key(keys::SK, s(keys::IDEMPOTENCY_SK))
-            .condition_expression("fingerprint = :fingerprint AND #state = :in_progress")
+            .condition_expression("#owner = :owner AND #state = :in_progress")
             .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":fingerprint", s(fingerprint))
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owner", s(owner))
             .expression_attribute_values(":in_progress", s(IN_PROGRESS))
             .send()
             .await;
-        match result {
-            Err(error)
-                if !error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::sdk(error))
-            }
-            _ => Ok(()),
+        ignore_lost_claim(result.map(|_| ()))
+    }
+}
+
+/// A claim taken over by a retry (after its lease lapsed) is the retry's now: this request's
+/// completion or release quietly yields to it.
+fn ignore_lost_claim<E>(
+    result: Result<
+        (),
+        aws_sdk_dynamodb::error::SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
+    >,
+) -> Result<(), StoreError>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::fmt::Debug,
+{
+    match result {
+        Err(error)
+            if error.as_service_error().and_then(|e| e.code())
+                != Some("ConditionalCheckFailedException") =>
+        {
+            Err(StoreError::sdk(error))
         }
+        _ => Ok(()),
     }
 }
 

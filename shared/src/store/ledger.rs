@@ -6,7 +6,7 @@
 //! another read.
 
 use super::accounts::TransactionItem;
-use super::{keys, month_of, n, s, Cancelled, Item, Store, StoreError, Transacted, NEW_ITEM};
+use super::{keys, n, s, Cancelled, Item, Store, StoreError, Transacted, NEW_ITEM};
 use crate::domain::account::AccountSettings;
 use crate::domain::ids::{BillingAccountId, EventId, WorkspaceId};
 use crate::domain::ledger::{AccountMoney, CapScope, Crossings, Moved, WorkspaceBudget};
@@ -382,14 +382,16 @@ impl Store {
         self.put(TransactionItem::new(transaction), Some(NEW_ITEM))
     }
 
-    /// Usage counters for views and limits: per workspace × day × category × agent, and per
-    /// workspace and per account × month × category.
+    /// Usage counters for views and limits: per workspace × day × category × agent (the day the
+    /// usage occurred), and per workspace and per account × month × category (the month it was
+    /// charged in, like the month's spend, so the two always agree).
     pub(crate) fn counter_updates(
         &self,
         account: &BillingAccountId,
         workspace: &WorkspaceId,
         agent_id: Option<&str>,
         day: &str,
+        month: &str,
         increments: &[CounterIncrement],
     ) -> Result<Vec<TransactWriteItem>, StoreError> {
         let mut items = Vec::new();
@@ -402,11 +404,11 @@ impl Store {
                 ),
                 (
                     keys::workspace_usage(workspace.as_str()),
-                    keys::monthly_usage_sk(month_of(day), category),
+                    keys::monthly_usage_sk(month, category),
                 ),
                 (
                     keys::account_usage(account.as_str()),
-                    keys::monthly_usage_sk(month_of(day), category),
+                    keys::monthly_usage_sk(month, category),
                 ),
             ];
             for (pk, sk) in targets {
@@ -505,17 +507,23 @@ impl Store {
         )
     }
 
-    /// Sets a workspace's monthly caps; the budget's version moves, so a movement decided on the
-    /// old caps is retried on the new ones.
+    /// Sets a workspace's monthly caps if its budget is still at the version `snapshot` read
+    /// (`false`: it changed; read again). The version moves, so a movement decided on the old
+    /// caps is decided again on the new ones.
     pub async fn set_workspace_caps(
         &self,
-        workspace: &WorkspaceId,
+        snapshot: &Snapshot,
         soft_cap_cents: Option<i64>,
         hard_cap_cents: Option<i64>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
+        let workspace = snapshot
+            .workspace_id
+            .as_ref()
+            .ok_or_else(|| StoreError::Corrupt("caps without a workspace".into()))?;
         let (pk, sk) = budget_key(workspace);
         let cap = |value: Option<i64>| value.map_or(AttributeValue::Null(true), n);
-        self.client
+        let mut update = self
+            .client
             .update_item()
             .table_name(&self.table)
             .key(keys::PK, s(pk))
@@ -528,11 +536,24 @@ impl Store {
             .expression_attribute_values(":soft", cap(soft_cap_cents))
             .expression_attribute_values(":hard", cap(hard_cap_cents))
             .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":one", n(1))
-            .send()
-            .await
-            .map_err(StoreError::sdk)?;
-        Ok(())
+            .expression_attribute_values(":one", n(1));
+        update = match snapshot.budget_version {
+            None => update.condition_expression(NEW_ITEM),
+            Some(version) => update
+                .condition_expression("version = :version")
+                .expression_attribute_values(":version", n(version)),
+        };
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(StoreError::sdk(error)),
+        }
     }
 
     /// Billing events not yet published, oldest first.

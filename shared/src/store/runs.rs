@@ -268,6 +268,7 @@ impl Store {
                 &run.workspace_id,
                 Some(&run.agent_id),
                 at.day,
+                &month,
                 &increments,
             )?);
             extra.extend(self.crossing_events(&snapshot, &moved, at.settled_at, at.millis)?);

@@ -135,6 +135,7 @@ impl Store {
                 &charge.workspace_id,
                 charge.agent_id.as_deref(),
                 &charge.day,
+                &month,
                 &[CounterIncrement {
                     category: charge.category,
                     quantity: charge.quantity,
