@@ -358,7 +358,7 @@ pub static ROUTES: &[Route] = &[
         method: Method::POST,
         path: "/v1/workspaces/{workspaceId}/runs/{runId}/usage",
         access: Access::Key,
-        summary: "Capture incremental usage against the hold. A `sequence` already applied changes nothing; usage beyond the hold extends it if credit allows, else 402 `insufficient_credits` (nothing captured) and the run should stop. 409 once the run is settled.",
+        summary: "Capture incremental usage against the hold. A `sequence` already applied changes nothing; usage beyond the hold extends it if credit allows, else 402 `insufficient_credits`: nothing of that report is captured, the run should stop and report its final usage to `complete`, which debits at most the hold plus what the account can still afford. 409 once the run is settled.",
         query: &[],
         request: Some(schema::<runs::ReportUsage>),
         status: 200,
