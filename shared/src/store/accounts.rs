@@ -207,17 +207,7 @@ impl Store {
             .expression_attribute_values(":one", n(1))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(error) => Err(StoreError::sdk(error)),
-        }
+        super::update_applied(result)
     }
 
     /// An account's ledger, newest first.

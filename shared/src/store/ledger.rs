@@ -543,17 +543,7 @@ impl Store {
                 .condition_expression("version = :version")
                 .expression_attribute_values(":version", n(version)),
         };
-        match update.send().await {
-            Ok(_) => Ok(true),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(error) => Err(StoreError::sdk(error)),
-        }
+        super::update_applied(update.send().await)
     }
 
     /// Billing events not yet published, oldest first.

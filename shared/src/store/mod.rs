@@ -544,6 +544,29 @@ async fn backoff(attempt: u32) {
     tokio::time::sleep(Duration::from_millis((base + jitter).min(200))).await;
 }
 
+/// Whether a conditional `UpdateItem` applied (`false`: its condition failed).
+pub(crate) fn update_applied(
+    result: Result<
+        aws_sdk_dynamodb::operation::update_item::UpdateItemOutput,
+        SdkError<
+            aws_sdk_dynamodb::operation::update_item::UpdateItemError,
+            aws_sdk_dynamodb::config::http::HttpResponse,
+        >,
+    >,
+) -> Result<bool, StoreError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+        {
+            Ok(false)
+        }
+        Err(error) => Err(StoreError::sdk(error)),
+    }
+}
+
 /// `YYYY-MM` of an RFC 3339 time or a `YYYY-MM-DD` date.
 pub(crate) fn month_of(time: &str) -> &str {
     time.get(..7).unwrap_or(time)
