@@ -76,11 +76,12 @@ impl AccountMoney {
     /// This state as of `month`: a new month starts with nothing spent or credited. A month
     /// older than the state's own changes nothing (months never go back).
     pub fn in_month(mut self, month: &str) -> Self {
-        if month > self.month.as_str() {
-            self.month = month.to_owned();
-            self.spent_cents = 0;
-            self.credited_cents = 0;
-        }
+        start_month(
+            &mut self.month,
+            &mut self.spent_cents,
+            &mut self.credited_cents,
+            month,
+        );
         self
     }
 
@@ -96,11 +97,12 @@ impl AccountMoney {
 impl WorkspaceBudget {
     /// As [`AccountMoney::in_month`].
     pub fn in_month(mut self, month: &str) -> Self {
-        if month > self.month.as_str() {
-            self.month = month.to_owned();
-            self.spent_cents = 0;
-            self.credited_cents = 0;
-        }
+        start_month(
+            &mut self.month,
+            &mut self.spent_cents,
+            &mut self.credited_cents,
+            month,
+        );
         self
     }
 
@@ -110,6 +112,16 @@ impl WorkspaceBudget {
 
     pub fn hard_cap_reached(&self) -> bool {
         reached(self.hard_cap_cents, self.spent_cents + self.held_cents)
+    }
+}
+
+/// Moves month-to-date figures to `month` if it is later: a new month starts with nothing
+/// spent or credited, and months never go back.
+fn start_month(current: &mut Month, spent: &mut i64, credited: &mut i64, month: &str) {
+    if month > current.as_str() {
+        *current = month.to_owned();
+        *spent = 0;
+        *credited = 0;
     }
 }
 

@@ -13,7 +13,7 @@ use crate::domain::ledger::{AccountMoney, CapScope, Crossings, Moved, WorkspaceB
 use crate::domain::pricing::Category;
 use crate::domain::transaction::Transaction;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -359,19 +359,7 @@ impl Store {
             held_cents: next.held_cents,
             version: snapshot.budget_version.map_or(1, |v| v + 1),
         };
-        let mut put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(super::to_item(&item)?))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        put = match snapshot.budget_version {
-            None => put.condition_expression(NEW_ITEM),
-            Some(version) => put
-                .condition_expression("version = :version")
-                .expression_attribute_values(":version", n(version)),
-        };
-        Ok(TransactWriteItem::builder()
-            .put(put.build().map_err(StoreError::build)?)
-            .build())
+        self.versioned_put(&item, snapshot.budget_version)
     }
 
     /// The ledger entry, indexed under its workspace when it has one.

@@ -17,7 +17,8 @@ pub mod workspaces;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, Put, ReturnConsumedCapacity, TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, Delete, Put, ReturnConsumedCapacity,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use serde::de::DeserializeOwned;
@@ -388,6 +389,28 @@ impl Store {
                     .build()
                     .map_err(StoreError::build)?,
             )
+            .build())
+    }
+
+    /// A put of an item with a `version` attribute, conditional on the version read (`None`: the
+    /// item must be new). A refusal returns the item as it is, to decide again without a read.
+    pub(crate) fn versioned_put(
+        &self,
+        item: impl Serialize,
+        version: Option<i64>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&item)?))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        put = match version {
+            None => put.condition_expression(NEW_ITEM),
+            Some(version) => put
+                .condition_expression("version = :version")
+                .expression_attribute_values(":version", n(version)),
+        };
+        Ok(TransactWriteItem::builder()
+            .put(put.build().map_err(StoreError::build)?)
             .build())
     }
 

@@ -2,15 +2,13 @@
 //! allows), and one settlement, whoever triggers it (completion or the expiry sweep).
 
 use super::ledger::{CounterIncrement, Written, MOVE_ATTEMPTS};
-use super::{keys, n, s, Store, StoreError, NEW_ITEM};
+use super::{keys, s, Store, StoreError};
 use crate::domain::ids::{RunId, TransactionId};
 use crate::domain::ledger::{affordable, hold, settle, Refusal};
 use crate::domain::pricing::Tier;
 use crate::domain::run::{allocate_cents, Run, RunStatus, RunUsage, Settlement};
 use crate::domain::transaction::{Transaction, TransactionType};
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]
@@ -72,19 +70,7 @@ impl Store {
             version: version.map_or(1, |v| v + 1),
             run: run.clone(),
         };
-        let mut put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(super::to_item(&item)?))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        put = match version {
-            None => put.condition_expression(NEW_ITEM),
-            Some(version) => put
-                .condition_expression("version = :version")
-                .expression_attribute_values(":version", n(version)),
-        };
-        Ok(TransactWriteItem::builder()
-            .put(put.build().map_err(StoreError::build)?)
-            .build())
+        self.versioned_put(&item, version)
     }
 
     /// Holds the run's `hold_cents` and records the run. A run id that exists already (a retry
