@@ -26,5 +26,17 @@ step "starting DynamoDB Local on 127.0.0.1:$ddb_port (in memory)"
 ddb_pid=$(bash infra/dynamodb-local.sh start "$ddb_port")
 trap 'kill "$ddb_pid" 2>/dev/null || true' EXIT
 
+moto_port=$(bash infra/free-port.sh)
+step "starting moto_server (EventBridge Scheduler) on 127.0.0.1:$moto_port"
+.tools/venv/bin/moto_server -H 127.0.0.1 -p "$moto_port" >".local/moto-$moto_port.log" 2>&1 &
+moto_pid=$!
+trap 'kill "$ddb_pid" "$moto_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 1 150); do
+  curl -s -o /dev/null "http://127.0.0.1:$moto_port/moto-api/" && break
+  kill -0 "$moto_pid" 2>/dev/null || { cat ".local/moto-$moto_port.log" >&2; exit 1; }
+  sleep 0.2
+done
+curl -s -o /dev/null "http://127.0.0.1:$moto_port/moto-api/" || { echo "moto_server did not answer within 30 s; see .local/moto-$moto_port.log" >&2; exit 1; }
+
 step "running the tests"
-DYNAMODB_ENDPOINT="http://127.0.0.1:$ddb_port" cargo test --workspace
+DYNAMODB_ENDPOINT="http://127.0.0.1:$ddb_port" SCHEDULER_ENDPOINT="http://127.0.0.1:$moto_port" cargo test --workspace

@@ -4,6 +4,8 @@
 use crate::catalog::Catalog;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError, ServiceKeySource};
+use crate::domain::lifecycle::Durations;
+use crate::scheduler::Scheduler;
 use crate::http::cursor::CursorKey;
 use crate::http::ApiError;
 use crate::store::Store;
@@ -17,6 +19,10 @@ pub struct App {
     pub catalog: Catalog,
     pub store: Store,
     pub clock: Arc<dyn Clock>,
+    /// The lifecycle's durations (the catalog's, with the configured trial length).
+    pub durations: Durations,
+    /// Where lifecycle deadlines are scheduled, when configured.
+    pub deadlines: Option<Scheduler>,
     secrets: OnceCell<Secrets>,
 }
 
@@ -43,11 +49,14 @@ impl Secrets {
 
 impl App {
     pub fn new(config: Config, store: Store, clock: Arc<dyn Clock>) -> Self {
+        let catalog = Catalog::builtin().expect("the built-in catalog is checked by its tests");
         Self {
-            catalog: Catalog::builtin().expect("the built-in catalog is checked by its tests"),
+            durations: catalog.durations(config.trial_secs),
+            catalog,
             config,
             store,
             clock,
+            deadlines: None,
             secrets: OnceCell::new(),
         }
     }
@@ -56,7 +65,16 @@ impl App {
     pub async fn from_env() -> Result<Self, ConfigError> {
         let config = Config::from_env()?;
         let store = Store::connect(&config.table_name, config.dynamodb_endpoint.as_deref()).await;
-        Ok(Self::new(config, store, Arc::new(SystemClock)))
+        let deadlines = match &config.scheduler {
+            Some(s) => Some(
+                Scheduler::connect(s.endpoint.as_deref(), &s.group, &s.target_arn, &s.role_arn)
+                    .await,
+            ),
+            None => None,
+        };
+        let mut app = Self::new(config, store, Arc::new(SystemClock));
+        app.deadlines = deadlines;
+        Ok(app)
     }
 
     pub async fn secrets(&self) -> Result<&Secrets, ApiError> {

@@ -4,10 +4,13 @@
 //!
 //! Included credits per period, chosen where the contract is silent: Free 0, Pro 500 ($5),
 //! Team 2000 ($20), Enterprise 0 (agreed per contract). Rate-limit tiers are named after the
-//! plans: `free`, `pro`, `team`, `enterprise`.
+//! plans: `free` 60 usage events a minute and 2 open runs, `pro` 600/10 (or $50 paid in),
+//! `team` 3000/50 (or $500 paid in), `enterprise` 10000/200 (by plan only).
 
-use crate::domain::plan::{self, Lifecycle, Plan, PlanError};
+use crate::domain::plan::{self, LifecycleTerms, Plan, PlanError};
+use crate::domain::lifecycle::Durations;
 use crate::domain::pricing::{Pricing, PricingError, Tier};
+use crate::domain::rate_limit::{self, RateTier, RateTierError};
 use crate::domain::workspace::TRIAL_PLAN_ID;
 use serde::Deserialize;
 
@@ -19,7 +22,9 @@ pub struct Catalog {
     pub pricing: Pricing,
     /// In the order `GET /v1/plans` lists them.
     pub plans: Vec<Plan>,
-    pub lifecycle: Lifecycle,
+    /// Lowest first.
+    pub rate_limit_tiers: Vec<RateTier>,
+    pub lifecycle: LifecycleTerms,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +35,8 @@ pub enum CatalogError {
     Pricing(#[from] PricingError),
     #[error("catalog.json: {0}")]
     Plans(#[from] PlanError),
+    #[error("catalog.json: {0}")]
+    RateTiers(#[from] RateTierError),
 }
 
 #[derive(Deserialize)]
@@ -40,7 +47,8 @@ struct CatalogFile {
     default_tier: String,
     agent_tiers: Vec<Tier>,
     plans: Vec<Plan>,
-    lifecycle: Lifecycle,
+    rate_limit_tiers: Vec<RateTier>,
+    lifecycle: LifecycleTerms,
 }
 
 impl Catalog {
@@ -65,12 +73,37 @@ impl Catalog {
         };
         pricing.validate()?;
         plan::validate(&file.plans, &file.lifecycle, TRIAL_PLAN_ID)?;
+        rate_limit::validate(&file.rate_limit_tiers)?;
+        for plan in &file.plans {
+            if !file.rate_limit_tiers.iter().any(|t| t.id == plan.rate_limit_tier) {
+                return Err(CatalogError::Plans(PlanError::Invalid {
+                    id: plan.id.clone(),
+                    problem: format!(
+                        "rate_limit_tier `{}` is not in rate_limit_tiers",
+                        plan.rate_limit_tier
+                    ),
+                }));
+            }
+        }
         Ok(Self {
             version: file.version,
             pricing,
             plans: file.plans,
+            rate_limit_tiers: file.rate_limit_tiers,
             lifecycle: file.lifecycle,
         })
+    }
+
+    /// The lifecycle's durations; `trial_secs` (local configuration) shortens the trial.
+    pub fn durations(&self, trial_secs: Option<i64>) -> Durations {
+        let days = |d: u32| time::Duration::days(i64::from(d));
+        Durations {
+            trial: trial_secs.map_or(days(self.lifecycle.trial_days), time::Duration::seconds),
+            trial_actions: self.lifecycle.trial_actions,
+            promo_months: self.lifecycle.promo_months,
+            grace: days(self.lifecycle.grace_days),
+            period_months: 1,
+        }
     }
 
     pub fn plan(&self, id: &str) -> Option<&Plan> {
@@ -130,6 +163,9 @@ mod tests {
             error.contains("plans[2].features") && error.contains("custom_agent"),
             "{error}"
         );
+        let unknown_tier = CATALOG.replace("\"rate_limit_tier\": \"team\"", "\"rate_limit_tier\": \"gold\"");
+        let error = Catalog::parse(&unknown_tier).unwrap_err().to_string();
+        assert!(error.contains("team") && error.contains("gold"), "{error}");
         let no_pro = CATALOG.replace("\"id\": \"pro\"", "\"id\": \"plus\"");
         let error = Catalog::parse(&no_pro).unwrap_err().to_string();
         assert!(error.contains("`pro`"), "{error}");

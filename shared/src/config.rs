@@ -32,6 +32,22 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// How long a run's hold lasts before the sweep settles it.
     pub run_hold_secs: i64,
+    /// Shortens the catalog's trial (`TRIAL_SECONDS`), so a local trial visibly ends.
+    pub trial_secs: Option<i64>,
+    /// Where lifecycle deadlines are scheduled; `None`: nowhere (the sweep alone fires them, as
+    /// the dev server does every few seconds).
+    pub scheduler: Option<SchedulerConfig>,
+}
+
+/// EventBridge Scheduler: one-time schedules in `group` that invoke `target_arn` (the
+/// `lifecycle-transition` function) as `role_arn`.
+#[derive(Clone, Debug)]
+pub struct SchedulerConfig {
+    /// moto's address in tests; `None` means the real service.
+    pub endpoint: Option<String>,
+    pub group: String,
+    pub target_arn: String,
+    pub role_arn: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +93,30 @@ impl Config {
             }
             Err(_) => DEFAULT_INTRO_CREDIT_CENTS,
         };
+        let trial_secs = match env::var("TRIAL_SECONDS") {
+            Ok(text) if !text.is_empty() => Some(text.parse::<i64>().ok().filter(|s| *s > 0).ok_or(
+                ConfigError::Invalid {
+                    name: "TRIAL_SECONDS",
+                    reason: "must be a whole number of seconds, 1 or more".into(),
+                },
+            )?),
+            _ => None,
+        };
+        let var = |name: &str| env::var(name).ok().filter(|v| !v.is_empty());
+        let scheduler = match (var("LIFECYCLE_TARGET_ARN"), var("SCHEDULER_ROLE_ARN")) {
+            (Some(target_arn), Some(role_arn)) => Some(SchedulerConfig {
+                endpoint: var("SCHEDULER_ENDPOINT"),
+                group: var("SCHEDULER_GROUP").unwrap_or_else(|| "default".into()),
+                target_arn,
+                role_arn,
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Missing(
+                    "LIFECYCLE_TARGET_ARN and SCHEDULER_ROLE_ARN (both or neither)",
+                ))
+            }
+        };
         Ok(Self {
             stage,
             table_name,
@@ -85,6 +125,8 @@ impl Config {
             intro_credit_cents,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             run_hold_secs: DEFAULT_RUN_HOLD_SECS,
+            trial_secs,
+            scheduler,
         })
     }
 
@@ -98,6 +140,8 @@ impl Config {
             intro_credit_cents: DEFAULT_INTRO_CREDIT_CENTS,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             run_hold_secs: DEFAULT_RUN_HOLD_SECS,
+            trial_secs: None,
+            scheduler: None,
         }
     }
 }

@@ -24,8 +24,8 @@ pub async fn serve_job(name: &str) -> Result<(), Error> {
     let job = routes::job_by_name(name).ok_or_else(|| format!("no job is named {name}"))?;
     let app: &'static App = Box::leak(Box::new(App::from_env().await?));
     lambda_http::lambda_runtime::run(lambda_http::lambda_runtime::service_fn(
-        move |_event: lambda_http::lambda_runtime::LambdaEvent<serde_json::Value>| async move {
-            match (job.run)(app).await {
+        move |event: lambda_http::lambda_runtime::LambdaEvent<serde_json::Value>| async move {
+            match (job.run)(app, event.payload).await {
                 Ok(handled) => {
                     tracing::info!(job = job.name, handled, "job done");
                     Ok(serde_json::json!({"handled": handled}))

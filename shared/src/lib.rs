@@ -19,4 +19,5 @@ pub mod http;
 pub mod lambda;
 pub mod openapi;
 pub mod routes;
+pub mod scheduler;
 pub mod store;

@@ -3,7 +3,8 @@
 //! OpenAPI document and the test that checks `template.yaml`.
 
 use crate::api::{
-    api_keys, billing_accounts, meta, metering, runs, users, views, workspace_billing, workspaces,
+    api_keys, billing_accounts, lifecycle, meta, metering, rate_limits, runs, users, views,
+    workspace_billing, workspaces,
 };
 use crate::domain::account::BillingAccount;
 use crate::domain::api_key::ApiKey;
@@ -529,31 +530,111 @@ pub static ROUTES: &[Route] = &[
         response: schema::<Transaction>,
         handler: handler!(workspace_billing::create_credit),
     },
+    Route {
+        name: "workspace-billing-subscription",
+        method: Method::GET,
+        path: "/v1/workspaces/{workspaceId}/billing/subscription",
+        access: Access::Key,
+        summary: "The workspace's plan, plan status and lifecycle dates. `status` uses Stripe's vocabulary, derived from the plan status: trial and promo `trialing` (no charge yet), active `active`, suspended `past_due`, deleted `canceled`, readonly `null` (no subscription). The period is the billing period, which starts when a payment method is attached (promo) and renews monthly; `renews_at` is its end unless the subscription is canceled.",
+        query: &[],
+        request: None,
+        status: 200,
+        response: schema::<lifecycle::SubscriptionView>,
+        handler: handler!(lifecycle::subscription),
+    },
+    Route {
+        name: "workspace-billing-cancellation",
+        method: Method::GET,
+        path: "/v1/workspaces/{workspaceId}/billing/subscription/cancellation",
+        access: Access::Key,
+        summary: "Whether the subscription ends at the current period's end, and when.",
+        query: &[],
+        request: None,
+        status: 200,
+        response: schema::<lifecycle::CancellationView>,
+        handler: handler!(lifecycle::cancellation),
+    },
+    Route {
+        name: "rate-limits-get",
+        method: Method::GET,
+        path: "/v1/workspaces/{workspaceId}/rate-limits",
+        access: Access::Key,
+        summary: "The workspace's rate-limit tier, its limits and current use. The tier is the higher of the plan's and the one the default account's lifetime paid earns (purchases, top-ups, auto-recharges: $50 pro, $500 team), and the lowest (`free`) while the plan status is readonly, suspended or deleted. `requests_per_minute` counts usage events per UTC minute (over it: 429 `rate_limited` with `Retry-After`); `concurrent_runs` counts authorized, unsettled runs (over it, run authorization answers 429). The tier shown is the one last computed (at each plan status change or refresh).",
+        query: &[],
+        request: None,
+        status: 200,
+        response: schema::<rate_limits::RateLimitStatus>,
+        handler: handler!(rate_limits::get),
+    },
+    Route {
+        name: "rate-limits-refresh",
+        method: Method::POST,
+        path: "/v1/workspaces/{workspaceId}/rate-limits/refresh",
+        access: Access::Key,
+        summary: "Recomputes the tier from the plan, plan status and the default account's lifetime paid, records it, and answers the new status.",
+        query: &[],
+        request: None,
+        status: 200,
+        response: schema::<rate_limits::RateLimitStatus>,
+        handler: handler!(rate_limits::refresh),
+    },
 ];
 
 /// A scheduled job: its own Lambda, invoked by an EventBridge schedule (and by the dev server).
 pub struct Job {
     pub name: &'static str,
-    /// An EventBridge Scheduler expression.
-    pub schedule: &'static str,
+    /// An EventBridge Scheduler expression for a recurring job; `None` for a job that one-time
+    /// schedules invoke (the dev server's sweep does its work locally).
+    pub schedule: Option<&'static str>,
     pub summary: &'static str,
     pub run: JobFn,
 }
 
-/// A job's work; returns how many things it handled.
-pub type JobFn = for<'a> fn(&'a crate::app::App) -> BoxFuture<'a, Result<usize, ApiError>>;
+/// A job's work on the invocation's payload; returns how many things it handled.
+pub type JobFn = for<'a> fn(
+    &'a crate::app::App,
+    serde_json::Value,
+) -> BoxFuture<'a, Result<usize, ApiError>>;
 
-pub static JOBS: &[Job] = &[Job {
-    name: "runs-expire",
-    schedule: "rate(5 minutes)",
-    summary: "Settle runs whose hold expired: debit what was reported, release the rest.",
-    run: {
-        fn boxed(app: &crate::app::App) -> BoxFuture<'_, Result<usize, ApiError>> {
-            Box::pin(runs::expire_overdue(app))
+macro_rules! job {
+    // A job that needs nothing from its invocation.
+    ($f:path) => {{
+        fn boxed(app: &crate::app::App, _: serde_json::Value) -> BoxFuture<'_, Result<usize, ApiError>> {
+            Box::pin($f(app))
         }
-        boxed
+        boxed as JobFn
+    }};
+    ($f:path, payload) => {{
+        fn boxed(
+            app: &crate::app::App,
+            payload: serde_json::Value,
+        ) -> BoxFuture<'_, Result<usize, ApiError>> {
+            Box::pin($f(app, payload))
+        }
+        boxed as JobFn
+    }};
+}
+
+pub static JOBS: &[Job] = &[
+    Job {
+        name: "runs-expire",
+        schedule: Some("rate(5 minutes)"),
+        summary: "Settle runs whose hold expired: debit what was reported, release the rest.",
+        run: job!(runs::expire_overdue),
     },
-}];
+    Job {
+        name: "lifecycle-sweep",
+        schedule: Some("rate(1 hour)"),
+        summary: "Fire every overdue lifecycle deadline (trial, promo, period and grace ends) that a one-time schedule missed.",
+        run: job!(lifecycle::sweep),
+    },
+    Job {
+        name: "lifecycle-transition",
+        schedule: None,
+        summary: "Fire one workspace's lifecycle deadline; invoked by its EventBridge Scheduler one-time schedule with {workspace_id, trigger, due_at, version}.",
+        run: job!(lifecycle::on_schedule, payload),
+    },
+];
 
 pub fn job_by_name(name: &str) -> Option<&'static Job> {
     JOBS.iter().find(|j| j.name == name)

@@ -152,7 +152,15 @@ async fn every_job_binary_boots_and_runs_on_a_scheduled_event() {
     let store = fresh_store().await;
     for job in JOBS {
         let booted = boot(job.name, store.table_name()).await;
-        let event = json!({
+        // A job without a recurring schedule is invoked by a one-time schedule with its payload:
+        // here, a deadline of a workspace that doesn't exist (nothing to do).
+        let deadline = json!({
+            "workspace_id": "ws_00000000000000000000000000",
+            "trigger": "trial_ended",
+            "due_at": "2026-03-01T00:00:00Z",
+            "version": 1
+        });
+        let scheduled = json!({
             "version": "0",
             "id": "5b8e5b7e-0000-4000-8000-000000000000",
             "detail-type": "Scheduled Event",
@@ -163,6 +171,11 @@ async fn every_job_binary_boots_and_runs_on_a_scheduled_event() {
             "resources": [],
             "detail": {}
         });
+        let event = if job.schedule.is_some() {
+            scheduled
+        } else {
+            deadline
+        };
         let result = booted
             .api
             .invoke(event, Duration::from_secs(20))

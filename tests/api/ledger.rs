@@ -85,6 +85,13 @@ async fn five_hundred_concurrent_one_cent_events_against_300_cents_debit_exactly
 #[tokio::test]
 async fn concurrent_authorizations_never_hold_more_than_is_available() {
     let (app, account, key, workspace) = funded(300).await;
+    // Credit, not the tier's concurrent-run limit, is what this test runs into.
+    let id = billing_core::domain::ids::WorkspaceId::parse(&workspace).unwrap();
+    app.app
+        .store
+        .set_rate_limit_tier(&id, "enterprise")
+        .await
+        .unwrap();
     let path = format!("/v1/workspaces/{workspace}/runs");
     let responses = join_all((0..60).map(|i| {
         app.post(
@@ -386,11 +393,11 @@ async fn an_expired_hold_is_captured_for_what_was_reported_and_released() {
     )
     .await;
     let sweep = billing_core::routes::job_by_name("runs-expire").unwrap();
-    assert_eq!((sweep.run)(&app.app).await.unwrap(), 0, "not expired yet");
+    assert_eq!((sweep.run)(&app.app, serde_json::Value::Null).await.unwrap(), 0, "not expired yet");
     app.clock
         .advance(time::Duration::hours(1) + time::Duration::seconds(1));
-    assert_eq!((sweep.run)(&app.app).await.unwrap(), 1);
-    assert_eq!((sweep.run)(&app.app).await.unwrap(), 0, "settled once");
+    assert_eq!((sweep.run)(&app.app, serde_json::Value::Null).await.unwrap(), 1);
+    assert_eq!((sweep.run)(&app.app, serde_json::Value::Null).await.unwrap(), 0, "settled once");
     let fetched = app.get(&format!("{runs}/{run}"), &key).await;
     assert_eq!(fetched.body["status"], "expired");
     assert_eq!(fetched.body["settlement"]["cost_cents"], 7);

@@ -1133,13 +1133,13 @@ impl Case {
             self.note("sweep: run expired");
         }
         let sweep = billing_core::routes::job_by_name("runs-expire").unwrap();
-        let settled = (sweep.run)(&self.app.app).await;
+        let settled = (sweep.run)(&self.app.app, serde_json::Value::Null).await;
         self.same(
             "runs the sweep settled",
             settled.map_err(|e| e.to_string()),
             Ok(due.len()),
         );
-        let again = (sweep.run)(&self.app.app).await;
+        let again = (sweep.run)(&self.app.app, serde_json::Value::Null).await;
         self.same(
             "runs a second sweep settled",
             again.map_err(|e| e.to_string()),
@@ -1739,7 +1739,7 @@ async fn the_sweep_leaves_a_run_alone_until_its_expires_at() {
     app.clock
         .advance(Duration::seconds(app.app.config.run_hold_secs - 1));
     let sweep = billing_core::routes::job_by_name("runs-expire").unwrap();
-    let settled = (sweep.run)(&app.app).await.unwrap();
+    let settled = (sweep.run)(&app.app, serde_json::Value::Null).await.unwrap();
     let fetched = app.get(&format!("{runs}/{run}"), &key).await;
     assert_eq!(
         (settled, fetched.body["status"].as_str()),

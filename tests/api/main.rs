@@ -7,6 +7,7 @@ mod idempotency;
 mod lambda_boot;
 mod ledger;
 mod ledger_model;
+mod scheduler;
 mod security;
 mod users_and_keys;
 mod views;

@@ -461,7 +461,9 @@ async fn status_and_limits_show_the_trial_and_this_months_counters() {
     // 100 API calls cost 1 cent, invocations are free at the basic tier, 25 actions 3 cents.
     assert_eq!(status["balance_cents"], 10_000 - 4);
     assert_eq!(status["available_cents"], 10_000 - 4);
-    assert_eq!(status["included_credits_cents"], 500);
+    // Included plan credit arrives with the first billing period (a payment method starts the
+    // promo); a trial has none.
+    assert_eq!(status["included_credits_cents"], 0);
     assert_eq!(
         (
             status["soft_cap_cents"].clone(),
@@ -531,7 +533,7 @@ async fn credits_show_holds_and_which_caps_are_reached() {
         credits,
         json!({
             "balance_cents": 994, "available_cents": 994, "held_cents": 0,
-            "included_credits_cents": 500, "period_usage_cents": 6,
+            "included_credits_cents": 0, "period_usage_cents": 6,
             "soft_cap_cents": 5, "hard_cap_cents": 20,
             "soft_cap_reached": true, "hard_cap_reached": false,
         })

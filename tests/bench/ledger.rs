@@ -165,7 +165,7 @@ async fn main() {
             .await
             .unwrap();
         debit_only.push(started.elapsed().as_secs_f64() * 1000.0);
-        assert!(matches!(outcome, UsageOutcome::Charged(_)));
+        assert!(matches!(outcome, UsageOutcome::Charged(..)));
         store_transactions += store.stats.transactions.load(Ordering::Relaxed) - t0;
         store_units += store.stats.write_milli_units.load(Ordering::Relaxed) - u0;
 
@@ -238,7 +238,7 @@ async fn main() {
                     ))
                     .await
                     .expect("a debit under contention still lands");
-                if matches!(outcome, UsageOutcome::Charged(_)) {
+                if matches!(outcome, UsageOutcome::Charged(..)) {
                     done.fetch_add(1, Ordering::Relaxed);
                 }
             }

@@ -1,6 +1,7 @@
 //! Who may see and change what. Someone else's resource answers 404, never 403, so ids can't be
 //! probed; 403 is for a caller acting on its own resource without the right role.
 
+use crate::store::lifecycle::WorkspaceState;
 use crate::domain::account::BillingAccount;
 use crate::domain::api_key::{KeyOwner, Principal, WorkspaceRole};
 use crate::domain::ids::{BillingAccountId, WorkspaceId};
@@ -44,15 +45,23 @@ pub async fn managed_account(
 /// The workspace, if the caller may see and manage it: the service, its owner, or its own keys
 /// (read keys are stopped before any write by the dispatch).
 pub async fn visible_workspace(cx: &Ctx<'_>, id: &WorkspaceId) -> Result<Workspace, ApiError> {
+    Ok(visible_workspace_state(cx, id).await?.workspace)
+}
+
+/// [`visible_workspace`] with its lifecycle state (the same single read).
+pub async fn visible_workspace_state(
+    cx: &Ctx<'_>,
+    id: &WorkspaceId,
+) -> Result<WorkspaceState, ApiError> {
     let hidden = || ApiError::not_found("workspace");
-    let workspace = cx.app.store.get_workspace(id).await?.ok_or_else(hidden)?;
+    let state = cx.app.store.get_workspace_state(id).await?.ok_or_else(hidden)?;
     let visible = match cx.caller()? {
         Principal::Service => true,
-        Principal::User(user) => workspace.owner_user_id == *user,
+        Principal::User(user) => state.workspace.owner_user_id == *user,
         Principal::Workspace { id: own, .. } => own == id,
     };
     if visible {
-        Ok(workspace)
+        Ok(state)
     } else {
         Err(hidden())
     }

@@ -1,6 +1,7 @@
 //! Pricing and usage events.
 
-use super::access::visible_workspace;
+use super::access::visible_workspace_state;
+use super::lifecycle;
 use crate::clock::{rfc3339, unix_millis};
 use crate::domain::ledger::Refusal;
 use crate::domain::pricing::{round_up_to_cents, Category, Tier};
@@ -103,12 +104,17 @@ impl From<Refusal> for ApiError {
                 ApiError::InsufficientCredits(refusal.to_string())
             }
             Refusal::HardCap { .. } => ApiError::HardCapReached(refusal.to_string()),
+            // A run ends within seconds to minutes; a short wait is the useful hint.
+            Refusal::ConcurrentRuns { .. } => ApiError::RateLimited {
+                message: refusal.to_string(),
+                retry_after_secs: 5,
+            },
         }
     }
 }
 
 pub async fn record_usage(cx: Ctx<'_>) -> Result<Reply, ApiError> {
-    let workspace = visible_workspace(
+    let state = visible_workspace_state(
         &cx,
         &cx.path_id(
             "workspaceId",
@@ -117,6 +123,7 @@ pub async fn record_usage(cx: Ctx<'_>) -> Result<Reply, ApiError> {
         )?,
     )
     .await?;
+    let workspace = &state.workspace;
     let body: UsageEvent = cx.body()?;
     validate_id("event_id", &body.event_id)?;
     if let Some(agent) = &body.agent_id {
@@ -129,7 +136,20 @@ pub async fn record_usage(cx: Ctx<'_>) -> Result<Reply, ApiError> {
         ));
     }
     let tier = tier(&cx, body.agent_tier.as_deref())?;
+    lifecycle::may_run(cx.app, workspace, body.agent_id.as_deref()).await?;
     let now = cx.now();
+    let limit = lifecycle::rate_tier(cx.app, &state).requests_per_minute;
+    if let Err(over) = cx
+        .app
+        .store
+        .count_request(workspace.id.as_str(), now, limit)
+        .await?
+    {
+        return Err(ApiError::RateLimited {
+            message: format!("over the tier's {limit} usage events a minute"),
+            retry_after_secs: over.retry_after_secs,
+        });
+    }
     let occurred = match &body.occurred_at {
         None => now,
         Some(text) => {
@@ -159,7 +179,16 @@ pub async fn record_usage(cx: Ctx<'_>) -> Result<Reply, ApiError> {
         millis: unix_millis(now),
     };
     match cx.app.store.record_usage(&charge).await? {
-        UsageOutcome::Charged(result) => Reply::created(&result),
+        UsageOutcome::Charged(result, actions_used) => {
+            if let Some(agent) = &charge.agent_id {
+                cx.app
+                    .store
+                    .remember_agent(workspace.id.as_str(), agent, &charge.created_at)
+                    .await?;
+            }
+            lifecycle::count_trial_actions(cx.app, workspace, actions_used).await?;
+            Reply::created(&result)
+        }
         UsageOutcome::Repeated(result) => Reply::ok(&result),
         UsageOutcome::Mismatch => Err(ApiError::IdempotencyKeyReused(
             "this event_id was already used for a different event".into(),

@@ -4,8 +4,10 @@
 pub mod access;
 pub mod api_keys;
 pub mod billing_accounts;
+pub mod lifecycle;
 pub mod meta;
 pub mod metering;
+pub mod rate_limits;
 pub mod runs;
 pub mod users;
 pub mod views;

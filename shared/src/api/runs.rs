@@ -1,6 +1,7 @@
 //! Agent runs: authorize (hold), capture usage, complete (settle), read.
 
-use super::access::visible_workspace;
+use super::access::{visible_workspace, visible_workspace_state};
+use super::lifecycle;
 use super::metering::{tier, validate_id};
 use crate::clock::{rfc3339, unix_millis};
 use crate::domain::ids::{RunId, WorkspaceId};
@@ -86,7 +87,8 @@ async fn visible_run(cx: &Ctx<'_>) -> Result<(Workspace, Run), ApiError> {
 }
 
 pub async fn authorize(cx: Ctx<'_>) -> Result<Reply, ApiError> {
-    let workspace = visible_workspace(&cx, &workspace_id(&cx)?).await?;
+    let state = visible_workspace_state(&cx, &workspace_id(&cx)?).await?;
+    let workspace = &state.workspace;
     let body: AuthorizeRun = cx.body()?;
     validate_id("agent_id", &body.agent_id)?;
     let tier = tier(&cx, Some(&body.agent_tier))?;
@@ -95,6 +97,8 @@ pub async fn authorize(cx: Ctx<'_>) -> Result<Reply, ApiError> {
             "`max_cost_cents` must be from 1 to {MAX_HOLD_CENTS}"
         )));
     }
+    lifecycle::may_run(cx.app, workspace, Some(&body.agent_id)).await?;
+    let max_open_runs = lifecycle::rate_tier(cx.app, &state).concurrent_runs;
     let now = cx.now();
     let millis = unix_millis(now);
     let expires = now + time::Duration::seconds(cx.app.config.run_hold_secs);
@@ -127,6 +131,7 @@ pub async fn authorize(cx: Ctx<'_>) -> Result<Reply, ApiError> {
         .store
         .authorize_run(
             &run,
+            Some(max_open_runs),
             expires.unix_timestamp(),
             &created_at[..7],
             &created_at,
@@ -134,12 +139,18 @@ pub async fn authorize(cx: Ctx<'_>) -> Result<Reply, ApiError> {
         )
         .await?
     {
-        RunOutcome::Done(run) => Reply::created(&Authorized {
-            run_id: run.run_id,
-            hold_cents: run.hold_cents,
-            expires_at: run.expires_at,
-            status: run.status,
-        }),
+        RunOutcome::Done(run) => {
+            cx.app
+                .store
+                .remember_agent(workspace.id.as_str(), &run.agent_id, &created_at)
+                .await?;
+            Reply::created(&Authorized {
+                run_id: run.run_id,
+                hold_cents: run.hold_cents,
+                expires_at: run.expires_at,
+                status: run.status,
+            })
+        }
         RunOutcome::Refused(refusal) => Err(refusal.into()),
         RunOutcome::NotFound => Err(ApiError::not_found("run")),
     }
@@ -186,7 +197,7 @@ pub async fn report_usage(cx: Ctx<'_>) -> Result<Reply, ApiError> {
 }
 
 pub async fn complete(cx: Ctx<'_>) -> Result<Reply, ApiError> {
-    let (_, run) = visible_run(&cx).await?;
+    let (workspace, run) = visible_run(&cx).await?;
     let body: CompleteRun = cx.body()?;
     let tier = tier(&cx, Some(&run.agent_tier))?;
     let usage = RunUsage {
@@ -213,6 +224,7 @@ pub async fn complete(cx: Ctx<'_>) -> Result<Reply, ApiError> {
         .await?;
     match settled {
         RunOutcome::Done(run) => {
+            lifecycle::recount_trial_actions(cx.app, &workspace).await?;
             let settlement = run
                 .settlement
                 .ok_or_else(|| ApiError::Internal("a settled run has no settlement".into()))?;
@@ -301,5 +313,8 @@ async fn expire_one(
             },
         )
         .await?;
+    if let Some(workspace) = app.store.get_workspace(&run.workspace_id).await? {
+        lifecycle::recount_trial_actions(app, &workspace).await?;
+    }
     Ok(true)
 }

@@ -11,10 +11,11 @@
 //! - `*_cap_reached` on a workspace view is true when the workspace's or its account's cap is
 //!   reached; the caps shown are the workspace's own.
 
-use super::access::{visible_account, visible_workspace};
+use super::access::{visible_account, visible_workspace, visible_workspace_state};
+use super::lifecycle;
 use crate::domain::ids::{BillingAccountId, WorkspaceId};
 use crate::domain::plan::{
-    permissions, subscription_status_without_subscription, Plan, SubscriptionStatus,
+    permissions, Plan, SubscriptionStatus,
 };
 use crate::domain::pricing::Category;
 use crate::domain::usage::{
@@ -63,6 +64,8 @@ pub struct BillingStatus {
     pub has_payment_method: bool,
     pub balance_cents: i64,
     pub available_cents: i64,
+    /// What is left of this billing period's included plan credit (spent first; what is left
+    /// expires when the period ends).
     pub included_credits_cents: i64,
     /// The workspace's own monthly caps inside its account.
     pub soft_cap_cents: Option<i64>,
@@ -84,6 +87,7 @@ pub struct Credits {
     pub balance_cents: i64,
     pub available_cents: i64,
     pub held_cents: i64,
+    /// What is left of this billing period's included plan credit.
     pub included_credits_cents: i64,
     /// What the workspace spent this calendar month, as its caps count it.
     pub period_usage_cents: i64,
@@ -244,7 +248,15 @@ fn counted(counters: &[MonthlyCounter], month: &str) -> Counted {
 }
 
 pub async fn status(cx: Ctx<'_>) -> Result<Reply, ApiError> {
-    let workspace = visible_workspace(&cx, &workspace_id(&cx)?).await?;
+    let id = workspace_id(&cx)?;
+    let mut state = visible_workspace_state(&cx, &id).await?;
+    // A trial whose last action was counted but whose move to readonly was lost (a crash between
+    // the two writes) is moved now, so the status never shows a spent trial as running.
+    if state.workspace.plan_status == PlanStatus::Trial {
+        lifecycle::recount_trial_actions(cx.app, &state.workspace).await?;
+        state = visible_workspace_state(&cx, &id).await?;
+    }
+    let workspace = state.workspace.clone();
     let plan = plan_of(&cx, &workspace)?;
     let period = Period::month_of(today(&cx));
     let month = month_key(period.start);
@@ -271,16 +283,20 @@ pub async fn status(cx: Ctx<'_>) -> Result<Reply, ApiError> {
             name: plan.name.clone(),
         },
         plan_status: workspace.plan_status,
-        subscription_status: subscription_status_without_subscription(workspace.plan_status),
-        actions_used: counted(&counters, &month).actions_counted,
+        subscription_status: lifecycle::subscription_status(workspace.plan_status),
+        actions_used: if on_trial {
+            budget.actions_used
+        } else {
+            counted(&counters, &month).actions_counted
+        },
         actions_limit: on_trial.then_some(cx.app.catalog.lifecycle.trial_actions),
         period_start: format_date(period.start),
         period_end: format_date(period.end),
         days_remaining: period.days_remaining(cx.now()),
-        has_payment_method: account.has_payment_method,
+        has_payment_method: account.has_payment_method || state.lifecycle.dates.has_payment_method,
         balance_cents: money.balance_cents,
         available_cents: money.available_cents(),
-        included_credits_cents: plan.included_credits_cents,
+        included_credits_cents: budget.included_cents,
         soft_cap_cents: budget.soft_cap_cents,
         hard_cap_cents: budget.hard_cap_cents,
         soft_cap_reached: money.soft_cap_reached() || budget.soft_cap_reached(),
@@ -292,7 +308,6 @@ pub async fn status(cx: Ctx<'_>) -> Result<Reply, ApiError> {
 
 pub async fn credits(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     let workspace = visible_workspace(&cx, &workspace_id(&cx)?).await?;
-    let plan = plan_of(&cx, &workspace)?;
     let month = month_key(today(&cx));
     let snapshot = cx
         .app
@@ -308,7 +323,7 @@ pub async fn credits(cx: Ctx<'_>) -> Result<Reply, ApiError> {
         balance_cents: money.balance_cents,
         available_cents: money.available_cents(),
         held_cents: money.held_cents,
-        included_credits_cents: plan.included_credits_cents,
+        included_credits_cents: budget.included_cents,
         period_usage_cents: budget.spent_cents,
         soft_cap_cents: budget.soft_cap_cents,
         hard_cap_cents: budget.hard_cap_cents,

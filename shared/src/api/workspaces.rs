@@ -1,6 +1,7 @@
 //! Workspaces and the billing accounts linked to them.
 
 use super::access::visible_workspace;
+use crate::domain::lifecycle::start_trial;
 use crate::clock::{rfc3339, unix_millis};
 use crate::domain::account::{validate_name, BillingAccount};
 use crate::domain::api_key::Principal;
@@ -102,15 +103,17 @@ pub async fn create(cx: Ctx<'_>) -> Result<Reply, ApiError> {
         account,
         created_at.clone(),
     );
+    let trial = start_trial(now, &cx.app.durations);
     // The store checks, in the same transaction, that the account exists and is the owner's.
     if !cx
         .app
         .store
-        .create_workspace(&workspace, &created_at)
+        .create_workspace(&workspace, &trial.dates, &created_at)
         .await?
     {
         return Err(ApiError::not_found("billing account"));
     }
+    super::lifecycle::schedule_deadline(cx.app, &workspace.id, &trial, 1).await;
     Reply::created(&workspace)
 }
 

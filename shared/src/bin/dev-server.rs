@@ -9,7 +9,9 @@ use billing_core::store::Store;
 use std::sync::Arc;
 
 /// How often the dev server runs the scheduled jobs.
-const JOB_INTERVAL_SECS: u64 = 30;
+/// How often the scheduled jobs run here: often enough that a short local trial visibly ends
+/// (the lifecycle sweep stands in for EventBridge Scheduler's one-time schedules).
+const JOB_INTERVAL_SECS: u64 = 5;
 
 #[tokio::main]
 async fn main() {
@@ -48,7 +50,17 @@ async fn run() -> Result<(), String> {
         .ensure_table()
         .await
         .map_err(|e| format!("cannot create table {table} in DynamoDB Local at {endpoint}: {e}"))?;
-    let config = Config::local(&table, &endpoint, &service_key);
+    let mut config = Config::local(&table, &endpoint, &service_key);
+    config.trial_secs = match std::env::var("BILLING_TRIAL_SECONDS") {
+        Ok(text) if !text.is_empty() => Some(
+            text.parse::<i64>()
+                .ok()
+                .filter(|s| *s > 0)
+                .ok_or("BILLING_TRIAL_SECONDS must be a whole number of seconds, 1 or more")?,
+        ),
+        _ => None,
+    };
+    let config_trial_secs = config.trial_secs;
     let app = Arc::new(App::new(config, store, Arc::new(SystemClock)));
     let app_for_jobs = app.clone();
 
@@ -57,6 +69,9 @@ async fn run() -> Result<(), String> {
     println!("  Billing API (local stage) on {base}");
     println!("  DynamoDB Local: {endpoint}, table {table}");
     println!("  Service key:    {service_key}");
+    if let Some(secs) = config_trial_secs {
+        println!("  Trial length:   {secs} s (BILLING_TRIAL_SECONDS)");
+    }
     println!();
     println!("  Try it:");
     println!("    curl -s -X POST {base}/v1/users -H 'Authorization: Bearer {service_key}' -H 'Content-Type: application/json' -d '{{\"external_id\": \"alice\"}}'");
@@ -70,8 +85,8 @@ async fn run() -> Result<(), String> {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(JOB_INTERVAL_SECS));
         loop {
             tick.tick().await;
-            for job in billing_core::routes::JOBS {
-                match (job.run)(&jobs_app).await {
+            for job in billing_core::routes::JOBS.iter().filter(|j| j.schedule.is_some()) {
+                match (job.run)(&jobs_app, serde_json::Value::Null).await {
                     Ok(0) => {}
                     Ok(handled) => tracing::info!(job = job.name, handled, "job done"),
                     Err(error) => tracing::error!(job = job.name, %error, "job failed"),

@@ -16,9 +16,13 @@ pub struct AccountMoney {
     pub credited_cents: i64,
     pub soft_cap_cents: Option<i64>,
     pub hard_cap_cents: Option<i64>,
+    /// Paid in (purchases, top-ups, auto-recharges) over the account's lifetime: it raises the
+    /// rate-limit tier.
+    pub paid_cents: i64,
 }
 
-/// A workspace's budget inside its account: its own caps, spend and holds.
+/// A workspace's budget inside its account: its own caps, spend and holds, and what the plan
+/// lifecycle and the rate limits count.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WorkspaceBudget {
     pub month: Month,
@@ -27,6 +31,13 @@ pub struct WorkspaceBudget {
     pub held_cents: i64,
     pub soft_cap_cents: Option<i64>,
     pub hard_cap_cents: Option<i64>,
+    /// Runs authorized and not yet settled.
+    pub open_runs: i64,
+    /// Actions used over the workspace's lifetime (the trial ends at the catalog's limit).
+    pub actions_used: i64,
+    /// What is left of this period's included plan credit: spent first, expired at the period's
+    /// end.
+    pub included_cents: i64,
 }
 
 /// Why money can't move.
@@ -44,6 +55,8 @@ pub enum Refusal {
         committed_cents: i64,
         needed_cents: i64,
     },
+    #[error("{open} runs are open, the rate-limit tier allows {limit} at once")]
+    ConcurrentRuns { open: i64, limit: u32 },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -212,6 +225,7 @@ pub fn debit(
     next_account.balance_cents -= amount;
     next_account.spent_cents += amount;
     next_budget.spent_cents += amount;
+    next_budget.included_cents = (budget.included_cents - amount).max(0);
     Ok(Moved {
         crossings: crossings((account, budget), (&next_account, &next_budget)),
         account: next_account,
@@ -239,6 +253,27 @@ pub fn hold(
 
 /// Settles a hold of `held`: spends `spend` of it and releases the rest. `spend` may exceed
 /// the hold only by what could still be committed; the caller caps it with [`affordable`].
+/// A run's hold, refused when the workspace already has `max_open_runs` runs open.
+pub fn open_run(
+    account: &AccountMoney,
+    budget: &WorkspaceBudget,
+    amount: i64,
+    max_open_runs: Option<u32>,
+) -> Result<Moved, Refusal> {
+    if let Some(limit) = max_open_runs {
+        if budget.open_runs >= i64::from(limit) {
+            return Err(Refusal::ConcurrentRuns {
+                open: budget.open_runs,
+                limit,
+            });
+        }
+    }
+    let mut moved = hold(account, budget, amount)?;
+    moved.budget.open_runs += 1;
+    Ok(moved)
+}
+
+/// Ends a run: releases its hold, spends `spend`, closes it.
 pub fn settle(account: &AccountMoney, budget: &WorkspaceBudget, held: i64, spend: i64) -> Moved {
     let mut next_account = account.clone();
     let mut next_budget = budget.clone();
@@ -247,6 +282,8 @@ pub fn settle(account: &AccountMoney, budget: &WorkspaceBudget, held: i64, spend
     next_account.balance_cents -= spend;
     next_account.spent_cents += spend;
     next_budget.spent_cents += spend;
+    next_budget.included_cents = (budget.included_cents - spend).max(0);
+    next_budget.open_runs = (budget.open_runs - 1).max(0);
     Moved {
         crossings: crossings((account, budget), (&next_account, &next_budget)),
         account: next_account,
@@ -300,6 +337,27 @@ pub fn credit(
         account: next_account,
         budget: next_budget,
     })
+}
+
+/// A billing period's start: what is left of the last period's included credit expires (never
+/// taking `available_cents` below 0), and the new period's `grant` is credited. Returns the state
+/// and the amount expired.
+pub fn roll_period(account: &AccountMoney, budget: &WorkspaceBudget, grant: i64) -> (Moved, i64) {
+    let expired = budget.included_cents.min(account.available_cents()).max(0);
+    let mut next_account = account.clone();
+    let mut next_budget = budget.clone();
+    next_account.balance_cents += grant - expired;
+    next_account.credited_cents += grant;
+    next_budget.credited_cents += grant;
+    next_budget.included_cents = grant;
+    (
+        Moved {
+            crossings: Crossings::default(),
+            account: next_account,
+            budget: next_budget,
+        },
+        expired,
+    )
 }
 
 #[cfg(test)]
@@ -415,5 +473,34 @@ mod tests {
         let held = hold(&account(100), &budget(), 60).unwrap();
         assert!(credit(&held.account, &held.budget, -40).is_ok());
         assert!(credit(&held.account, &held.budget, -41).is_err());
+    }
+
+    #[test]
+    fn included_credit_is_spent_first_and_its_rest_expires_at_the_period_end() {
+        let (granted, expired) = roll_period(&account(100), &budget(), 500);
+        assert_eq!((granted.account.balance_cents, expired), (600, 0));
+        assert_eq!(granted.budget.included_cents, 500);
+        let spent = debit(&granted.account, &granted.budget, 200).unwrap();
+        assert_eq!(spent.budget.included_cents, 300);
+        let (rolled, expired) = roll_period(&spent.account, &spent.budget, 500);
+        assert_eq!(expired, 300);
+        assert_eq!(rolled.account.balance_cents, 400 - 300 + 500);
+        // Held money never expires: only what is available.
+        let held = hold(&spent.account, &spent.budget, 350).unwrap();
+        let (_, expired) = roll_period(&held.account, &held.budget, 0);
+        assert_eq!(expired, 50);
+    }
+
+    #[test]
+    fn open_runs_are_limited_and_settling_closes_them() {
+        let first = open_run(&account(100), &budget(), 10, Some(1)).unwrap();
+        assert_eq!(first.budget.open_runs, 1);
+        assert_eq!(
+            open_run(&first.account, &first.budget, 10, Some(1)),
+            Err(Refusal::ConcurrentRuns { open: 1, limit: 1 })
+        );
+        let settled = settle(&first.account, &first.budget, 10, 4);
+        assert_eq!(settled.budget.open_runs, 0);
+        assert!(open_run(&settled.account, &settled.budget, 10, Some(1)).is_ok());
     }
 }

@@ -59,7 +59,7 @@ pub struct PlanFeatures {
 /// The plan lifecycle's durations and thresholds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Lifecycle {
+pub struct LifecycleTerms {
     /// A trial ends (to `readonly`, without a payment method) after this many days…
     pub trial_days: u32,
     /// …or once this many actions are used, whichever comes first.
@@ -96,7 +96,7 @@ pub enum PlanError {
 /// Checks every plan (ids unique and well-formed, names present, amounts not negative, a
 /// rate-limit tier), that `trial_plan` is one of them, and that the lifecycle's durations are
 /// positive. Errors name the bad entry.
-pub fn validate(plans: &[Plan], lifecycle: &Lifecycle, trial_plan: &str) -> Result<(), PlanError> {
+pub fn validate(plans: &[Plan], lifecycle: &LifecycleTerms, trial_plan: &str) -> Result<(), PlanError> {
     for (i, plan) in plans.iter().enumerate() {
         let invalid = |problem: &str| PlanError::Invalid {
             id: plan.id.clone(),
@@ -208,8 +208,8 @@ mod tests {
         }
     }
 
-    fn lifecycle() -> Lifecycle {
-        Lifecycle {
+    fn lifecycle() -> LifecycleTerms {
+        LifecycleTerms {
             trial_days: 30,
             trial_actions: 1000,
             promo_months: 3,

@@ -45,6 +45,11 @@ impl TransactionType {
         }
     }
 
+    /// Money the customer paid in: it counts toward the lifetime paid that raises rate limits.
+    pub fn is_payment(self) -> bool {
+        matches!(self, Self::Purchase | Self::TopUp | Self::AutoRecharge)
+    }
+
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|t| t.as_str() == text)
     }

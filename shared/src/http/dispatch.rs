@@ -46,7 +46,10 @@ pub fn error_response(error: &ApiError, request_id: &str) -> ApiResponse {
         tracing::error!(%cause, "internal error");
     }
     let mut response = json_response(error.status(), error.body(request_id).to_string());
-    if let ApiError::RateLimited { retry_after_secs } = error {
+    if let ApiError::RateLimited {
+        retry_after_secs, ..
+    } = error
+    {
         response
             .headers
             .push(("retry-after", retry_after_secs.to_string()));

@@ -39,8 +39,11 @@ pub enum ApiError {
         "the default billing account cannot be unlinked; make another account the default first"
     )]
     DefaultAccountUnlink,
-    #[error("too many requests")]
-    RateLimited { retry_after_secs: u64 },
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error("the store is not answering")]
     Unavailable,
     /// The cause is logged with the request id; the caller sees a generic message.

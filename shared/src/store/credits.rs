@@ -46,7 +46,7 @@ impl Store {
         let _turn = self.account_turn(account).await;
         let mut snapshot = self.current_snapshot(account, workspace, &month).await?;
         for _ in 0..MOVE_ATTEMPTS {
-            let moved = match credit(
+            let mut moved = match credit(
                 &snapshot.account,
                 &snapshot.budget,
                 transaction.amount_cents,
@@ -58,6 +58,9 @@ impl Store {
                 }
                 Err(refusal) => return Ok(CreditOutcome::Refused(refusal)),
             };
+            if transaction.kind.is_payment() {
+                moved.account.paid_cents += transaction.amount_cents;
+            }
             let written = Transaction {
                 balance_after_cents: moved.account.balance_cents,
                 ..transaction.clone()

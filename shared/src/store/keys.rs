@@ -7,7 +7,9 @@
 //! | external-id claim | `USER_EXT#<external id>` | `USER_EXT` | |
 //! | billing account | `ACCOUNT#ba` | `ACCOUNT` | `OWNER#usr` / `ACCOUNT#ba` |
 //! | ledger transaction | `ACCOUNT#ba` | `TXN#txn` | `WS_TXN#ws` / `TXN#txn` (when it has a workspace) |
-//! | workspace | `WS#ws` | `WS` | `OWNER#usr` / `WS#ws` |
+//! | workspace | `WS#ws` | `WS` | `OWNER#usr` / `WS#ws`; gsi2: `DEADLINES` / `<epoch>#ws` while a lifecycle date is ahead |
+//! | usage-event rate window | `RATE#ws` | `<minute epoch>` | |
+//! | agent seen in a workspace | `WS#ws` | `AGENT#<agent id>` | |
 //! | workspace ↔ account link | `WS#ws` | `LINK#ba` | `ACCOUNT_LINKS#ba` / `WS#ws` |
 //! | API key | `KEY#key` | `KEY` | `KEY_OWNER#usr\|ws` / `KEY#key` |
 //! | API key by hash (auth) | `KEY_HASH#<sha256>` | `KEY_HASH` | |
@@ -27,6 +29,21 @@ pub const SK: &str = "sk";
 pub const GSI1: &str = "gsi1";
 pub const GSI1_PK: &str = "gsi1pk";
 pub const GSI1_SK: &str = "gsi1sk";
+/// The lifecycle deadline index: one partition, sorted by due time.
+pub const GSI2: &str = "gsi2";
+pub const DEADLINES: &str = "DEADLINES";
+
+pub fn deadline_sk(due_epoch: i64, workspace_id: &str) -> String {
+    format!("{due_epoch:012}#{workspace_id}")
+}
+
+pub fn rate_window(workspace_id: &str) -> String {
+    format!("RATE#{workspace_id}")
+}
+
+pub fn agent_sk(agent_id: &str) -> String {
+    format!("AGENT#{agent_id}")
+}
 /// DynamoDB deletes items whose TTL attribute (epoch seconds) has passed.
 pub const TTL_ATTRIBUTE: &str = "expires_at_epoch";
 

@@ -33,6 +33,8 @@ struct AccountMoneyItem {
     settings: AccountSettings,
     #[serde(default)]
     ledger_version: i64,
+    #[serde(default)]
+    lifetime_paid_cents: i64,
 }
 
 /// A workspace's budget inside its account: caps it set, its spend and holds this month.
@@ -54,6 +56,12 @@ pub(crate) struct BudgetItem {
     credited_month_cents: i64,
     #[serde(default)]
     held_cents: i64,
+    #[serde(default)]
+    open_runs: i64,
+    #[serde(default)]
+    actions_used: i64,
+    #[serde(default)]
+    included_cents: i64,
     version: i64,
 }
 
@@ -321,7 +329,8 @@ impl Store {
             .key(keys::SK, s(keys::ACCOUNT_SK))
             .update_expression(
                 "SET balance_cents = :balance, held_cents = :held, spend_month = :month, \
-                 spent_month_cents = :spent, credited_month_cents = :credited, ledger_version = :next",
+                 spent_month_cents = :spent, credited_month_cents = :credited, \
+                 lifetime_paid_cents = :paid, ledger_version = :next",
             )
             .condition_expression("ledger_version = :version")
             .expression_attribute_values(":balance", n(next.balance_cents))
@@ -329,6 +338,7 @@ impl Store {
             .expression_attribute_values(":month", s(next.month.clone()))
             .expression_attribute_values(":spent", n(next.spent_cents))
             .expression_attribute_values(":credited", n(next.credited_cents))
+            .expression_attribute_values(":paid", n(next.paid_cents))
             .expression_attribute_values(":version", n(snapshot.account_version))
             .expression_attribute_values(":next", n(snapshot.account_version + 1))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
@@ -357,6 +367,9 @@ impl Store {
             spent_month_cents: next.spent_cents,
             credited_month_cents: next.credited_cents,
             held_cents: next.held_cents,
+            open_runs: next.open_runs,
+            actions_used: next.actions_used,
+            included_cents: next.included_cents,
             version: snapshot.budget_version.map_or(1, |v| v + 1),
         };
         self.versioned_put(&item, snapshot.budget_version)
@@ -570,6 +583,7 @@ impl Snapshot {
             credited_cents: money.credited_month_cents,
             soft_cap_cents: money.settings.soft_cap_cents,
             hard_cap_cents: money.settings.hard_cap_cents,
+            paid_cents: money.lifetime_paid_cents,
         };
         self.account_version = money.ledger_version;
         Ok(())
@@ -585,6 +599,9 @@ impl Snapshot {
             held_cents: budget.held_cents,
             soft_cap_cents: budget.soft_cap_cents,
             hard_cap_cents: budget.hard_cap_cents,
+            open_runs: budget.open_runs,
+            actions_used: budget.actions_used,
+            included_cents: budget.included_cents,
         };
         self.budget_version = Some(budget.version);
         Ok(())

@@ -7,6 +7,8 @@ pub mod credits;
 pub mod idempotency;
 pub mod keys;
 pub mod ledger;
+pub mod lifecycle;
+pub mod limits;
 pub mod runs;
 pub mod table;
 pub mod usage;
@@ -74,6 +76,8 @@ pub struct Store {
     pub(crate) table: String,
     /// Money state this process last saw, and a lock per account (see [`ledger::LedgerCache`]).
     pub(crate) ledger_cache: std::sync::Arc<ledger::LedgerCache>,
+    /// Agents this process recorded (see [`limits::KnownAgents`]).
+    pub(crate) known_agents: std::sync::Arc<limits::KnownAgents>,
     /// What this handle's transactions cost and how often they were retried.
     pub stats: std::sync::Arc<WriteStats>,
 }
@@ -140,6 +144,7 @@ impl Store {
             client,
             table: table.into(),
             ledger_cache: Default::default(),
+            known_agents: Default::default(),
             stats: Default::default(),
         }
     }

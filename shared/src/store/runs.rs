@@ -4,7 +4,8 @@
 use super::ledger::{CounterIncrement, Written, MOVE_ATTEMPTS};
 use super::{keys, s, Store, StoreError};
 use crate::domain::ids::{RunId, TransactionId};
-use crate::domain::ledger::{affordable, hold, settle, Refusal};
+use crate::domain::ledger::{affordable, hold, open_run, settle, Refusal};
+use crate::domain::pricing::Category;
 use crate::domain::pricing::Tier;
 use crate::domain::run::{allocate_cents, Run, RunStatus, RunUsage, Settlement};
 use crate::domain::transaction::{Transaction, TransactionType};
@@ -73,11 +74,13 @@ impl Store {
         self.versioned_put(&item, version)
     }
 
-    /// Holds the run's `hold_cents` and records the run. A run id that exists already (a retry
-    /// under the same idempotency key) returns that run and holds nothing more.
+    /// Holds the run's `hold_cents` and records the run, unless the workspace already has
+    /// `max_open_runs` open. A run id that exists already (a retry under the same idempotency
+    /// key) returns that run and holds nothing more.
     pub async fn authorize_run(
         &self,
         run: &Run,
+        max_open_runs: Option<u32>,
         expires_epoch: i64,
         month: &str,
         created_at: &str,
@@ -88,7 +91,12 @@ impl Store {
             .current_snapshot(&run.billing_account_id, Some(&run.workspace_id), month)
             .await?;
         for _ in 0..MOVE_ATTEMPTS {
-            let moved = match hold(&snapshot.account, &snapshot.budget, run.hold_cents) {
+            let moved = match open_run(
+                &snapshot.account,
+                &snapshot.budget,
+                run.hold_cents,
+                max_open_runs,
+            ) {
                 Ok(moved) => moved,
                 Err(_) if !snapshot.fresh => {
                     snapshot = self.reread(&snapshot).await?;
@@ -212,7 +220,9 @@ impl Store {
                 &snapshot.budget,
                 run.hold_cents,
             ));
-            let moved = settle(&snapshot.account, &snapshot.budget, run.hold_cents, spend);
+            let mut moved = settle(&snapshot.account, &snapshot.budget, run.hold_cents, spend);
+            let actions = next.usage.get(&Category::Actions).copied().unwrap_or(0);
+            moved.budget.actions_used += i64::try_from(actions).unwrap_or(i64::MAX);
             let transaction = (spend > 0).then(|| Transaction {
                 id: TransactionId::generate(at.millis),
                 billing_account_id: run.billing_account_id.clone(),

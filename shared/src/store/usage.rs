@@ -36,7 +36,8 @@ pub struct UsageResult {
 }
 
 pub enum UsageOutcome {
-    Charged(UsageResult),
+    /// Charged, and the workspace's lifetime action count after it.
+    Charged(UsageResult, i64),
     /// This event was charged before: its first result.
     Repeated(UsageResult),
     /// The event id was used for a different event.
@@ -82,7 +83,7 @@ impl Store {
             .current_snapshot(&charge.account_id, Some(&charge.workspace_id), &month)
             .await?;
         for _ in 0..MOVE_ATTEMPTS {
-            let moved = match debit(&snapshot.account, &snapshot.budget, charge.cost_cents) {
+            let mut moved = match debit(&snapshot.account, &snapshot.budget, charge.cost_cents) {
                 Ok(moved) => moved,
                 Err(_) if !snapshot.fresh => {
                     snapshot = self.reread(&snapshot).await?;
@@ -95,6 +96,9 @@ impl Store {
                     })
                 }
             };
+            if charge.category == Category::Actions {
+                moved.budget.actions_used += i64::try_from(charge.quantity).unwrap_or(i64::MAX);
+            }
             let result = UsageResult {
                 event_id: charge.event_id.clone(),
                 cost_cents: charge.cost_cents,
@@ -149,7 +153,9 @@ impl Store {
                 charge.millis,
             )?);
             match self.write_movement(&snapshot, &moved, extra).await? {
-                Written::Committed => return Ok(UsageOutcome::Charged(result)),
+                Written::Committed => {
+                    return Ok(UsageOutcome::Charged(result, moved.budget.actions_used))
+                }
                 Written::Stale(fresh) => snapshot = *fresh,
                 // Another delivery of this event won the race: answer as it did.
                 Written::Refused { index: 0 } => {

@@ -2,17 +2,21 @@
 
 use super::{keys, s, Page, PageKey, Query, Store, StoreError, Transacted, NEW_ITEM};
 use crate::domain::ids::{BillingAccountId, UserId, WorkspaceId};
+use crate::domain::lifecycle::LifecycleDates;
 use crate::domain::workspace::Workspace;
+use super::lifecycle::LifecycleFields;
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]
-struct WorkspaceItem {
+pub(crate) struct WorkspaceItem {
     pk: String,
     sk: String,
     gsi1pk: String,
     gsi1sk: String,
     #[serde(flatten)]
-    workspace: Workspace,
+    pub(crate) workspace: Workspace,
+    #[serde(flatten)]
+    pub(crate) lifecycle: LifecycleFields,
 }
 
 /// A workspace may spend from this account. Indexed from the account's side too, for the
@@ -71,6 +75,7 @@ impl Store {
     pub async fn create_workspace(
         &self,
         workspace: &Workspace,
+        dates: &LifecycleDates,
         created_at: &str,
     ) -> Result<bool, StoreError> {
         let account = &workspace.default_billing_account_id;
@@ -82,6 +87,7 @@ impl Store {
                     gsi1pk: keys::owner(workspace.owner_user_id.as_str()),
                     gsi1sk: keys::workspace(workspace.id.as_str()),
                     workspace: workspace.clone(),
+                    lifecycle: LifecycleFields::new(workspace, dates, 1, None),
                 },
                 Some(NEW_ITEM),
             )?,

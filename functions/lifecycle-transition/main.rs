@@ -1,0 +1,6 @@
+//! The `lifecycle-transition` Lambda: a job; its work is in billing-core's job table.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    billing_core::lambda::serve_job("lifecycle-transition").await
+}
