@@ -5,9 +5,9 @@ use crate::catalog::Catalog;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError, ServiceKeySource};
 use crate::domain::lifecycle::Durations;
-use crate::scheduler::Scheduler;
 use crate::http::cursor::CursorKey;
 use crate::http::ApiError;
+use crate::scheduler::Scheduler;
 use crate::store::Store;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -65,16 +65,19 @@ impl App {
     pub async fn from_env() -> Result<Self, ConfigError> {
         let config = Config::from_env()?;
         let store = Store::connect(&config.table_name, config.dynamodb_endpoint.as_deref()).await;
-        let deadlines = match &config.scheduler {
-            Some(s) => Some(
+        let mut app = Self::new(config, store, Arc::new(SystemClock));
+        app.connect_scheduler().await;
+        Ok(app)
+    }
+
+    /// Builds the Scheduler client when the configuration names one.
+    pub async fn connect_scheduler(&mut self) {
+        if let Some(s) = &self.config.scheduler {
+            self.deadlines = Some(
                 Scheduler::connect(s.endpoint.as_deref(), &s.group, &s.target_arn, &s.role_arn)
                     .await,
-            ),
-            None => None,
-        };
-        let mut app = Self::new(config, store, Arc::new(SystemClock));
-        app.deadlines = deadlines;
-        Ok(app)
+            );
+        }
     }
 
     pub async fn secrets(&self) -> Result<&Secrets, ApiError> {

@@ -7,8 +7,8 @@
 //! plans: `free` 60 usage events a minute and 2 open runs, `pro` 600/10 (or $50 paid in),
 //! `team` 3000/50 (or $500 paid in), `enterprise` 10000/200 (by plan only).
 
-use crate::domain::plan::{self, LifecycleTerms, Plan, PlanError};
 use crate::domain::lifecycle::Durations;
+use crate::domain::plan::{self, LifecycleTerms, Plan, PlanError};
 use crate::domain::pricing::{Pricing, PricingError, Tier};
 use crate::domain::rate_limit::{self, RateTier, RateTierError};
 use crate::domain::workspace::TRIAL_PLAN_ID;
@@ -75,7 +75,11 @@ impl Catalog {
         plan::validate(&file.plans, &file.lifecycle, TRIAL_PLAN_ID)?;
         rate_limit::validate(&file.rate_limit_tiers)?;
         for plan in &file.plans {
-            if !file.rate_limit_tiers.iter().any(|t| t.id == plan.rate_limit_tier) {
+            if !file
+                .rate_limit_tiers
+                .iter()
+                .any(|t| t.id == plan.rate_limit_tier)
+            {
                 return Err(CatalogError::Plans(PlanError::Invalid {
                     id: plan.id.clone(),
                     problem: format!(
@@ -163,7 +167,10 @@ mod tests {
             error.contains("plans[2].features") && error.contains("custom_agent"),
             "{error}"
         );
-        let unknown_tier = CATALOG.replace("\"rate_limit_tier\": \"team\"", "\"rate_limit_tier\": \"gold\"");
+        let unknown_tier = CATALOG.replace(
+            "\"rate_limit_tier\": \"team\"",
+            "\"rate_limit_tier\": \"gold\"",
+        );
         let error = Catalog::parse(&unknown_tier).unwrap_err().to_string();
         assert!(error.contains("team") && error.contains("gold"), "{error}");
         let no_pro = CATALOG.replace("\"id\": \"pro\"", "\"id\": \"plus\"");

@@ -94,12 +94,15 @@ impl Config {
             Err(_) => DEFAULT_INTRO_CREDIT_CENTS,
         };
         let trial_secs = match env::var("TRIAL_SECONDS") {
-            Ok(text) if !text.is_empty() => Some(text.parse::<i64>().ok().filter(|s| *s > 0).ok_or(
-                ConfigError::Invalid {
-                    name: "TRIAL_SECONDS",
-                    reason: "must be a whole number of seconds, 1 or more".into(),
-                },
-            )?),
+            Ok(text) if !text.is_empty() => Some(
+                text.parse::<i64>()
+                    .ok()
+                    .filter(|s| *s > 0)
+                    .ok_or(ConfigError::Invalid {
+                        name: "TRIAL_SECONDS",
+                        reason: "must be a whole number of seconds, 1 or more".into(),
+                    })?,
+            ),
             _ => None,
         };
         let var = |name: &str| env::var(name).ok().filter(|v| !v.is_empty());

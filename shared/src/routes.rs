@@ -591,15 +591,16 @@ pub struct Job {
 }
 
 /// A job's work on the invocation's payload; returns how many things it handled.
-pub type JobFn = for<'a> fn(
-    &'a crate::app::App,
-    serde_json::Value,
-) -> BoxFuture<'a, Result<usize, ApiError>>;
+pub type JobFn =
+    for<'a> fn(&'a crate::app::App, serde_json::Value) -> BoxFuture<'a, Result<usize, ApiError>>;
 
 macro_rules! job {
     // A job that needs nothing from its invocation.
     ($f:path) => {{
-        fn boxed(app: &crate::app::App, _: serde_json::Value) -> BoxFuture<'_, Result<usize, ApiError>> {
+        fn boxed(
+            app: &crate::app::App,
+            _: serde_json::Value,
+        ) -> BoxFuture<'_, Result<usize, ApiError>> {
             Box::pin($f(app))
         }
         boxed as JobFn

@@ -393,11 +393,28 @@ async fn an_expired_hold_is_captured_for_what_was_reported_and_released() {
     )
     .await;
     let sweep = billing_core::routes::job_by_name("runs-expire").unwrap();
-    assert_eq!((sweep.run)(&app.app, serde_json::Value::Null).await.unwrap(), 0, "not expired yet");
+    assert_eq!(
+        (sweep.run)(&app.app, serde_json::Value::Null)
+            .await
+            .unwrap(),
+        0,
+        "not expired yet"
+    );
     app.clock
         .advance(time::Duration::hours(1) + time::Duration::seconds(1));
-    assert_eq!((sweep.run)(&app.app, serde_json::Value::Null).await.unwrap(), 1);
-    assert_eq!((sweep.run)(&app.app, serde_json::Value::Null).await.unwrap(), 0, "settled once");
+    assert_eq!(
+        (sweep.run)(&app.app, serde_json::Value::Null)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        (sweep.run)(&app.app, serde_json::Value::Null)
+            .await
+            .unwrap(),
+        0,
+        "settled once"
+    );
     let fetched = app.get(&format!("{runs}/{run}"), &key).await;
     assert_eq!(fetched.body["status"], "expired");
     assert_eq!(fetched.body["settlement"]["cost_cents"], 7);

@@ -1739,7 +1739,9 @@ async fn the_sweep_leaves_a_run_alone_until_its_expires_at() {
     app.clock
         .advance(Duration::seconds(app.app.config.run_hold_secs - 1));
     let sweep = billing_core::routes::job_by_name("runs-expire").unwrap();
-    let settled = (sweep.run)(&app.app, serde_json::Value::Null).await.unwrap();
+    let settled = (sweep.run)(&app.app, serde_json::Value::Null)
+        .await
+        .unwrap();
     let fetched = app.get(&format!("{runs}/{run}"), &key).await;
     assert_eq!(
         (settled, fetched.body["status"].as_str()),

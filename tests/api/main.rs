@@ -7,6 +7,8 @@ mod idempotency;
 mod lambda_boot;
 mod ledger;
 mod ledger_model;
+mod lifecycle;
+mod rate_limits;
 mod scheduler;
 mod security;
 mod users_and_keys;

@@ -286,3 +286,85 @@ async fn a_deadline_already_passed_is_still_scheduled() {
     assert_eq!(input_of(&schedule)["due_at"], format!("{expected_time}Z"));
     assert_eq!(input_of(&schedule)["version"], 9);
 }
+
+/// The whole path: the API keeps each workspace's one-time schedule on its next deadline.
+#[tokio::test]
+async fn a_workspace_schedule_follows_its_lifecycle_deadlines() {
+    use billing_core::api::lifecycle::{fire, Fired};
+    use billing_core::clock::Clock;
+    use billing_core::config::SchedulerConfig;
+    use billing_core::domain::lifecycle::Trigger;
+    let fixture = fresh_scheduler().await;
+    let group = fixture.group.clone();
+    let app = billing_tests::app::spawn_app_with(move |config| {
+        config.scheduler = Some(SchedulerConfig {
+            endpoint: Some(scheduler_endpoint()),
+            group,
+            target_arn: TARGET_ARN.into(),
+            role_arn: ROLE_ARN.into(),
+        })
+    })
+    .await;
+    let (_, _, key) = app.user_with_key("scheduled").await;
+    let workspace = app.create_workspace(&key, "Scheduled").await;
+    let trial = app
+        .get(
+            &format!("/v1/workspaces/{workspace}/billing/subscription"),
+            &key,
+        )
+        .await
+        .body;
+    let trial_end = OffsetDateTime::parse(
+        trial["trial_ends_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let schedule = fixture
+        .schedule_of(&workspace)
+        .await
+        .expect("a trial schedule");
+    assert_eq!(
+        schedule.schedule_expression(),
+        Some(format!("at({})", &trial["trial_ends_at"].as_str().unwrap()[..19]).as_str())
+    );
+    assert_eq!(schedule.target().unwrap().arn(), TARGET_ARN);
+    let input = input_of(&schedule);
+    assert_eq!(
+        (&input["workspace_id"], &input["trigger"]),
+        (&json!(workspace), &json!("trial_ended"))
+    );
+
+    // The trial ends (the schedule's own function fires it): the schedule moves to the grace end.
+    let until_trial_end = trial_end - app.clock.now();
+    app.clock
+        .advance(time::Duration::seconds(until_trial_end.whole_seconds() + 1));
+    let id = WorkspaceId::parse(&workspace).unwrap();
+    assert!(matches!(
+        fire(&app.app, &id, Trigger::TrialEnded).await.unwrap(),
+        Fired::Applied(_)
+    ));
+    let grace = app
+        .get(
+            &format!("/v1/workspaces/{workspace}/billing/subscription"),
+            &key,
+        )
+        .await
+        .body;
+    let schedule = fixture
+        .schedule_of(&workspace)
+        .await
+        .expect("a grace schedule");
+    assert_eq!(input_of(&schedule)["trigger"], "grace_ended");
+    assert_eq!(
+        schedule.schedule_expression(),
+        Some(format!("at({})", &grace["grace_ends_at"].as_str().unwrap()[..19]).as_str())
+    );
+
+    // Deleted: no deadline left, so no schedule.
+    app.clock.advance(time::Duration::days(30));
+    assert!(matches!(
+        fire(&app.app, &id, Trigger::GraceEnded).await.unwrap(),
+        Fired::Applied(_)
+    ));
+    assert!(fixture.schedule_of(&workspace).await.is_none(), "removed");
+}

@@ -1,12 +1,12 @@
 //! Who may see and change what. Someone else's resource answers 404, never 403, so ids can't be
 //! probed; 403 is for a caller acting on its own resource without the right role.
 
-use crate::store::lifecycle::WorkspaceState;
 use crate::domain::account::BillingAccount;
 use crate::domain::api_key::{KeyOwner, Principal, WorkspaceRole};
 use crate::domain::ids::{BillingAccountId, WorkspaceId};
 use crate::domain::workspace::Workspace;
 use crate::http::{ApiError, Ctx};
+use crate::store::lifecycle::WorkspaceState;
 
 /// The account, if the caller may see it: the service, its owner, or a workspace it is linked to.
 pub async fn visible_account(
@@ -54,7 +54,12 @@ pub async fn visible_workspace_state(
     id: &WorkspaceId,
 ) -> Result<WorkspaceState, ApiError> {
     let hidden = || ApiError::not_found("workspace");
-    let state = cx.app.store.get_workspace_state(id).await?.ok_or_else(hidden)?;
+    let state = cx
+        .app
+        .store
+        .get_workspace_state(id)
+        .await?
+        .ok_or_else(hidden)?;
     let visible = match cx.caller()? {
         Principal::Service => true,
         Principal::User(user) => state.workspace.owner_user_id == *user,

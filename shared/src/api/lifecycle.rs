@@ -6,7 +6,9 @@ use super::access::visible_workspace_state;
 use crate::app::App;
 use crate::clock::rfc3339;
 use crate::domain::ids::WorkspaceId;
-use crate::domain::lifecycle::{apply, next_deadline, IllegalTransition, Lifecycle, Transition, Trigger};
+use crate::domain::lifecycle::{
+    apply, next_deadline, IllegalTransition, Lifecycle, Transition, Trigger,
+};
 use crate::domain::plan::{subscription_status_without_subscription, SubscriptionStatus};
 use crate::domain::rate_limit::{tier_for, RateTier};
 use crate::domain::workspace::{PlanStatus, Workspace};
@@ -41,7 +43,10 @@ pub async fn fire(app: &App, id: &WorkspaceId, trigger: Trigger) -> Result<Fired
             Err(refused) => return Ok(Fired::Refused(refused)),
         };
         let plan = app.catalog.plan(&state.workspace.plan_id).ok_or_else(|| {
-            ApiError::Internal(format!("plan {} is not in the catalog", state.workspace.plan_id))
+            ApiError::Internal(format!(
+                "plan {} is not in the catalog",
+                state.workspace.plan_id
+            ))
         })?;
         let paid = lifetime_paid(app, &state.workspace).await?;
         let tier = tier_for(
@@ -200,7 +205,11 @@ pub async fn recount_trial_actions(app: &App, workspace: &Workspace) -> Result<(
     let month = &rfc3339(app.clock.now())[..7];
     let snapshot = app
         .store
-        .ledger_snapshot(&workspace.default_billing_account_id, Some(&workspace.id), month)
+        .ledger_snapshot(
+            &workspace.default_billing_account_id,
+            Some(&workspace.id),
+            month,
+        )
         .await?;
     count_trial_actions(app, workspace, snapshot.budget.actions_used).await
 }
@@ -208,7 +217,11 @@ pub async fn recount_trial_actions(app: &App, workspace: &Workspace) -> Result<(
 /// Whether the workspace may run `agent` now, per the contract's permission table: trial,
 /// promo and active run anything; readonly only agents that ran before; suspended nothing;
 /// deleted answers 402 `plan_inactive`.
-pub async fn may_run(app: &App, workspace: &Workspace, agent: Option<&str>) -> Result<(), ApiError> {
+pub async fn may_run(
+    app: &App,
+    workspace: &Workspace,
+    agent: Option<&str>,
+) -> Result<(), ApiError> {
     match workspace.plan_status {
         PlanStatus::Trial | PlanStatus::Promo | PlanStatus::Active => Ok(()),
         PlanStatus::Readonly => {
@@ -315,7 +328,8 @@ pub fn subscription_view(app: &App, state: &WorkspaceState) -> SubscriptionView 
     let dates = &state.lifecycle.dates;
     let time = |at: Option<time::OffsetDateTime>| at.map(rfc3339);
     let status = state.workspace.plan_status;
-    let renews = matches!(status, PlanStatus::Promo | PlanStatus::Active) && !dates.cancel_at_period_end;
+    let renews =
+        matches!(status, PlanStatus::Promo | PlanStatus::Active) && !dates.cancel_at_period_end;
     SubscriptionView {
         plan_id: state.workspace.plan_id.clone(),
         plan_name: app

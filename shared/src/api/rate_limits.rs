@@ -37,11 +37,7 @@ fn workspace_id(cx: &Ctx<'_>) -> Result<WorkspaceId, ApiError> {
     cx.path_id("workspaceId", WorkspaceId::parse, "workspace")
 }
 
-async fn status(
-    cx: &Ctx<'_>,
-    state: &WorkspaceState,
-    tier: &RateTier,
-) -> Result<Reply, ApiError> {
+async fn status(cx: &Ctx<'_>, state: &WorkspaceState, tier: &RateTier) -> Result<Reply, ApiError> {
     let workspace = &state.workspace;
     let now = cx.now();
     let snapshot = cx

@@ -14,9 +14,7 @@
 use super::access::{visible_account, visible_workspace, visible_workspace_state};
 use super::lifecycle;
 use crate::domain::ids::{BillingAccountId, WorkspaceId};
-use crate::domain::plan::{
-    permissions, Plan, SubscriptionStatus,
-};
+use crate::domain::plan::{permissions, Plan, SubscriptionStatus};
 use crate::domain::pricing::Category;
 use crate::domain::usage::{
     by_category, daily_series, format_date, group_by_agent, group_by_day, month_key, parse_date,

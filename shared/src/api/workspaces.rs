@@ -1,11 +1,11 @@
 //! Workspaces and the billing accounts linked to them.
 
 use super::access::visible_workspace;
-use crate::domain::lifecycle::start_trial;
 use crate::clock::{rfc3339, unix_millis};
 use crate::domain::account::{validate_name, BillingAccount};
 use crate::domain::api_key::Principal;
 use crate::domain::ids::{BillingAccountId, UserId, WorkspaceId};
+use crate::domain::lifecycle::start_trial;
 use crate::domain::workspace::Workspace;
 use crate::http::pagination::PageRequest;
 use crate::http::{ApiError, Ctx, Reply};

@@ -85,7 +85,10 @@ async fn run() -> Result<(), String> {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(JOB_INTERVAL_SECS));
         loop {
             tick.tick().await;
-            for job in billing_core::routes::JOBS.iter().filter(|j| j.schedule.is_some()) {
+            for job in billing_core::routes::JOBS
+                .iter()
+                .filter(|j| j.schedule.is_some())
+            {
                 match (job.run)(&jobs_app, serde_json::Value::Null).await {
                     Ok(0) => {}
                     Ok(handled) => tracing::info!(job = job.name, handled, "job done"),

@@ -280,8 +280,8 @@ pub fn add_months(at: OffsetDateTime, months: u32) -> OffsetDateTime {
     let month = time::Month::try_from(u8::try_from(total % 12 + 1).unwrap_or(1))
         .unwrap_or(time::Month::January);
     let last_day = month.length(year);
-    let date = time::Date::from_calendar_date(year, month, at.day().min(last_day))
-        .unwrap_or(at.date());
+    let date =
+        time::Date::from_calendar_date(year, month, at.day().min(last_day)).unwrap_or(at.date());
     at.replace_date(date)
 }
 
@@ -386,7 +386,13 @@ mod tests {
             );
         }
         // The action limit needs no date.
-        assert!(apply(&in_status(Trial), TrialActionsUsed, NOW - Duration::days(2), &durations()).is_ok());
+        assert!(apply(
+            &in_status(Trial),
+            TrialActionsUsed,
+            NOW - Duration::days(2),
+            &durations()
+        )
+        .is_ok());
     }
 
     #[test]
@@ -403,14 +409,24 @@ mod tests {
             next_deadline(&readonly.to),
             Some((at + Duration::days(30), GraceEnded))
         );
-        let deleted = apply(&readonly.to, GraceEnded, at + Duration::days(30), &durations());
+        let deleted = apply(
+            &readonly.to,
+            GraceEnded,
+            at + Duration::days(30),
+            &durations(),
+        );
         assert_eq!(deleted.unwrap().to.status, Deleted);
     }
 
     #[test]
     fn a_payment_method_starts_the_promo_and_its_first_period() {
-        let promo = apply(&start_trial(NOW, &durations()), PaymentMethodAttached, NOW, &durations())
-            .unwrap();
+        let promo = apply(
+            &start_trial(NOW, &durations()),
+            PaymentMethodAttached,
+            NOW,
+            &durations(),
+        )
+        .unwrap();
         assert_eq!(promo.period_started, Some(NOW));
         // Month arithmetic clamps to the month's end: Jan 31 + 1 month = Feb 28.
         assert_eq!(

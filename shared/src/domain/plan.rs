@@ -96,7 +96,11 @@ pub enum PlanError {
 /// Checks every plan (ids unique and well-formed, names present, amounts not negative, a
 /// rate-limit tier), that `trial_plan` is one of them, and that the lifecycle's durations are
 /// positive. Errors name the bad entry.
-pub fn validate(plans: &[Plan], lifecycle: &LifecycleTerms, trial_plan: &str) -> Result<(), PlanError> {
+pub fn validate(
+    plans: &[Plan],
+    lifecycle: &LifecycleTerms,
+    trial_plan: &str,
+) -> Result<(), PlanError> {
     for (i, plan) in plans.iter().enumerate() {
         let invalid = |problem: &str| PlanError::Invalid {
             id: plan.id.clone(),

@@ -98,35 +98,52 @@ mod tests {
     use super::*;
 
     fn tiers() -> Vec<RateTier> {
-        [("free", 60, 2, Some(0)), ("pro", 600, 10, Some(5_000)), ("enterprise", 6000, 100, None)]
-            .into_iter()
-            .map(|(id, rpm, runs, paid)| RateTier {
-                id: id.into(),
-                requests_per_minute: rpm,
-                concurrent_runs: runs,
-                min_lifetime_paid_cents: paid,
-            })
-            .collect()
+        [
+            ("free", 60, 2, Some(0)),
+            ("pro", 600, 10, Some(5_000)),
+            ("enterprise", 6000, 100, None),
+        ]
+        .into_iter()
+        .map(|(id, rpm, runs, paid)| RateTier {
+            id: id.into(),
+            requests_per_minute: rpm,
+            concurrent_runs: runs,
+            min_lifetime_paid_cents: paid,
+        })
+        .collect()
     }
 
     #[test]
     fn the_tier_is_the_higher_of_plan_and_lifetime_paid() {
         let tiers = tiers();
         assert_eq!(tier_for(&tiers, "free", PlanStatus::Active, 0).id, "free");
-        assert_eq!(tier_for(&tiers, "free", PlanStatus::Active, 4_999).id, "free");
-        assert_eq!(tier_for(&tiers, "free", PlanStatus::Active, 5_000).id, "pro");
+        assert_eq!(
+            tier_for(&tiers, "free", PlanStatus::Active, 4_999).id,
+            "free"
+        );
+        assert_eq!(
+            tier_for(&tiers, "free", PlanStatus::Active, 5_000).id,
+            "pro"
+        );
         assert_eq!(
             tier_for(&tiers, "free", PlanStatus::Active, i64::MAX).id,
             "pro",
             "enterprise is only given by the plan"
         );
-        assert_eq!(tier_for(&tiers, "enterprise", PlanStatus::Trial, 0).id, "enterprise");
+        assert_eq!(
+            tier_for(&tiers, "enterprise", PlanStatus::Trial, 0).id,
+            "enterprise"
+        );
     }
 
     #[test]
     fn restricted_statuses_get_the_lowest_tier() {
         let tiers = tiers();
-        for status in [PlanStatus::Readonly, PlanStatus::Suspended, PlanStatus::Deleted] {
+        for status in [
+            PlanStatus::Readonly,
+            PlanStatus::Suspended,
+            PlanStatus::Deleted,
+        ] {
             assert_eq!(tier_for(&tiers, "enterprise", status, 1_000_000).id, "free");
         }
         for status in [PlanStatus::Trial, PlanStatus::Promo, PlanStatus::Active] {

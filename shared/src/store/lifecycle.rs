@@ -132,10 +132,7 @@ impl Store {
             )?);
         }
         match transition.period_started {
-            None => Ok(matches!(
-                self.transact(items).await?,
-                Transacted::Committed
-            )),
+            None => Ok(matches!(self.transact(items).await?, Transacted::Committed)),
             Some(started) => {
                 self.roll_period(current, write, started, items, &created_at, millis)
                     .await
@@ -170,7 +167,11 @@ impl Store {
             let mut extra = items.clone();
             let mut balance = snapshot.account.balance_cents;
             for (kind, amount, what) in [
-                (TransactionType::Expiry, -expired, "unused included credit expired"),
+                (
+                    TransactionType::Expiry,
+                    -expired,
+                    "unused included credit expired",
+                ),
                 (
                     TransactionType::PlanCredit,
                     write.included_credits_cents,
@@ -213,10 +214,10 @@ impl Store {
         changed_at: &str,
     ) -> Result<TransactWriteItem, StoreError> {
         let to = &write.transition.to;
-        let dates =
-            serde_dynamo::aws_sdk_dynamodb_1::to_attribute_value(&to.dates).map_err(StoreError::codec)?;
-        let status =
-            serde_dynamo::aws_sdk_dynamodb_1::to_attribute_value(to.status).map_err(StoreError::codec)?;
+        let dates = serde_dynamo::aws_sdk_dynamodb_1::to_attribute_value(&to.dates)
+            .map_err(StoreError::codec)?;
+        let status = serde_dynamo::aws_sdk_dynamodb_1::to_attribute_value(to.status)
+            .map_err(StoreError::codec)?;
         let mut values: Vec<(&str, AttributeValue)> = vec![
             (":status", status),
             (":dates", dates),
@@ -281,9 +282,9 @@ impl Store {
             .into_iter()
             // The index holds keys only: the workspace id ends the sort key.
             .filter_map(|item| match item.get("gsi2sk") {
-                Some(AttributeValue::S(due)) => {
-                    due.split_once('#').and_then(|(_, id)| WorkspaceId::parse(id))
-                }
+                Some(AttributeValue::S(due)) => due
+                    .split_once('#')
+                    .and_then(|(_, id)| WorkspaceId::parse(id)),
                 _ => None,
             })
             .collect())

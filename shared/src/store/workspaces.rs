@@ -1,10 +1,10 @@
 //! Workspaces and their links to billing accounts.
 
+use super::lifecycle::LifecycleFields;
 use super::{keys, s, Page, PageKey, Query, Store, StoreError, Transacted, NEW_ITEM};
 use crate::domain::ids::{BillingAccountId, UserId, WorkspaceId};
 use crate::domain::lifecycle::LifecycleDates;
 use crate::domain::workspace::Workspace;
-use super::lifecycle::LifecycleFields;
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]
