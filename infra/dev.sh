@@ -36,6 +36,7 @@ ddb_port=$(bash infra/free-port.sh)
 echo "dev: starting DynamoDB Local on 127.0.0.1:$ddb_port (data in .local/dynamodb-data)"
 ddb_pid=$(bash infra/dynamodb-local.sh start "$ddb_port" "$root/.local/dynamodb-data")
 
-DYNAMODB_ENDPOINT="http://127.0.0.1:$ddb_port" BILLING_PORT="$port" target/debug/dev-server &
+DYNAMODB_ENDPOINT="http://127.0.0.1:$ddb_port" BILLING_PORT="$port" \
+  BILLING_TRIAL_SECONDS="${BILLING_TRIAL_SECONDS:-}" target/debug/dev-server &
 server_pid=$!
 wait "$server_pid"

@@ -3,7 +3,7 @@
 
 use super::{Store, StoreError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    AttributeDefinition, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndexUpdate, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
     TimeToLiveSpecification,
 };
@@ -83,6 +83,34 @@ fn key_schema(keys: &[KeyDef]) -> Result<Vec<KeySchemaElement>, StoreError> {
         .collect()
 }
 
+fn global_index(index: &IndexDef) -> Result<GlobalSecondaryIndex, StoreError> {
+    GlobalSecondaryIndex::builder()
+        .index_name(&index.index_name)
+        .set_key_schema(Some(key_schema(&index.key_schema)?))
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::from(
+                    index.projection.projection_type.as_str(),
+                ))
+                .build(),
+        )
+        .build()
+        .map_err(StoreError::build)
+}
+
+fn attribute_definitions(def: &TableDefinition) -> Result<Vec<AttributeDefinition>, StoreError> {
+    def.attribute_definitions
+        .iter()
+        .map(|attribute| {
+            AttributeDefinition::builder()
+                .attribute_name(&attribute.attribute_name)
+                .attribute_type(ScalarAttributeType::from(attribute.attribute_type.as_str()))
+                .build()
+                .map_err(StoreError::build)
+        })
+        .collect()
+}
+
 impl Store {
     /// Creates this store's table from the template's definition and enables its TTL.
     pub async fn create_table(&self) -> Result<(), StoreError> {
@@ -93,30 +121,9 @@ impl Store {
             .table_name(&self.table)
             .billing_mode(BillingMode::PayPerRequest)
             .set_key_schema(Some(key_schema(&def.key_schema)?));
-        for attribute in &def.attribute_definitions {
-            request = request.attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name(&attribute.attribute_name)
-                    .attribute_type(ScalarAttributeType::from(attribute.attribute_type.as_str()))
-                    .build()
-                    .map_err(StoreError::build)?,
-            );
-        }
+        request = request.set_attribute_definitions(Some(attribute_definitions(&def)?));
         for index in &def.global_secondary_indexes {
-            request = request.global_secondary_indexes(
-                GlobalSecondaryIndex::builder()
-                    .index_name(&index.index_name)
-                    .set_key_schema(Some(key_schema(&index.key_schema)?))
-                    .projection(
-                        Projection::builder()
-                            .projection_type(ProjectionType::from(
-                                index.projection.projection_type.as_str(),
-                            ))
-                            .build(),
-                    )
-                    .build()
-                    .map_err(StoreError::build)?,
-            );
+            request = request.global_secondary_indexes(global_index(index)?);
         }
         if let Some(stream) = &def.stream_specification {
             request = request.stream_specification(
@@ -146,12 +153,54 @@ impl Store {
         Ok(())
     }
 
-    /// Creates the table unless it exists (the dev server's persistent table).
+    /// Creates the table unless it exists (the dev server's persistent table), and adds the
+    /// indexes a table made by an older version lacks.
     pub async fn ensure_table(&self) -> Result<(), StoreError> {
-        if self.ping().await.is_ok() {
-            return Ok(());
+        let Ok(described) = self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+        else {
+            return self.create_table().await;
+        };
+        let existing: Vec<String> = described
+            .table()
+            .map(|t| t.global_secondary_indexes())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|i| i.index_name().map(str::to_owned))
+            .collect();
+        let def = definition();
+        for index in &def.global_secondary_indexes {
+            if existing.contains(&index.index_name) {
+                continue;
+            }
+            let create = CreateGlobalSecondaryIndexAction::builder()
+                .index_name(&index.index_name)
+                .set_key_schema(Some(key_schema(&index.key_schema)?))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::from(
+                            index.projection.projection_type.as_str(),
+                        ))
+                        .build(),
+                )
+                .build()
+                .map_err(StoreError::build)?;
+            self.client
+                .update_table()
+                .table_name(&self.table)
+                .set_attribute_definitions(Some(attribute_definitions(&def)?))
+                .global_secondary_index_updates(
+                    GlobalSecondaryIndexUpdate::builder().create(create).build(),
+                )
+                .send()
+                .await
+                .map_err(StoreError::sdk)?;
         }
-        self.create_table().await
+        Ok(())
     }
 
     /// Whether the table answers.
