@@ -23,6 +23,21 @@ async fn sweep(app: &TestApp) -> usize {
     run_job(app, "lifecycle-sweep", Value::Null).await
 }
 
+/// Runs the sweep and the one-time schedule's function `n` times at once, alternating; returns
+/// how many transitions they applied in all.
+async fn race_sweep_and_schedule(app: &TestApp, deadline: &Value, n: usize) -> usize {
+    join_all((0..n).map(|i| async move {
+        if i % 2 == 0 {
+            sweep(app).await
+        } else {
+            run_job(app, "lifecycle-transition", deadline.clone()).await
+        }
+    }))
+    .await
+    .into_iter()
+    .sum()
+}
+
 /// A user with 10 000 cents and a trial workspace.
 async fn trial(app: &TestApp) -> (String, String, WorkspaceId) {
     let (_, account, key) = app.user_with_key("owner").await;
@@ -140,19 +155,7 @@ async fn the_sweep_and_the_schedule_racing_apply_one_transition() {
     app.clock.advance(Duration::days(30));
     let deadline = json!({"workspace_id": ws, "trigger": "trial_ended",
                           "due_at": "2026-01-01T00:00:00Z", "version": 1});
-    let handled: usize = join_all((0..8).map(|i| {
-        let (app, deadline) = (&app, deadline.clone());
-        async move {
-            if i % 2 == 0 {
-                sweep(app).await
-            } else {
-                run_job(app, "lifecycle-transition", deadline).await
-            }
-        }
-    }))
-    .await
-    .into_iter()
-    .sum();
+    let handled = race_sweep_and_schedule(&app, &deadline, 8).await;
     assert_eq!(handled, 1, "one transition, whoever fired first");
     assert_eq!(status_changes(&app, &ws).await.len(), 1);
     assert_eq!(status(&app, &key, &ws).await["plan_status"], "readonly");
@@ -397,19 +400,7 @@ async fn each_period_grants_the_included_credit_once_and_expires_the_unused_rest
     app.clock.advance(Duration::days(31));
     let deadline = json!({"workspace_id": ws, "trigger": "period_ended",
                           "due_at": "2026-01-01T00:00:00Z", "version": 2});
-    let handled: usize = join_all((0..6).map(|i| {
-        let (app, deadline) = (&app, deadline.clone());
-        async move {
-            if i % 2 == 0 {
-                sweep(app).await
-            } else {
-                run_job(app, "lifecycle-transition", deadline).await
-            }
-        }
-    }))
-    .await
-    .into_iter()
-    .sum();
+    let handled = race_sweep_and_schedule(&app, &deadline, 6).await;
     assert_eq!(handled, 1);
     let grants = transactions(&app, &key, &account, "plan_credit").await;
     let expiries = transactions(&app, &key, &account, "expiry").await;

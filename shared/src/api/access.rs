@@ -42,6 +42,11 @@ pub async fn managed_account(
     }
 }
 
+/// The `{workspaceId}` of the path.
+pub fn workspace_id(cx: &Ctx<'_>) -> Result<WorkspaceId, ApiError> {
+    cx.path_id("workspaceId", WorkspaceId::parse, "workspace")
+}
+
 /// The workspace, if the caller may see and manage it: the service, its owner, or its own keys
 /// (read keys are stopped before any write by the dispatch).
 pub async fn visible_workspace(cx: &Ctx<'_>, id: &WorkspaceId) -> Result<Workspace, ApiError> {

@@ -2,7 +2,7 @@
 //! usage and, later, payment events), what each status lets a workspace do, and the
 //! subscription views.
 
-use super::access::visible_workspace_state;
+use super::access::{visible_workspace_state, workspace_id};
 use crate::app::App;
 use crate::clock::rfc3339;
 use crate::domain::ids::WorkspaceId;
@@ -318,10 +318,6 @@ pub fn subscription_status(status: PlanStatus) -> Option<SubscriptionStatus> {
         PlanStatus::Deleted => Some(SubscriptionStatus::Canceled),
         PlanStatus::Readonly => subscription_status_without_subscription(status),
     }
-}
-
-fn workspace_id(cx: &Ctx<'_>) -> Result<WorkspaceId, ApiError> {
-    cx.path_id("workspaceId", WorkspaceId::parse, "workspace")
 }
 
 pub fn subscription_view(app: &App, state: &WorkspaceState) -> SubscriptionView {

@@ -1,9 +1,9 @@
 //! A workspace's rate-limit tier, its limits and what it uses of them now.
 
-use super::access::visible_workspace_state;
+use super::access::{visible_workspace_state, workspace_id};
 use super::lifecycle::{rate_tier, refresh_rate_tier};
 use crate::clock::rfc3339;
-use crate::domain::ids::{BillingAccountId, WorkspaceId};
+use crate::domain::ids::BillingAccountId;
 use crate::domain::rate_limit::RateTier;
 use crate::http::{ApiError, Ctx, Reply};
 use crate::store::lifecycle::WorkspaceState;
@@ -31,10 +31,6 @@ pub struct Limits {
 pub struct Usage {
     pub requests_this_minute: u64,
     pub concurrent_runs: i64,
-}
-
-fn workspace_id(cx: &Ctx<'_>) -> Result<WorkspaceId, ApiError> {
-    cx.path_id("workspaceId", WorkspaceId::parse, "workspace")
 }
 
 async fn status(cx: &Ctx<'_>, state: &WorkspaceState, tier: &RateTier) -> Result<Reply, ApiError> {

@@ -1,10 +1,10 @@
 //! Agent runs: authorize (hold), capture usage, complete (settle), read.
 
-use super::access::{visible_workspace, visible_workspace_state};
+use super::access::{visible_workspace, visible_workspace_state, workspace_id};
 use super::lifecycle;
 use super::metering::{tier, validate_id};
 use crate::clock::{rfc3339, unix_millis};
-use crate::domain::ids::{RunId, WorkspaceId};
+use crate::domain::ids::RunId;
 use crate::domain::run::{Run, RunStatus, RunUsage};
 use crate::domain::workspace::Workspace;
 use crate::http::{ApiError, Ctx, Reply};
@@ -67,10 +67,6 @@ pub struct Completed {
 
 /// The largest hold one run may ask for ($1,000,000).
 pub const MAX_HOLD_CENTS: i64 = 100_000_000;
-
-fn workspace_id(cx: &Ctx<'_>) -> Result<WorkspaceId, ApiError> {
-    cx.path_id("workspaceId", WorkspaceId::parse, "workspace")
-}
 
 /// The run, if it belongs to a workspace the caller may see.
 async fn visible_run(cx: &Ctx<'_>) -> Result<(Workspace, Run), ApiError> {

@@ -11,7 +11,7 @@
 //! - `*_cap_reached` on a workspace view is true when the workspace's or its account's cap is
 //!   reached; the caps shown are the workspace's own.
 
-use super::access::{visible_account, visible_workspace, visible_workspace_state};
+use super::access::{visible_account, visible_workspace, visible_workspace_state, workspace_id};
 use super::lifecycle;
 use crate::domain::ids::{BillingAccountId, WorkspaceId};
 use crate::domain::plan::{permissions, Plan, SubscriptionStatus};
@@ -192,10 +192,6 @@ const TOP_AGENTS: usize = 5;
 /// `?days=` of the daily view: at most, and by default.
 const MAX_DAYS: u32 = 90;
 const DEFAULT_DAYS: u32 = 30;
-
-fn workspace_id(cx: &Ctx<'_>) -> Result<WorkspaceId, ApiError> {
-    cx.path_id("workspaceId", WorkspaceId::parse, "workspace")
-}
 
 fn today(cx: &Ctx<'_>) -> Date {
     cx.now().to_offset(UtcOffset::UTC).date()

@@ -1,6 +1,6 @@
 //! A workspace's money: its budget (caps inside its account), balance, ledger and service credits.
 
-use super::access::{require_service, visible_workspace};
+use super::access::{require_service, visible_workspace, workspace_id};
 use super::billing_accounts::{type_filter, Balance};
 use crate::clock::{rfc3339, unix_millis};
 use crate::domain::account::validate_caps;
@@ -11,10 +11,6 @@ use crate::http::{ApiError, Ctx, Reply};
 use crate::store::credits::CreditOutcome;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-
-fn workspace_id(cx: &Ctx<'_>) -> Result<WorkspaceId, ApiError> {
-    cx.path_id("workspaceId", WorkspaceId::parse, "workspace")
-}
 
 /// `PATCH` body: the workspace's own monthly caps inside its account; `null` removes one.
 #[derive(Deserialize, JsonSchema)]

@@ -1,6 +1,6 @@
 //! Workspaces and the billing accounts linked to them.
 
-use super::access::visible_workspace;
+use super::access::{visible_workspace, workspace_id};
 use crate::clock::{rfc3339, unix_millis};
 use crate::domain::account::{validate_name, BillingAccount};
 use crate::domain::api_key::Principal;
@@ -49,10 +49,6 @@ pub struct Unlinked {
     pub workspace_id: WorkspaceId,
     pub billing_account_id: BillingAccountId,
     pub linked: bool,
-}
-
-fn workspace_id(cx: &Ctx<'_>) -> Result<WorkspaceId, ApiError> {
-    cx.path_id("workspaceId", WorkspaceId::parse, "workspace")
 }
 
 fn account_id(cx: &Ctx<'_>) -> Result<BillingAccountId, ApiError> {

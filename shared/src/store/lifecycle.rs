@@ -263,22 +263,10 @@ impl Store {
         now: OffsetDateTime,
         limit: usize,
     ) -> Result<Vec<WorkspaceId>, StoreError> {
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(keys::GSI2)
-            .key_condition_expression("gsi2pk = :deadlines AND gsi2sk < :due")
-            .expression_attribute_values(":deadlines", s(keys::DEADLINES))
-            // Due: the deadline ≤ now ("#" sorts below "~").
-            .expression_attribute_values(":due", s(format!("{:012}~", now.unix_timestamp())))
-            .limit(i32::try_from(limit).unwrap_or(100))
-            .send()
-            .await
-            .map_err(StoreError::sdk)?;
-        Ok(output
-            .items
-            .unwrap_or_default()
+        let due = self
+            .due_items(keys::GSI2, keys::DEADLINES, now.unix_timestamp(), limit)
+            .await?;
+        Ok(due
             .into_iter()
             // The index holds keys only: the workspace id ends the sort key.
             .filter_map(|item| match item.get("gsi2sk") {

@@ -380,6 +380,35 @@ impl Store {
 
 /// Building blocks of transactions, on this store's table.
 impl Store {
+    /// The items of an index partition sorted by `<epoch, 12 digits>#…` whose epoch is at or
+    /// before `now_epoch`, earliest first: what is due.
+    pub(crate) async fn due_items(
+        &self,
+        index: &str,
+        partition: &str,
+        now_epoch: i64,
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError> {
+        // Every index `gsiN` is keyed by `gsiNpk` and `gsiNsk`.
+        let (pk, sk) = (format!("{index}pk"), format!("{index}sk"));
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression("#pk = :partition AND #sk < :due")
+            .expression_attribute_names("#pk", pk)
+            .expression_attribute_names("#sk", sk)
+            .expression_attribute_values(":partition", s(partition))
+            // Due: the epoch ≤ now ("#" sorts below "~").
+            .expression_attribute_values(":due", s(format!("{now_epoch:012}~")))
+            .limit(i32::try_from(limit).unwrap_or(100))
+            .send()
+            .await
+            .map_err(StoreError::sdk)?;
+        Ok(output.items.unwrap_or_default())
+    }
+
     pub(crate) fn put(
         &self,
         item: impl Serialize,

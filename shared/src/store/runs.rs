@@ -2,7 +2,7 @@
 //! allows), and one settlement, whoever triggers it (completion or the expiry sweep).
 
 use super::ledger::{CounterIncrement, Written, MOVE_ATTEMPTS};
-use super::{keys, s, Store, StoreError};
+use super::{keys, Store, StoreError};
 use crate::domain::ids::{RunId, TransactionId};
 use crate::domain::ledger::{affordable, hold, open_run, settle, Refusal};
 use crate::domain::pricing::Category;
@@ -281,22 +281,10 @@ impl Store {
         now_epoch: i64,
         limit: usize,
     ) -> Result<Vec<RunId>, StoreError> {
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(keys::GSI1)
-            .key_condition_expression("gsi1pk = :open AND gsi1sk < :due")
-            .expression_attribute_values(":open", s(keys::RUNS_OPEN))
-            // Expired: `expires_at` ≤ now ("#" sorts below "~").
-            .expression_attribute_values(":due", s(format!("{now_epoch:012}~")))
-            .limit(i32::try_from(limit).unwrap_or(100))
-            .send()
-            .await
-            .map_err(StoreError::sdk)?;
-        Ok(output
-            .items
-            .unwrap_or_default()
+        let due = self
+            .due_items(keys::GSI1, keys::RUNS_OPEN, now_epoch, limit)
+            .await?;
+        Ok(due
             .into_iter()
             .filter_map(|item| match item.get("run_id") {
                 Some(AttributeValue::S(id)) => RunId::parse(id),

@@ -3,9 +3,9 @@
 
 use super::{Store, StoreError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndexUpdate, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
-    TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndex,
+    GlobalSecondaryIndexUpdate, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 use serde::Deserialize;
 
@@ -83,17 +83,19 @@ fn key_schema(keys: &[KeyDef]) -> Result<Vec<KeySchemaElement>, StoreError> {
         .collect()
 }
 
+fn projection(index: &IndexDef) -> Projection {
+    Projection::builder()
+        .projection_type(ProjectionType::from(
+            index.projection.projection_type.as_str(),
+        ))
+        .build()
+}
+
 fn global_index(index: &IndexDef) -> Result<GlobalSecondaryIndex, StoreError> {
     GlobalSecondaryIndex::builder()
         .index_name(&index.index_name)
         .set_key_schema(Some(key_schema(&index.key_schema)?))
-        .projection(
-            Projection::builder()
-                .projection_type(ProjectionType::from(
-                    index.projection.projection_type.as_str(),
-                ))
-                .build(),
-        )
+        .projection(projection(index))
         .build()
         .map_err(StoreError::build)
 }
@@ -180,13 +182,7 @@ impl Store {
             let create = CreateGlobalSecondaryIndexAction::builder()
                 .index_name(&index.index_name)
                 .set_key_schema(Some(key_schema(&index.key_schema)?))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::from(
-                            index.projection.projection_type.as_str(),
-                        ))
-                        .build(),
-                )
+                .projection(projection(index))
                 .build()
                 .map_err(StoreError::build)?;
             self.client
