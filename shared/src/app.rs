@@ -3,10 +3,13 @@
 
 use crate::catalog::Catalog;
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, ConfigError, ServiceKeySource};
+use crate::config::{Config, ConfigError, PaymentsConfig, ServiceKeySource, StripeKeys};
 use crate::domain::lifecycle::Durations;
 use crate::http::cursor::CursorKey;
 use crate::http::ApiError;
+use crate::payments::offline::OfflineGateway;
+use crate::payments::stripe::StripeGateway;
+use crate::payments::Gateway;
 use crate::scheduler::Scheduler;
 use crate::store::Store;
 use hmac::{Hmac, Mac};
@@ -24,6 +27,14 @@ pub struct App {
     /// Where lifecycle deadlines are scheduled, when configured.
     pub deadlines: Option<Scheduler>,
     secrets: OnceCell<Secrets>,
+    payments: OnceCell<Payments>,
+}
+
+/// The payment gateway and the webhook secret, built once per cold start (on first use: in a
+/// deployed stack their keys come from Secrets Manager).
+pub struct Payments {
+    pub gateway: Gateway,
+    pub webhook_secret: String,
 }
 
 /// Key material derived from the service key, read once per cold start (from Secrets Manager in
@@ -58,6 +69,7 @@ impl App {
             clock,
             deadlines: None,
             secrets: OnceCell::new(),
+            payments: OnceCell::new(),
         }
     }
 
@@ -91,6 +103,60 @@ impl App {
             })
             .await
     }
+}
+
+impl App {
+    pub async fn payments(&self) -> Result<&Payments, ApiError> {
+        self.payments
+            .get_or_try_init(|| async {
+                Ok(match &self.config.payments {
+                    PaymentsConfig::Offline {
+                        base_url,
+                        webhook_secret,
+                    } => Payments {
+                        gateway: Gateway::Offline(OfflineGateway::new(base_url)),
+                        webhook_secret: webhook_secret.clone(),
+                    },
+                    PaymentsConfig::Stripe { keys, api_base } => {
+                        let keys = match keys {
+                            StripeKeys::Plain {
+                                secret_key,
+                                publishable_key,
+                                webhook_secret,
+                            } => StripeSecret {
+                                secret_key: secret_key.clone(),
+                                publishable_key: publishable_key.clone(),
+                                webhook_secret: webhook_secret.clone(),
+                            },
+                            StripeKeys::Secret { arn } => {
+                                serde_json::from_str(&read_secret(arn).await?).map_err(|e| {
+                                    ApiError::Internal(format!(
+                                        "the Stripe secret is malformed: {e}"
+                                    ))
+                                })?
+                            }
+                        };
+                        Payments {
+                            gateway: Gateway::Stripe(StripeGateway::new(
+                                &keys.secret_key,
+                                &keys.publishable_key,
+                                api_base.as_deref(),
+                            )),
+                            webhook_secret: keys.webhook_secret,
+                        }
+                    }
+                })
+            })
+            .await
+    }
+}
+
+/// The Stripe secret's value in Secrets Manager.
+#[derive(serde::Deserialize)]
+struct StripeSecret {
+    secret_key: String,
+    publishable_key: String,
+    webhook_secret: String,
 }
 
 async fn read_secret(arn: &str) -> Result<String, ApiError> {

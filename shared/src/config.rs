@@ -37,6 +37,113 @@ pub struct Config {
     /// Where lifecycle deadlines are scheduled; `None`: nowhere (the sweep alone fires them, as
     /// the dev server does every few seconds).
     pub scheduler: Option<SchedulerConfig>,
+    pub payments: PaymentsConfig,
+    /// What one credit purchase (checkout or top-up) may be, in cents.
+    pub purchase_limits: PurchaseLimits,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PurchaseLimits {
+    pub min_cents: i64,
+    pub max_cents: i64,
+}
+
+impl Default for PurchaseLimits {
+    /// $5 to $10,000 (`PURCHASE_MIN_CENTS`, `PURCHASE_MAX_CENTS`).
+    fn default() -> Self {
+        Self {
+            min_cents: 500,
+            max_cents: 1_000_000,
+        }
+    }
+}
+
+/// Which payment gateway runs, and its keys.
+#[derive(Clone, Debug)]
+pub enum PaymentsConfig {
+    /// The local stage without Stripe keys: checkouts complete through `dev/complete-local`.
+    Offline {
+        /// The dev server's address, for the URLs the offline gateway hands out.
+        base_url: String,
+        /// Webhooks are still verified locally, with this secret.
+        webhook_secret: String,
+    },
+    Stripe {
+        keys: StripeKeys,
+        /// Stripe's API address; `None` is api.stripe.com (tests point it at a fake server).
+        api_base: Option<String>,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub enum StripeKeys {
+    /// From the environment (local stage).
+    Plain {
+        secret_key: String,
+        publishable_key: String,
+        webhook_secret: String,
+    },
+    /// A Secrets Manager secret holding `{"secret_key", "publishable_key", "webhook_secret"}`,
+    /// read once per cold start.
+    Secret { arn: String },
+}
+
+impl PaymentsConfig {
+    /// The local default: offline, on the dev server's usual address.
+    pub fn offline(webhook_secret: &str) -> Self {
+        PaymentsConfig::Offline {
+            base_url: "http://127.0.0.1:3000".into(),
+            webhook_secret: webhook_secret.to_owned(),
+        }
+    }
+
+    /// The local webhook secret when none is configured: derived from the service key, so the
+    /// dev server and the functions it runs agree without another setting.
+    pub fn derived_webhook_secret(service_key: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(format!("local webhook secret|{service_key}").as_bytes());
+        let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        format!("whsec_{hex}")
+    }
+
+    fn from_env(stage: &Stage, service_key: &ServiceKeySource) -> Result<Self, ConfigError> {
+        let var = |name: &str| env::var(name).ok().filter(|v| !v.is_empty());
+        let api_base = var("STRIPE_API_BASE");
+        if let Some(arn) = var("STRIPE_SECRET_ARN") {
+            return Ok(PaymentsConfig::Stripe {
+                keys: StripeKeys::Secret { arn },
+                api_base,
+            });
+        }
+        if let Some(secret_key) = var("STRIPE_SECRET_KEY") {
+            let required = |name: &'static str| var(name).ok_or(ConfigError::Missing(name));
+            return Ok(PaymentsConfig::Stripe {
+                keys: StripeKeys::Plain {
+                    secret_key,
+                    publishable_key: required("STRIPE_PUBLISHABLE_KEY")?,
+                    webhook_secret: required("STRIPE_WEBHOOK_SECRET")?,
+                },
+                api_base,
+            });
+        }
+        // The offline gateway is for the local stage only: a deployed stage without Stripe
+        // keys doesn't start.
+        match stage {
+            Stage::Local => Ok(PaymentsConfig::Offline {
+                base_url: var("LOCAL_BASE_URL").unwrap_or_else(|| "http://127.0.0.1:3000".into()),
+                webhook_secret: match (var("STRIPE_WEBHOOK_SECRET"), service_key) {
+                    (Some(secret), _) => secret,
+                    (None, ServiceKeySource::Plain(key)) => Self::derived_webhook_secret(key),
+                    (None, ServiceKeySource::Secret { .. }) => {
+                        return Err(ConfigError::Missing("STRIPE_WEBHOOK_SECRET"))
+                    }
+                },
+            }),
+            Stage::Deployed(_) => Err(ConfigError::Missing(
+                "STRIPE_SECRET_ARN (a deployed stage never uses the offline gateway)",
+            )),
+        }
+    }
 }
 
 /// EventBridge Scheduler: one-time schedules in `group` that invoke `target_arn` (the
@@ -120,7 +227,33 @@ impl Config {
                 ))
             }
         };
+        let payments = PaymentsConfig::from_env(&stage, &service_key)?;
+        let cents = |name: &'static str, default: i64| match env::var(name) {
+            Ok(text) if !text.is_empty() => {
+                text.parse::<i64>()
+                    .ok()
+                    .filter(|c| *c > 0)
+                    .ok_or(ConfigError::Invalid {
+                        name,
+                        reason: "must be a whole number of cents, 1 or more".into(),
+                    })
+            }
+            _ => Ok(default),
+        };
+        let defaults = PurchaseLimits::default();
+        let purchase_limits = PurchaseLimits {
+            min_cents: cents("PURCHASE_MIN_CENTS", defaults.min_cents)?,
+            max_cents: cents("PURCHASE_MAX_CENTS", defaults.max_cents)?,
+        };
+        if purchase_limits.min_cents > purchase_limits.max_cents {
+            return Err(ConfigError::Invalid {
+                name: "PURCHASE_MIN_CENTS",
+                reason: "must not exceed PURCHASE_MAX_CENTS".into(),
+            });
+        }
         Ok(Self {
+            purchase_limits,
+            payments,
             stage,
             table_name,
             dynamodb_endpoint: env::var("DYNAMODB_ENDPOINT").ok().filter(|e| !e.is_empty()),
@@ -145,6 +278,8 @@ impl Config {
             run_hold_secs: DEFAULT_RUN_HOLD_SECS,
             trial_secs: None,
             scheduler: None,
+            payments: PaymentsConfig::offline(&PaymentsConfig::derived_webhook_secret(service_key)),
+            purchase_limits: PurchaseLimits::default(),
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod domain;
 pub mod http;
 pub mod lambda;
 pub mod openapi;
+pub mod payments;
 pub mod routes;
 pub mod scheduler;
 pub mod store;

@@ -161,7 +161,11 @@ async fn the_tier_follows_the_plan_lifetime_paid_and_status() {
         reference: None,
         created_at: now,
     };
-    app.app.store.apply_credit(&purchase, None).await.unwrap();
+    app.app
+        .store
+        .apply_credit(&purchase, None, Vec::new())
+        .await
+        .unwrap();
     assert_eq!(
         limits(&app, &key, &ws).await["tier"],
         "pro",

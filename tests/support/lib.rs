@@ -2,5 +2,6 @@
 //! API that boots the real function binaries ([`runtime_api`]).
 
 pub mod app;
+pub mod fake_stripe;
 pub mod report;
 pub mod runtime_api;

@@ -145,17 +145,27 @@ pub async fn sweep(app: &App) -> Result<usize, ApiError> {
     Ok(applied)
 }
 
-/// Fires the workspace's next deadline if it is due (`false`: nothing to do).
+/// Fires the workspace's deadlines that are due, in order (after an outage there may be
+/// several: a promo end, then period ends); `false` when none was.
 async fn fire_due(app: &App, id: &WorkspaceId) -> Result<bool, ApiError> {
-    let Some(state) = app.store.get_workspace_state(id).await? else {
-        return Ok(false);
-    };
-    match next_deadline(&state.lifecycle) {
-        Some((at, trigger)) if at <= app.clock.now() => {
-            Ok(matches!(fire(app, id, trigger).await?, Fired::Applied(_)))
+    /// A bound on catching up: two years of monthly periods.
+    const CATCH_UP: usize = 24;
+    let mut fired = false;
+    for _ in 0..CATCH_UP {
+        let Some(state) = app.store.get_workspace_state(id).await? else {
+            break;
+        };
+        match next_deadline(&state.lifecycle) {
+            Some((at, trigger)) if at <= app.clock.now() => {
+                if !matches!(fire(app, id, trigger).await?, Fired::Applied(_)) {
+                    break;
+                }
+                fired = true;
+            }
+            _ => break,
         }
-        _ => Ok(false),
     }
+    Ok(fired)
 }
 
 /// What a one-time schedule sends.

@@ -183,11 +183,14 @@ pub async fn create_credit(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     match cx
         .app
         .store
-        .apply_credit(&transaction, claim.as_deref())
+        .apply_credit(&transaction, claim.as_deref(), Vec::new())
         .await?
     {
         CreditOutcome::Credited(transaction) => Reply::created(&transaction),
         CreditOutcome::Repeated(transaction) => Reply::created(&transaction),
         CreditOutcome::Refused(refusal) => Err(refusal.into()),
+        CreditOutcome::NotApplied => Err(ApiError::Internal(
+            "a service credit has no items of its own to refuse".into(),
+        )),
     }
 }

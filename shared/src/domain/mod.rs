@@ -4,6 +4,7 @@
 pub mod account;
 pub mod api_key;
 pub mod ids;
+pub mod invoice;
 pub mod ledger;
 pub mod lifecycle;
 pub mod money;

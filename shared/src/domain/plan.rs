@@ -26,6 +26,11 @@ pub struct Plan {
     pub sla: Option<String>,
     /// The rate-limit tier a workspace on this plan gets.
     pub rate_limit_tier: String,
+    /// The Stripe price a subscription to this plan uses; `null`: not sold through checkout
+    /// (free, or custom). Not shown by `GET /v1/plans`.
+    #[serde(default, skip_serializing)]
+    #[schemars(skip)]
+    pub stripe_price_id: Option<String>,
 }
 
 /// A plan's billing interval.
@@ -131,6 +136,15 @@ pub fn validate(
         if plan.rate_limit_tier.trim().is_empty() {
             return Err(invalid("`rate_limit_tier` must not be empty"));
         }
+        if plan
+            .stripe_price_id
+            .as_deref()
+            .is_some_and(|p| !p.starts_with("price_"))
+        {
+            return Err(invalid(
+                "`stripe_price_id` must be a Stripe price id (`price_…`)",
+            ));
+        }
         if plan.sla.as_deref().is_some_and(|s| s.trim().is_empty()) {
             return Err(invalid("`sla` must be null or a non-empty text"));
         }
@@ -209,6 +223,7 @@ mod tests {
             },
             sla: None,
             rate_limit_tier: "pro".into(),
+            stripe_price_id: Some("price_pro_monthly".into()),
         }
     }
 

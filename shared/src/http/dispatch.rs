@@ -42,8 +42,12 @@ pub async fn dispatch(app: &App, route: &Route, request: ApiRequest) -> ApiRespo
 
 /// The contract's error body, logging the cause of internal errors (never sent).
 pub fn error_response(error: &ApiError, request_id: &str) -> ApiResponse {
-    if let ApiError::Internal(cause) = error {
-        tracing::error!(%cause, "internal error");
+    match error {
+        ApiError::Internal(cause) => tracing::error!(%cause, "internal error"),
+        ApiError::PortalError(cause) | ApiError::PaymentProviderError(cause) => {
+            tracing::warn!(%cause, "payment provider failure")
+        }
+        _ => {}
     }
     let mut response = json_response(error.status(), error.body(request_id).to_string());
     if let ApiError::RateLimited {

@@ -23,6 +23,13 @@ pub enum ApiError {
     PaymentRequired(String),
     #[error("{0}")]
     PlanInactive(String),
+    /// The customer must authenticate the payment (3-D Secure) with this client secret.
+    #[error("{message}")]
+    RequiresAction {
+        message: String,
+        payment_intent_id: String,
+        client_secret: String,
+    },
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -32,7 +39,11 @@ pub enum ApiError {
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
+    NoSubscription(String),
+    #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    SubscriptionCanceled(String),
     #[error("a request with this Idempotency-Key is still being processed")]
     IdempotencyKeyInUse,
     #[error(
@@ -44,6 +55,11 @@ pub enum ApiError {
         message: String,
         retry_after_secs: u64,
     },
+    /// The billing portal could not be opened; the provider's detail is only logged.
+    #[error("the billing portal is unavailable; retry shortly")]
+    PortalError(String),
+    #[error("the payment provider failed; retry shortly")]
+    PaymentProviderError(String),
     #[error("the store is not answering")]
     Unavailable,
     /// The cause is logged with the request id; the caller sees a generic message.
@@ -57,12 +73,17 @@ impl ApiError {
         match self {
             InvalidRequest(_) | InvalidCursor | IdempotencyKeyReused(_) => StatusCode::BAD_REQUEST,
             Unauthorized => StatusCode::UNAUTHORIZED,
-            InsufficientCredits(_) | HardCapReached(_) | PaymentRequired(_) | PlanInactive(_) => {
-                StatusCode::PAYMENT_REQUIRED
-            }
+            InsufficientCredits(_)
+            | HardCapReached(_)
+            | PaymentRequired(_)
+            | PlanInactive(_)
+            | RequiresAction { .. } => StatusCode::PAYMENT_REQUIRED,
             Forbidden(_) | PlanReadonly(_) | PlanSuspended(_) => StatusCode::FORBIDDEN,
-            NotFound(_) => StatusCode::NOT_FOUND,
-            Conflict(_) | IdempotencyKeyInUse | DefaultAccountUnlink => StatusCode::CONFLICT,
+            NotFound(_) | NoSubscription(_) => StatusCode::NOT_FOUND,
+            Conflict(_) | IdempotencyKeyInUse | DefaultAccountUnlink | SubscriptionCanceled(_) => {
+                StatusCode::CONFLICT
+            }
+            PortalError(_) | PaymentProviderError(_) => StatusCode::BAD_GATEWAY,
             RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -80,14 +101,19 @@ impl ApiError {
             HardCapReached(_) => "hard_cap_reached",
             PaymentRequired(_) => "payment_required",
             PlanInactive(_) => "plan_inactive",
+            RequiresAction { .. } => "requires_action",
             Forbidden(_) => "forbidden",
             PlanReadonly(_) => "plan_readonly",
             PlanSuspended(_) => "plan_suspended",
             NotFound(_) => "not_found",
+            NoSubscription(_) => "no_subscription",
             Conflict(_) => "conflict",
+            SubscriptionCanceled(_) => "subscription_canceled",
             IdempotencyKeyInUse => "idempotency_key_in_use",
             DefaultAccountUnlink => "default_account_unlink",
             RateLimited { .. } => "rate_limited",
+            PortalError(_) => "portal_error",
+            PaymentProviderError(_) => "payment_provider_error",
             Unavailable => "unavailable",
             Internal(_) => "internal",
         }
@@ -103,15 +129,26 @@ impl ApiError {
         }
     }
 
-    /// The contract's error body.
+    /// The contract's error body; `requires_action` also carries what the client needs to
+    /// authenticate the payment.
     pub fn body(&self, request_id: &str) -> serde_json::Value {
-        json!({
+        let mut body = json!({
             "error": {
                 "code": self.code(),
                 "message": self.public_message(),
                 "request_id": request_id,
             }
-        })
+        });
+        if let ApiError::RequiresAction {
+            payment_intent_id,
+            client_secret,
+            ..
+        } = self
+        {
+            body["error"]["payment_intent_id"] = json!(payment_intent_id);
+            body["error"]["client_secret"] = json!(client_secret);
+        }
+        body
     }
 
     pub fn not_found(what: &str) -> Self {

@@ -4,12 +4,15 @@ use super::ledger::{Written, MOVE_ATTEMPTS};
 use super::{keys, Store, StoreError, NEW_ITEM};
 use crate::domain::ledger::{credit, Refusal};
 use crate::domain::transaction::Transaction;
+use aws_sdk_dynamodb::types::TransactWriteItem;
 use serde::{Deserialize, Serialize};
 
 pub enum CreditOutcome {
     Credited(Transaction),
     /// Applied before under the same idempotency key: that transaction.
     Repeated(Transaction),
+    /// One of the caller's own items (e.g. a webhook event's claim) refused: nothing changed.
+    NotApplied,
     Refused(Refusal),
 }
 
@@ -25,11 +28,12 @@ struct CreditClaim {
 impl Store {
     /// Applies `transaction.amount_cents` to its account (and its workspace's credited total),
     /// writing the transaction with the balance after. `claim` is the caller's idempotency scope
-    /// and key, if any.
+    /// and key, if any; `extra` items go in the same transaction.
     pub async fn apply_credit(
         &self,
         transaction: &Transaction,
         claim: Option<&str>,
+        extra: Vec<TransactWriteItem>,
     ) -> Result<CreditOutcome, StoreError> {
         let claim_pk = claim.map(|c| format!("CREDIT#{c}"));
         if let Some(pk) = &claim_pk {
@@ -65,9 +69,9 @@ impl Store {
                 balance_after_cents: moved.account.balance_cents,
                 ..transaction.clone()
             };
-            let mut extra = vec![self.transaction_put(&written)?];
+            let mut items = vec![self.transaction_put(&written)?];
             if let Some(pk) = &claim_pk {
-                extra.push(self.put(
+                items.push(self.put(
                     CreditClaim {
                         pk: pk.clone(),
                         sk: keys::CREDIT_CLAIM_SK.to_owned(),
@@ -76,9 +80,12 @@ impl Store {
                     Some(NEW_ITEM),
                 )?);
             }
-            match self.write_movement(&snapshot, &moved, extra).await? {
+            let own = items.len();
+            items.extend(extra.iter().cloned());
+            match self.write_movement(&snapshot, &moved, items).await? {
                 Written::Committed => return Ok(CreditOutcome::Credited(written)),
                 Written::Stale(fresh) => snapshot = *fresh,
+                Written::Refused { index } if index >= own => return Ok(CreditOutcome::NotApplied),
                 Written::Refused { index: 1 } => {
                     let pk = claim_pk.clone().unwrap_or_default();
                     let found: CreditClaim = self

@@ -10,6 +10,11 @@
 //! | workspace | `WS#ws` | `WS` | `OWNER#usr` / `WS#ws`; gsi2: `DEADLINES` / `<epoch>#ws` while a lifecycle date is ahead |
 //! | usage-event rate window | `RATE#ws` | `<minute epoch>` | |
 //! | agent seen in a workspace | `WS#ws` | `AGENT#<agent id>` | |
+//! | billing profile (Stripe customer, method, subscription) | `WS#ws` | `BILLING` | |
+//! | checkout session | `CHECKOUT#cs` | `CHECKOUT` | |
+//! | Stripe customer → workspace | `CUSTOMER#cus` | `CUSTOMER` | |
+//! | invoice mirror | `INVOICE#in` | `INVOICE` | `WS_INVOICES#ws` / `<created epoch>#in` |
+//! | Stripe event claim | `STRIPE_EVENT#evt` | `STRIPE_EVENT` | |
 //! | workspace ↔ account link | `WS#ws` | `LINK#ba` | `ACCOUNT_LINKS#ba` / `WS#ws` |
 //! | API key | `KEY#key` | `KEY` | `KEY_OWNER#usr\|ws` / `KEY#key` |
 //! | API key by hash (auth) | `KEY_HASH#<sha256>` | `KEY_HASH` | |
@@ -36,6 +41,32 @@ pub const DEADLINES: &str = "DEADLINES";
 pub fn deadline_sk(due_epoch: i64, workspace_id: &str) -> String {
     format!("{due_epoch:012}#{workspace_id}")
 }
+
+pub const BILLING_PROFILE_SK: &str = "BILLING";
+
+pub fn customer(id: &str) -> String {
+    format!("CUSTOMER#{id}")
+}
+pub const CUSTOMER_SK: &str = "CUSTOMER";
+
+pub fn checkout(id: &str) -> String {
+    format!("CHECKOUT#{id}")
+}
+pub const CHECKOUT_SK: &str = "CHECKOUT";
+
+pub fn invoice(id: &str) -> String {
+    format!("INVOICE#{id}")
+}
+pub const INVOICE_SK: &str = "INVOICE";
+
+pub fn workspace_invoices(workspace_id: &str) -> String {
+    format!("WS_INVOICES#{workspace_id}")
+}
+
+pub fn stripe_event(id: &str) -> String {
+    format!("STRIPE_EVENT#{id}")
+}
+pub const STRIPE_EVENT_SK: &str = "STRIPE_EVENT";
 
 pub fn rate_window(workspace_id: &str) -> String {
     format!("RATE#{workspace_id}")

@@ -278,6 +278,20 @@ impl Store {
             .collect())
     }
 
+    /// Moves the workspace to another plan of the catalog (a subscription checkout completed).
+    pub async fn set_plan(&self, workspace: &WorkspaceId, plan_id: &str) -> Result<(), StoreError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(keys::PK, s(keys::workspace(workspace.as_str())))
+            .key(keys::SK, s(keys::WORKSPACE_SK))
+            .update_expression("SET plan_id = :plan")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":plan", s(plan_id));
+        super::update_applied(update.send().await).map(|_| ())
+    }
+
     /// Records a recomputed rate-limit tier (no version: the tier is derived, and the last
     /// computation wins).
     pub async fn set_rate_limit_tier(

@@ -9,6 +9,7 @@ pub mod keys;
 pub mod ledger;
 pub mod lifecycle;
 pub mod limits;
+pub mod payments;
 pub mod runs;
 pub mod table;
 pub mod usage;
@@ -544,6 +545,21 @@ impl Query {
                 (":pk".to_owned(), AttributeValue::S(pk)),
                 (":sk".to_owned(), AttributeValue::S(sk_prefix.to_owned())),
             ]),
+            names: HashMap::new(),
+        }
+    }
+
+    /// Every item of a partition (of the table, or of the index).
+    pub fn partition(index: Option<&'static str>, pk: String) -> Self {
+        let pk_name = match index {
+            Some(_) => keys::GSI1_PK,
+            None => keys::PK,
+        };
+        Self {
+            index,
+            key_condition: format!("{pk_name} = :pk"),
+            filter: None,
+            values: HashMap::from([(":pk".to_owned(), AttributeValue::S(pk))]),
             names: HashMap::new(),
         }
     }

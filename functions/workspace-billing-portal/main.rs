@@ -1,0 +1,6 @@
+//! The `workspace-billing-portal` Lambda: its route, handler and schemas are in billing-core's route table.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    billing_core::lambda::serve("workspace-billing-portal").await
+}

@@ -1,0 +1,641 @@
+//! Payment routes: checkout for credits and plans, the billing portal, setup intents and saved
+//! methods, invoices, off-session top-ups, the auto-recharge that needs the customer, the
+//! no-cap reminder and, locally, completing an offline checkout.
+
+use super::access::{visible_workspace_state, workspace_id};
+use super::lifecycle::{fire, Fired};
+use super::stripe_webhook::{self, Handled};
+use crate::app::App;
+use crate::clock::{rfc3339, unix_millis};
+use crate::config::Stage;
+use crate::domain::ids::TransactionId;
+use crate::domain::invoice::InvoiceStatus;
+use crate::domain::lifecycle::Trigger;
+use crate::domain::transaction::{Transaction, TransactionType};
+use crate::domain::workspace::{PlanStatus, Workspace};
+use crate::http::{ApiError, Ctx, Reply};
+use crate::payments::{Charge, CheckoutMode, CheckoutRequest, Gateway, GatewayError};
+use crate::store::credits::CreditOutcome;
+use crate::store::payments::{CheckoutKind, CheckoutRecord, RechargeAction};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+impl From<GatewayError> for ApiError {
+    fn from(error: GatewayError) -> Self {
+        ApiError::PaymentProviderError(error.to_string())
+    }
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct PublishableKey {
+    pub publishable_key: String,
+}
+
+pub async fn publishable_key(cx: Ctx<'_>) -> Result<Reply, ApiError> {
+    let payments = cx.app.payments().await?;
+    Reply::ok(&PublishableKey {
+        publishable_key: payments.gateway.publishable_key().to_owned(),
+    })
+}
+
+/// The workspace's Stripe customer, created on first need, once: concurrent first requests
+/// send Stripe the same idempotency key (so get the same customer), and the first to record
+/// it wins.
+pub async fn customer_of(app: &App, workspace: &Workspace) -> Result<String, ApiError> {
+    if let Some(customer) = app.store.billing_profile(&workspace.id).await?.customer_id {
+        return Ok(customer);
+    }
+    let payments = app.payments().await?;
+    let owner = app.store.get_user(&workspace.owner_user_id).await?;
+    let email = owner.as_ref().and_then(|u| u.email.as_deref());
+    let created = payments
+        .gateway
+        .create_customer(
+            workspace.id.as_str(),
+            email,
+            &format!("customer:{}", workspace.id),
+        )
+        .await?;
+    Ok(app.store.claim_customer(&workspace.id, &created).await?)
+}
+
+fn validate_url(field: &str, url: &str) -> Result<(), ApiError> {
+    let ok = (url.starts_with("https://") || url.starts_with("http://"))
+        && url.len() <= 2048
+        && !url.chars().any(char::is_whitespace);
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::InvalidRequest(format!(
+            "`{field}` must be an absolute http(s) URL"
+        )))
+    }
+}
+
+fn validate_amount(app: &App, amount_cents: i64) -> Result<(), ApiError> {
+    let limits = app.config.purchase_limits;
+    if (limits.min_cents..=limits.max_cents).contains(&amount_cents) {
+        Ok(())
+    } else {
+        Err(ApiError::InvalidRequest(format!(
+            "`amount_cents` must be from {} to {}",
+            limits.min_cents, limits.max_cents
+        )))
+    }
+}
+
+/// The key Stripe deduplicates a create by: the caller's `Idempotency-Key` when given (a retry
+/// reaches the same Stripe object), else a fresh one.
+fn stripe_key(cx: &Ctx<'_>, what: &str, workspace: &Workspace) -> Result<String, ApiError> {
+    Ok(match cx.idempotency_key() {
+        Some(key) => format!("{what}:{}:{}:{key}", workspace.id, cx.caller()?.scope()),
+        None => format!(
+            "{what}:{}:{}",
+            workspace.id,
+            crate::domain::ids::time_ordered_suffix(unix_millis(cx.now()))
+        ),
+    })
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BuyCredits {
+    pub amount_cents: i64,
+    pub success_url: String,
+    pub cancel_url: String,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct CheckoutCreated {
+    pub checkout_session_id: String,
+    pub url: String,
+}
+
+async fn start_checkout(
+    cx: &Ctx<'_>,
+    workspace: &Workspace,
+    kind: CheckoutKind,
+    mode: CheckoutMode,
+    plan_id: Option<String>,
+    urls: (&str, &str),
+) -> Result<Reply, ApiError> {
+    let customer = customer_of(cx.app, workspace).await?;
+    let key = stripe_key(cx, "checkout", workspace)?;
+    let amount_cents = match &mode {
+        CheckoutMode::Credits { amount_cents } => *amount_cents,
+        CheckoutMode::Subscription { .. } => 0,
+    };
+    let mut metadata = vec![
+        ("workspace_id", workspace.id.to_string()),
+        (
+            "billing_account_id",
+            workspace.default_billing_account_id.to_string(),
+        ),
+        (
+            "kind",
+            match kind {
+                CheckoutKind::Credits => "credits".to_owned(),
+                CheckoutKind::Subscription => "subscription".to_owned(),
+            },
+        ),
+    ];
+    if let Some(plan) = &plan_id {
+        metadata.push(("plan_id", plan.clone()));
+    }
+    let payments = cx.app.payments().await?;
+    let session = payments
+        .gateway
+        .create_checkout(&CheckoutRequest {
+            customer_id: &customer,
+            mode,
+            success_url: urls.0,
+            cancel_url: urls.1,
+            metadata,
+            idempotency_key: &key,
+        })
+        .await?;
+    cx.app
+        .store
+        .put_checkout(&CheckoutRecord {
+            id: session.id.clone(),
+            workspace_id: workspace.id.clone(),
+            billing_account_id: workspace.default_billing_account_id.clone(),
+            kind,
+            amount_cents,
+            plan_id,
+            created_at: rfc3339(cx.now()),
+        })
+        .await?;
+    Reply::ok(&CheckoutCreated {
+        checkout_session_id: session.id,
+        url: session.url,
+    })
+}
+
+pub async fn checkout(cx: Ctx<'_>) -> Result<Reply, ApiError> {
+    let state = visible_workspace_state(&cx, &workspace_id(&cx)?).await?;
+    let body: BuyCredits = cx.body()?;
+    validate_amount(cx.app, body.amount_cents)?;
+    validate_url("success_url", &body.success_url)?;
+    validate_url("cancel_url", &body.cancel_url)?;
+    start_checkout(
+        &cx,
+        &state.workspace,
+        CheckoutKind::Credits,
+        CheckoutMode::Credits {
+            amount_cents: body.amount_cents,
+        },
+        None,
+        (&body.success_url, &body.cancel_url),
+    )
+    .await
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Subscribe {
+    pub plan_id: String,
+    pub success_url: String,
+    pub cancel_url: String,
+}
+
+pub async fn subscribe(cx: Ctx<'_>) -> Result<Reply, ApiError> {
+    let state = visible_workspace_state(&cx, &workspace_id(&cx)?).await?;
+    let body: Subscribe = cx.body()?;
+    validate_url("success_url", &body.success_url)?;
+    validate_url("cancel_url", &body.cancel_url)?;
+    let plan = cx
+        .app
+        .catalog
+        .plan(&body.plan_id)
+        .ok_or_else(|| ApiError::InvalidRequest(format!("unknown plan `{}`", body.plan_id)))?;
+    let price_id = plan.stripe_price_id.clone().ok_or_else(|| {
+        ApiError::InvalidRequest(format!(
+            "plan `{}` is not sold through checkout (free, or agreed with sales)",
+            plan.id
+        ))
+    })?;
+    start_checkout(
+        &cx,
+        &state.workspace,
+        CheckoutKind::Subscription,
+        CheckoutMode::Subscription { price_id },
+        Some(plan.id.clone()),
+        (&body.success_url, &body.cancel_url),
+    )
+    .await
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpenPortal {
+    pub return_url: String,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct PortalSession {
+    pub url: String,
+}
+
+pub async fn portal(cx: Ctx<'_>) -> Result<Reply, ApiError> {
+    let state = visible_workspace_state(&cx, &workspace_id(&cx)?).await?;
+    let body: OpenPortal = cx.body()?;
+    validate_url("return_url", &body.return_url)?;
+    let customer = customer_of(cx.app, &state.workspace).await?;
+    let payments = cx.app.payments().await?;
+    let url = payments
+        .gateway
+        .create_portal(&customer, &body.return_url)
+        .await
+        .map_err(|e| ApiError::PortalError(e.to_string()))?;
+    Reply::ok(&PortalSession { url })
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct SetupIntentCreated {
+    pub client_secret: String,
+}
+
+pub async fn setup_intent(cx: Ctx<'_>) -> Result<Reply, ApiError> {
+    let state = visible_workspace_state(&cx, &workspace_id(&cx)?).await?;
+    let customer = customer_of(cx.app, &state.workspace).await?;
+    let key = stripe_key(&cx, "setup-intent", &state.workspace)?;
+    let payments = cx.app.payments().await?;
+    let intent = payments
+        .gateway
+        .create_setup_intent(&customer, &key)
+        .await?;
+    Reply::ok(&SetupIntentCreated {
+        client_secret: intent.client_secret,
+    })
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttachPaymentMethod {
+    /// Stripe's `pm_…`.
+    pub payment_method_id: String,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct PaymentMethodSaved {
+    /// The plan status after: a trial moves to promo; otherwise only the method changed.
+    pub status: PlanStatus,
+}
+
+/// Saves the method and fires the lifecycle's trigger; the webhook's `setup_intent.succeeded`
+/// takes the same path.
+pub async fn save_payment_method(
+    app: &App,
+    workspace: &Workspace,
+    payment_method_id: &str,
+    claim: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+) -> Result<Option<PlanStatus>, ApiError> {
+    if !app
+        .store
+        .save_payment_method(
+            &workspace.id,
+            &workspace.default_billing_account_id,
+            payment_method_id,
+            claim,
+        )
+        .await?
+    {
+        return Ok(None);
+    }
+    Ok(
+        match fire(app, &workspace.id, Trigger::PaymentMethodAttached).await? {
+            Fired::Applied(transition) => Some(transition.to.status),
+            _ => Some(workspace.plan_status),
+        },
+    )
+}
+
+pub async fn payment_method(cx: Ctx<'_>) -> Result<Reply, ApiError> {
+    let state = visible_workspace_state(&cx, &workspace_id(&cx)?).await?;
+    let body: AttachPaymentMethod = cx.body()?;
+    if !body.payment_method_id.starts_with("pm_")
+        || body.payment_method_id.len() > 255
+        || !body
+            .payment_method_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Err(ApiError::InvalidRequest(
+            "`payment_method_id` must be a Stripe payment method id (`pm_…`)".into(),
+        ));
+    }
+    if state.workspace.plan_status == PlanStatus::Deleted {
+        return Err(ApiError::SubscriptionCanceled(
+            "the workspace's plan has ended".into(),
+        ));
+    }
+    let customer = customer_of(cx.app, &state.workspace).await?;
+    let payments = cx.app.payments().await?;
+    payments
+        .gateway
+        .attach_payment_method(&customer, &body.payment_method_id)
+        .await?;
+    let status = save_payment_method(
+        cx.app,
+        &state.workspace,
+        &body.payment_method_id,
+        Vec::new(),
+    )
+    .await?
+    .unwrap_or(state.workspace.plan_status);
+    Reply::ok(&PaymentMethodSaved { status })
+}
+
+pub async fn invoices(cx: Ctx<'_>) -> Result<Reply, ApiError> {
+    let state = visible_workspace_state(&cx, &workspace_id(&cx)?).await?;
+    let status = match cx.query("status") {
+        None => None,
+        Some(text) => Some(
+            InvoiceStatus::parse(text)
+                .filter(|s| *s != InvoiceStatus::Draft)
+                .ok_or_else(|| {
+                    ApiError::InvalidRequest(
+                        "`status` must be one of paid, open, void, uncollectible".into(),
+                    )
+                })?,
+        ),
+    };
+    let list = format!(
+        "invoices:{}:status={}",
+        state.workspace.id,
+        status.map(InvoiceStatus::as_str).unwrap_or_default()
+    );
+    let page_request = cx.page_request(list).await?;
+    let page = cx
+        .app
+        .store
+        .list_invoices(
+            &state.workspace.id,
+            status,
+            page_request.limit,
+            page_request.start.clone(),
+        )
+        .await?;
+    cx.list_reply(&page_request, page).await
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TopUp {
+    pub amount_cents: i64,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct TopUpProcessing {
+    /// `processing`: the payment is not final yet; the credit arrives with Stripe's webhook.
+    pub status: &'static str,
+    pub payment_intent_id: String,
+}
+
+/// Credits a payment Stripe reports succeeded, once per PaymentIntent, whoever reports it (the
+/// charge's answer, or the webhook).
+pub async fn credit_payment(
+    app: &App,
+    workspace: &Workspace,
+    kind: TransactionType,
+    payment_intent_id: &str,
+    amount_cents: i64,
+    extra: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+) -> Result<CreditOutcome, ApiError> {
+    let now = app.clock.now();
+    let transaction = Transaction {
+        id: TransactionId::generate(unix_millis(now)),
+        billing_account_id: workspace.default_billing_account_id.clone(),
+        workspace_id: Some(workspace.id.clone()),
+        kind,
+        amount_cents,
+        balance_after_cents: 0,
+        description: match kind {
+            TransactionType::AutoRecharge => "auto-recharge".to_owned(),
+            TransactionType::TopUp => "top-up".to_owned(),
+            _ => "credits purchased".to_owned(),
+        },
+        category: None,
+        agent_id: None,
+        run_id: None,
+        reference: Some(payment_intent_id.to_owned()),
+        created_at: rfc3339(now),
+    };
+    Ok(app
+        .store
+        .apply_credit(
+            &transaction,
+            Some(&format!("stripe-payment:{payment_intent_id}")),
+            extra,
+        )
+        .await?)
+}
+
+pub async fn top_up(cx: Ctx<'_>) -> Result<Reply, ApiError> {
+    let state = visible_workspace_state(&cx, &workspace_id(&cx)?).await?;
+    let workspace = &state.workspace;
+    let body: TopUp = cx.body()?;
+    validate_amount(cx.app, body.amount_cents)?;
+    let profile = cx.app.store.billing_profile(&workspace.id).await?;
+    let (Some(customer), Some(method)) = (profile.customer_id, profile.payment_method_id) else {
+        return Err(ApiError::PaymentRequired(
+            "no saved payment method: attach one first".into(),
+        ));
+    };
+    let key = stripe_key(&cx, "top-up", workspace)?;
+    let payments = cx.app.payments().await?;
+    let metadata = [
+        ("workspace_id", workspace.id.to_string()),
+        (
+            "billing_account_id",
+            workspace.default_billing_account_id.to_string(),
+        ),
+        ("kind", "top_up".to_owned()),
+    ];
+    let charge = payments
+        .gateway
+        .charge_off_session(&customer, &method, body.amount_cents, &metadata, &key)
+        .await?;
+    match charge {
+        Charge::Succeeded { payment_intent_id } => {
+            match credit_payment(
+                cx.app,
+                workspace,
+                TransactionType::TopUp,
+                &payment_intent_id,
+                body.amount_cents,
+                Vec::new(),
+            )
+            .await?
+            {
+                CreditOutcome::Credited(t) | CreditOutcome::Repeated(t) => Reply::ok(&t),
+                CreditOutcome::Refused(refusal) => Err(refusal.into()),
+                CreditOutcome::NotApplied => Err(ApiError::Internal(
+                    "a top-up has no items of its own to refuse".into(),
+                )),
+            }
+        }
+        Charge::RequiresAction {
+            payment_intent_id,
+            client_secret,
+        } => Err(ApiError::RequiresAction {
+            message: "the bank asks the customer to authenticate this payment".into(),
+            payment_intent_id,
+            client_secret,
+        }),
+        Charge::Processing { payment_intent_id } => Reply::with_status(
+            http::StatusCode::ACCEPTED,
+            &TopUpProcessing {
+                status: "processing",
+                payment_intent_id,
+            },
+        ),
+        Charge::Declined { message, .. } => Err(ApiError::PaymentRequired(format!(
+            "the saved payment method was declined: {message}"
+        ))),
+    }
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct RequiresActionView {
+    pub requires_action: bool,
+    pub payment_intent_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub amount_cents: Option<i64>,
+    pub since: Option<String>,
+}
+
+pub async fn recharge_requires_action(cx: Ctx<'_>) -> Result<Reply, ApiError> {
+    let state = visible_workspace_state(&cx, &workspace_id(&cx)?).await?;
+    let action: Option<RechargeAction> = cx
+        .app
+        .store
+        .billing_profile(&state.workspace.id)
+        .await?
+        .recharge_action;
+    Reply::ok(&RequiresActionView {
+        requires_action: action.is_some(),
+        payment_intent_id: action.as_ref().map(|a| a.payment_intent_id.clone()),
+        client_secret: action.as_ref().map(|a| a.client_secret.clone()),
+        amount_cents: action.as_ref().map(|a| a.amount_cents),
+        since: action.map(|a| a.since),
+    })
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct NoCapReminder {
+    pub show: bool,
+    /// Why it shows (`auto_recharge_without_hard_cap`); `null` when it doesn't.
+    pub reason: Option<String>,
+}
+
+pub async fn no_cap_reminder(cx: Ctx<'_>) -> Result<Reply, ApiError> {
+    let state = visible_workspace_state(&cx, &workspace_id(&cx)?).await?;
+    let workspace = &state.workspace;
+    let month = &rfc3339(cx.now())[..7];
+    let (profile, snapshot, account) = tokio::try_join!(
+        cx.app.store.billing_profile(&workspace.id),
+        cx.app.store.ledger_snapshot(
+            &workspace.default_billing_account_id,
+            Some(&workspace.id),
+            month
+        ),
+        cx.app
+            .store
+            .get_account(&workspace.default_billing_account_id),
+    )?;
+    let auto_recharge = account.is_some_and(|a| a.settings.auto_recharge.enabled);
+    let unbounded = auto_recharge
+        && snapshot.account.hard_cap_cents.is_none()
+        && snapshot.budget.hard_cap_cents.is_none();
+    let show = unbounded && profile.no_cap_reminder_dismissed_at.is_none();
+    Reply::ok(&NoCapReminder {
+        show,
+        reason: show.then(|| "auto_recharge_without_hard_cap".to_owned()),
+    })
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct ReminderDismissed {
+    pub show: bool,
+    pub dismissed_at: String,
+}
+
+pub async fn dismiss_no_cap_reminder(cx: Ctx<'_>) -> Result<Reply, ApiError> {
+    let state = visible_workspace_state(&cx, &workspace_id(&cx)?).await?;
+    let dismissed_at = cx
+        .app
+        .store
+        .dismiss_no_cap_reminder(&state.workspace.id, &rfc3339(cx.now()))
+        .await?;
+    Reply::ok(&ReminderDismissed {
+        show: false,
+        dismissed_at,
+    })
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteLocal {
+    pub checkout_session_id: String,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct CompletedLocally {
+    pub checkout_session_id: String,
+    /// `completed`, or `already_completed` when it was completed before (by either path).
+    pub status: &'static str,
+}
+
+/// Completes an offline checkout through the code path of Stripe's
+/// `checkout.session.completed`. Only the local stage with the offline gateway has it.
+pub async fn complete_local(cx: Ctx<'_>) -> Result<Reply, ApiError> {
+    let offline = cx.app.config.stage == Stage::Local
+        && matches!(cx.app.payments().await?.gateway, Gateway::Offline(_));
+    if !offline {
+        return Err(ApiError::NotFound("no such route".into()));
+    }
+    let state = visible_workspace_state(&cx, &workspace_id(&cx)?).await?;
+    let body: CompleteLocal = cx.body()?;
+    let checkout = cx
+        .app
+        .store
+        .get_checkout(&body.checkout_session_id)
+        .await?
+        .filter(|c| c.workspace_id == state.workspace.id)
+        .ok_or_else(|| ApiError::not_found("checkout session"))?;
+    let customer = customer_of(cx.app, &state.workspace).await?;
+    let session = json!({
+        "id": checkout.id,
+        "object": "checkout.session",
+        "mode": match checkout.kind {
+            CheckoutKind::Credits => "payment",
+            CheckoutKind::Subscription => "subscription",
+        },
+        "status": "complete",
+        "payment_status": "paid",
+        "amount_total": checkout.amount_cents,
+        "currency": "usd",
+        "customer": customer,
+        "payment_intent": format!("pi_local_{}", checkout.id.trim_start_matches("cs_local_")),
+        "subscription": match checkout.kind {
+            CheckoutKind::Subscription => Some(format!("sub_local_{}", checkout.id.trim_start_matches("cs_local_"))),
+            CheckoutKind::Credits => None,
+        },
+        "metadata": {
+            "workspace_id": checkout.workspace_id,
+            "billing_account_id": checkout.billing_account_id,
+            "plan_id": checkout.plan_id,
+        },
+    });
+    let handled = stripe_webhook::checkout_completed(cx.app, &session, None).await?;
+    Reply::ok(&CompletedLocally {
+        checkout_session_id: checkout.id,
+        status: match handled {
+            Handled::Applied => "completed",
+            _ => "already_completed",
+        },
+    })
+}

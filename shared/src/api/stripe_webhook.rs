@@ -1,0 +1,601 @@
+//! The Stripe webhook: the signature is checked over the raw body, each event id takes effect
+//! once (its claim is written in the same transaction as its effect), an older event never
+//! overwrites newer state, and events it doesn't act on are acknowledged. Answers: 2xx when
+//! done or ignored, 400 for a bad signature or body, 5xx only for transient failures so Stripe
+//! retries.
+
+use super::lifecycle::{fire, Fired};
+use super::payments::{credit_payment, save_payment_method};
+use crate::app::App;
+use crate::clock::{rfc3339, unix_millis};
+use crate::domain::ids::{TransactionId, WorkspaceId};
+use crate::domain::invoice::{Invoice, InvoiceStatus};
+use crate::domain::lifecycle::Trigger;
+use crate::domain::transaction::{Transaction, TransactionType};
+use crate::domain::workspace::{PlanStatus, Workspace};
+use crate::http::{ApiError, Ctx, Reply};
+use crate::payments::signature;
+use crate::store::credits::CreditOutcome;
+use crate::store::payments::{CheckoutKind, RechargeAction};
+use aws_sdk_dynamodb::types::TransactWriteItem;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The parts of a Stripe event the handler reads.
+#[derive(Deserialize)]
+pub struct StripeEvent {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Unix seconds: orders deliveries of the same object.
+    pub created: i64,
+    pub data: EventData,
+}
+
+#[derive(Deserialize)]
+pub struct EventData {
+    pub object: Value,
+}
+
+/// What an event did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Handled {
+    Applied,
+    /// Delivered before (or its effect already happened through another path).
+    Duplicate,
+    /// Older than what is recorded: acknowledged, nothing overwritten.
+    Stale,
+    /// A type (or an object) this backend doesn't act on.
+    Ignored,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct Received {
+    pub received: bool,
+    pub handled: Handled,
+}
+
+pub async fn receive(cx: Ctx<'_>) -> Result<Reply, ApiError> {
+    let payments = cx.app.payments().await?;
+    let header = cx
+        .req
+        .headers
+        .get("stripe-signature")
+        .and_then(|v| v.to_str().ok());
+    signature::verify(
+        header,
+        &cx.req.body,
+        &payments.webhook_secret,
+        cx.now().unix_timestamp(),
+    )
+    .map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+    let event: StripeEvent = serde_json::from_slice(&cx.req.body)
+        .map_err(|e| ApiError::InvalidRequest(format!("not a Stripe event: {e}")))?;
+    let handled = if cx.app.store.event_claimed(&event.id).await? {
+        Handled::Duplicate
+    } else {
+        handle(cx.app, &event).await?
+    };
+    tracing::info!(event = %event.id, kind = %event.kind, ?handled, "stripe event");
+    Reply::ok(&Received {
+        received: true,
+        handled,
+    })
+}
+
+async fn handle(app: &App, event: &StripeEvent) -> Result<Handled, ApiError> {
+    let object = &event.data.object;
+    let claim = app
+        .store
+        .event_claim(&event.id, app.clock.now().unix_timestamp())?;
+    match event.kind.as_str() {
+        "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
+            checkout_completed(app, object, Some(claim)).await
+        }
+        "customer.subscription.created"
+        | "customer.subscription.updated"
+        | "customer.subscription.deleted" => subscription_changed(app, event, claim).await,
+        "invoice.created"
+        | "invoice.finalized"
+        | "invoice.paid"
+        | "invoice.payment_failed"
+        | "invoice.voided" => invoice_changed(app, event, claim).await,
+        "setup_intent.succeeded" => setup_succeeded(app, object, claim).await,
+        "payment_intent.succeeded"
+        | "payment_intent.payment_failed"
+        | "payment_intent.requires_action" => payment_intent_changed(app, event, claim).await,
+        "charge.refunded" => charge_refunded(app, object, claim).await,
+        _ => Ok(Handled::Ignored),
+    }
+}
+
+fn text<'a>(object: &'a Value, field: &str) -> Option<&'a str> {
+    object.get(field).and_then(Value::as_str)
+}
+
+fn required<'a>(object: &'a Value, field: &str) -> Result<&'a str, ApiError> {
+    text(object, field)
+        .ok_or_else(|| ApiError::InvalidRequest(format!("the event's object has no `{field}`")))
+}
+
+fn metadata<'a>(object: &'a Value, field: &str) -> Option<&'a str> {
+    object.get("metadata").and_then(|m| text(m, field))
+}
+
+fn claimed(applied: bool) -> Handled {
+    if applied {
+        Handled::Applied
+    } else {
+        Handled::Duplicate
+    }
+}
+
+/// The workspace an object is about: our metadata, else its customer.
+async fn workspace_of(app: &App, object: &Value) -> Result<Option<Workspace>, ApiError> {
+    let id = match metadata(object, "workspace_id").and_then(WorkspaceId::parse) {
+        Some(id) => Some(id),
+        None => match text(object, "customer") {
+            Some(customer) => app.store.workspace_of_customer(customer).await?,
+            None => None,
+        },
+    };
+    Ok(match id {
+        Some(id) => app.store.get_workspace(&id).await?,
+        None => None,
+    })
+}
+
+/// Acknowledges an event without another effect: its claim alone.
+async fn claim_only(
+    app: &App,
+    claim: TransactWriteItem,
+    handled: Handled,
+) -> Result<Handled, ApiError> {
+    Ok(if app.store.claim_event(claim).await? {
+        handled
+    } else {
+        Handled::Duplicate
+    })
+}
+
+fn claims(claim: Option<TransactWriteItem>) -> Vec<TransactWriteItem> {
+    claim.into_iter().collect()
+}
+
+/// A checkout session paid: credits are credited once per session (whichever of the webhook
+/// and `dev/complete-local` comes first); a subscription sets the plan and counts as the
+/// workspace's payment.
+pub async fn checkout_completed(
+    app: &App,
+    session: &Value,
+    claim: Option<TransactWriteItem>,
+) -> Result<Handled, ApiError> {
+    let session_id = required(session, "id")?;
+    let Some(checkout) = app.store.get_checkout(session_id).await? else {
+        return match claim {
+            Some(claim) => claim_only(app, claim, Handled::Ignored).await,
+            None => Ok(Handled::Ignored),
+        };
+    };
+    let paid = matches!(
+        text(session, "payment_status"),
+        Some("paid" | "no_payment_required")
+    );
+    if !paid {
+        // An asynchronous payment: `async_payment_succeeded` will follow.
+        return match claim {
+            Some(claim) => claim_only(app, claim, Handled::Ignored).await,
+            None => Ok(Handled::Ignored),
+        };
+    }
+    let Some(workspace) = app.store.get_workspace(&checkout.workspace_id).await? else {
+        return Ok(Handled::Ignored);
+    };
+    match checkout.kind {
+        CheckoutKind::Credits => {
+            let amount = session
+                .get("amount_total")
+                .and_then(Value::as_i64)
+                .unwrap_or(checkout.amount_cents);
+            let now = app.clock.now();
+            let mut transaction = Transaction {
+                id: TransactionId::generate(unix_millis(now)),
+                billing_account_id: checkout.billing_account_id.clone(),
+                workspace_id: Some(workspace.id.clone()),
+                kind: TransactionType::Purchase,
+                amount_cents: amount,
+                balance_after_cents: 0,
+                description: "credits purchased".into(),
+                category: None,
+                agent_id: None,
+                run_id: None,
+                reference: Some(session_id.to_owned()),
+                created_at: rfc3339(now),
+            };
+            let mut extra = claims(claim);
+            extra.push(app.store.outbox_put(
+                "credits.purchased",
+                Some(&workspace.id),
+                &checkout.billing_account_id,
+                serde_json::json!({"amount_cents": amount, "checkout_session_id": session_id}),
+                &transaction.created_at,
+                unix_millis(now),
+            )?);
+            transaction.description = format!("credits purchased (checkout {session_id})");
+            Ok(
+                match app
+                    .store
+                    .apply_credit(
+                        &transaction,
+                        Some(&format!("stripe-checkout:{session_id}")),
+                        extra,
+                    )
+                    .await?
+                {
+                    CreditOutcome::Credited(_) => Handled::Applied,
+                    CreditOutcome::Repeated(_) | CreditOutcome::NotApplied => Handled::Duplicate,
+                    CreditOutcome::Refused(refusal) => return Err(refusal.into()),
+                },
+            )
+        }
+        CheckoutKind::Subscription => {
+            if let Some(plan) = &checkout.plan_id {
+                app.store.set_plan(&workspace.id, plan).await?;
+            }
+            // Paying for a plan is this workspace's payment: a trial gets its method (promo),
+            // a readonly or suspended workspace becomes active.
+            let trigger = match workspace.plan_status {
+                PlanStatus::Trial => Some(Trigger::PaymentMethodAttached),
+                PlanStatus::Readonly | PlanStatus::Suspended => Some(Trigger::PaymentSucceeded),
+                _ => None,
+            };
+            if let Some(trigger) = trigger {
+                fire(app, &workspace.id, trigger).await?;
+            }
+            let subscription = text(session, "subscription").unwrap_or(session_id);
+            Ok(claimed(
+                app.store
+                    .mirror_subscription(
+                        &workspace.id,
+                        subscription,
+                        "active",
+                        app.clock.now().unix_timestamp(),
+                        claims(claim),
+                    )
+                    .await?,
+            ))
+        }
+    }
+}
+
+async fn subscription_changed(
+    app: &App,
+    event: &StripeEvent,
+    claim: TransactWriteItem,
+) -> Result<Handled, ApiError> {
+    let object = &event.data.object;
+    let Some(workspace) = workspace_of(app, object).await? else {
+        return claim_only(app, claim, Handled::Ignored).await;
+    };
+    let profile = app.store.billing_profile(&workspace.id).await?;
+    if profile
+        .subscription_event_at
+        .is_some_and(|at| at > event.created)
+    {
+        return claim_only(app, claim, Handled::Stale).await;
+    }
+    let deleted = event.kind == "customer.subscription.deleted";
+    let canceling = deleted
+        || object
+            .get("cancel_at_period_end")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+    // The transition first: it is applied once by the state machine, so a crash before the
+    // claim below only means the redelivery finds it done.
+    if canceling {
+        fire(app, &workspace.id, Trigger::CanceledAtPeriodEnd).await?;
+    }
+    let status = if deleted {
+        "canceled"
+    } else {
+        text(object, "status").unwrap_or("active")
+    };
+    let kind = match event.kind.as_str() {
+        "customer.subscription.created" => "subscription.created",
+        "customer.subscription.deleted" => "subscription.canceled",
+        _ => "subscription.updated",
+    };
+    let now = app.clock.now();
+    let outbox = app.store.outbox_put(
+        kind,
+        Some(&workspace.id),
+        &workspace.default_billing_account_id,
+        serde_json::json!({"subscription_id": required(object, "id")?, "status": status}),
+        &rfc3339(now),
+        unix_millis(now),
+    )?;
+    Ok(claimed(
+        app.store
+            .mirror_subscription(
+                &workspace.id,
+                required(object, "id")?,
+                status,
+                event.created,
+                vec![claim, outbox],
+            )
+            .await?,
+    ))
+}
+
+fn time_field(object: &Value, field: &str) -> Option<String> {
+    object
+        .get(field)
+        .and_then(Value::as_i64)
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .map(rfc3339)
+}
+
+async fn invoice_changed(
+    app: &App,
+    event: &StripeEvent,
+    claim: TransactWriteItem,
+) -> Result<Handled, ApiError> {
+    let object = &event.data.object;
+    let Some(workspace) = workspace_of(app, object).await? else {
+        return claim_only(app, claim, Handled::Ignored).await;
+    };
+    let status = match event.kind.as_str() {
+        "invoice.paid" => InvoiceStatus::Paid,
+        "invoice.voided" => InvoiceStatus::Void,
+        _ => text(object, "status")
+            .and_then(InvoiceStatus::parse)
+            .unwrap_or(InvoiceStatus::Open),
+    };
+    let invoice = Invoice {
+        id: required(object, "id")?.to_owned(),
+        workspace_id: workspace.id.clone(),
+        number: text(object, "number").map(str::to_owned),
+        status,
+        amount_due_cents: object
+            .get("amount_due")
+            .and_then(Value::as_i64)
+            .unwrap_or(0),
+        amount_paid_cents: object
+            .get("amount_paid")
+            .and_then(Value::as_i64)
+            .unwrap_or(0),
+        currency: text(object, "currency").unwrap_or("usd").to_owned(),
+        period_start: time_field(object, "period_start"),
+        period_end: time_field(object, "period_end"),
+        hosted_invoice_url: text(object, "hosted_invoice_url").map(str::to_owned),
+        invoice_pdf: text(object, "invoice_pdf").map(str::to_owned),
+        created_at: time_field(object, "created").unwrap_or_else(|| rfc3339(app.clock.now())),
+    };
+    // Only an event newer than the mirror moves the plan: a late `payment_failed` must not
+    // suspend a workspace whose invoice was paid since.
+    let newer = match app.store.get_invoice(&invoice.id).await? {
+        Some(mirrored) => {
+            mirrored.status.rank() < status.rank()
+                || (mirrored.status == status && event.kind != "invoice.created")
+        }
+        None => true,
+    };
+    let trigger = match (event.kind.as_str(), workspace.plan_status) {
+        ("invoice.paid", PlanStatus::Suspended | PlanStatus::Readonly) => {
+            Some(Trigger::PaymentSucceeded)
+        }
+        ("invoice.payment_failed", PlanStatus::Active) => Some(Trigger::PaymentFailed),
+        _ => None,
+    };
+    if let (true, Some(trigger)) = (newer, trigger) {
+        if let Fired::Refused(refused) = fire(app, &workspace.id, trigger).await? {
+            tracing::info!(workspace = %workspace.id, %refused, "invoice event moved no plan");
+        }
+    }
+    let mut extra = vec![claim];
+    if let Some(kind) = match event.kind.as_str() {
+        "invoice.paid" => Some("invoice.paid"),
+        "invoice.payment_failed" => Some("invoice.payment_failed"),
+        _ => None,
+    } {
+        let now = app.clock.now();
+        extra.push(app.store.outbox_put(
+            kind,
+            Some(&workspace.id),
+            &workspace.default_billing_account_id,
+            serde_json::json!({"invoice_id": invoice.id, "amount_due_cents": invoice.amount_due_cents}),
+            &rfc3339(now),
+            unix_millis(now),
+        )?);
+    }
+    if app
+        .store
+        .mirror_invoice(&invoice, event.created, extra.clone())
+        .await?
+    {
+        return Ok(Handled::Applied);
+    }
+    // The mirror is further along already: the event is only acknowledged.
+    claim_only(app, extra.swap_remove(0), Handled::Stale).await
+}
+
+async fn setup_succeeded(
+    app: &App,
+    object: &Value,
+    claim: TransactWriteItem,
+) -> Result<Handled, ApiError> {
+    let (Some(workspace), Some(method)) = (
+        workspace_of(app, object).await?,
+        text(object, "payment_method"),
+    ) else {
+        return claim_only(app, claim, Handled::Ignored).await;
+    };
+    Ok(
+        match save_payment_method(app, &workspace, method, vec![claim]).await? {
+            Some(_) => Handled::Applied,
+            None => Handled::Duplicate,
+        },
+    )
+}
+
+async fn payment_intent_changed(
+    app: &App,
+    event: &StripeEvent,
+    claim: TransactWriteItem,
+) -> Result<Handled, ApiError> {
+    let object = &event.data.object;
+    let kind = match metadata(object, "kind") {
+        Some("top_up") => TransactionType::TopUp,
+        Some("auto_recharge") => TransactionType::AutoRecharge,
+        // Checkout payments are credited by their session; others aren't ours.
+        _ => return claim_only(app, claim, Handled::Ignored).await,
+    };
+    let Some(workspace) = workspace_of(app, object).await? else {
+        return claim_only(app, claim, Handled::Ignored).await;
+    };
+    let payment_intent = required(object, "id")?;
+    let now = app.clock.now();
+    let outbox = |name: &str| {
+        app.store.outbox_put(
+            name,
+            Some(&workspace.id),
+            &workspace.default_billing_account_id,
+            serde_json::json!({"payment_intent_id": payment_intent}),
+            &rfc3339(now),
+            unix_millis(now),
+        )
+    };
+    match event.kind.as_str() {
+        "payment_intent.succeeded" => {
+            let amount = object
+                .get("amount_received")
+                .or_else(|| object.get("amount"))
+                .and_then(Value::as_i64)
+                .ok_or_else(|| ApiError::InvalidRequest("the payment has no amount".into()))?;
+            let mut extra = vec![claim];
+            if kind == TransactionType::AutoRecharge {
+                extra.push(outbox("auto_recharge.succeeded")?);
+                app.store.set_recharge_action(&workspace.id, None).await?;
+            }
+            Ok(
+                match credit_payment(app, &workspace, kind, payment_intent, amount, extra).await? {
+                    CreditOutcome::Credited(_) => Handled::Applied,
+                    CreditOutcome::Repeated(_) | CreditOutcome::NotApplied => Handled::Duplicate,
+                    CreditOutcome::Refused(refusal) => return Err(refusal.into()),
+                },
+            )
+        }
+        "payment_intent.requires_action" if kind == TransactionType::AutoRecharge => {
+            let action = RechargeAction {
+                payment_intent_id: payment_intent.to_owned(),
+                client_secret: text(object, "client_secret").unwrap_or_default().to_owned(),
+                amount_cents: object.get("amount").and_then(Value::as_i64).unwrap_or(0),
+                since: rfc3339(now),
+            };
+            app.store
+                .set_recharge_action(&workspace.id, Some(&action))
+                .await?;
+            Ok(claimed(
+                app.store
+                    .claim_events(vec![claim, outbox("auto_recharge.requires_action")?])
+                    .await?,
+            ))
+        }
+        "payment_intent.payment_failed" if kind == TransactionType::AutoRecharge => Ok(claimed(
+            app.store
+                .claim_events(vec![claim, outbox("auto_recharge.failed")?])
+                .await?,
+        )),
+        _ => claim_only(app, claim, Handled::Ignored).await,
+    }
+}
+
+/// A refund takes the refunded credit back, once per refund, never below what is available.
+async fn charge_refunded(
+    app: &App,
+    charge: &Value,
+    claim: TransactWriteItem,
+) -> Result<Handled, ApiError> {
+    let Some(workspace) = workspace_of(app, charge).await? else {
+        return claim_only(app, claim, Handled::Ignored).await;
+    };
+    let charge_id = required(charge, "id")?;
+    // Each refund once; without the list, the charge's refunded total once.
+    let refunds: Vec<(String, i64)> = match charge
+        .get("refunds")
+        .and_then(|r| r.get("data"))
+        .and_then(Value::as_array)
+    {
+        Some(list) if !list.is_empty() => list
+            .iter()
+            .filter_map(|r| Some((text(r, "id")?.to_owned(), r.get("amount")?.as_i64()?)))
+            .collect(),
+        _ => vec![(
+            charge_id.to_owned(),
+            charge
+                .get("amount_refunded")
+                .and_then(Value::as_i64)
+                .unwrap_or(0),
+        )],
+    };
+    let month = &rfc3339(app.clock.now())[..7];
+    let mut extra = vec![claim];
+    let mut applied = false;
+    for (refund_id, amount) in refunds.into_iter().filter(|(_, a)| *a > 0) {
+        let snapshot = app
+            .store
+            .ledger_snapshot(
+                &workspace.default_billing_account_id,
+                Some(&workspace.id),
+                month,
+            )
+            .await?;
+        let taken = amount.min(snapshot.account.available_cents()).max(0);
+        let now = app.clock.now();
+        let transaction = Transaction {
+            id: TransactionId::generate(unix_millis(now)),
+            billing_account_id: workspace.default_billing_account_id.clone(),
+            workspace_id: Some(workspace.id.clone()),
+            kind: TransactionType::Refund,
+            amount_cents: -taken,
+            balance_after_cents: 0,
+            description: if taken < amount {
+                format!(
+                    "refund {refund_id} of charge {charge_id}: {amount} cents refunded, {taken} were still available"
+                )
+            } else {
+                format!("refund {refund_id} of charge {charge_id}")
+            },
+            category: None,
+            agent_id: None,
+            run_id: None,
+            reference: Some(refund_id.clone()),
+            created_at: rfc3339(now),
+        };
+        match app
+            .store
+            .apply_credit(
+                &transaction,
+                Some(&format!("stripe-refund:{refund_id}")),
+                std::mem::take(&mut extra),
+            )
+            .await?
+        {
+            CreditOutcome::Credited(_) => applied = true,
+            CreditOutcome::Repeated(_) | CreditOutcome::NotApplied => {}
+            // What was available changed between the read and the write: Stripe retries.
+            CreditOutcome::Refused(refusal) => {
+                return Err(ApiError::Conflict(format!(
+                    "refund not taken yet: {refusal}"
+                )))
+            }
+        }
+    }
+    match extra.pop() {
+        // Nothing was refunded: the event is only acknowledged.
+        Some(claim) => claim_only(app, claim, Handled::Ignored).await,
+        None => Ok(claimed(applied)),
+    }
+}

@@ -1,0 +1,366 @@
+//! Stripe through async-stripe 1.x: one HTTP client built per cold start, one request type per
+//! call, Stripe's answers and errors mapped onto the gateway's vocabulary.
+//!
+//! Every call that creates something sends the caller's idempotency key as `Idempotency-Key`, so
+//! a retried request (ours or a client's) gets Stripe's first answer instead of a second object.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use stripe::{ApiErrors, ApiErrorsCode, ApiErrorsType, IdempotencyKey, RequestStrategy};
+use stripe::{Client, ClientBuilder, StripeError, StripeRequest};
+use stripe_billing::billing_portal_session::CreateBillingPortalSession;
+use stripe_checkout::checkout_session::{
+    CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionLineItemsPriceData,
+    CreateCheckoutSessionPaymentIntentData, ProductData,
+};
+use stripe_checkout::CheckoutSessionMode;
+use stripe_core::customer::{CreateCustomer, UpdateCustomer, UpdateCustomerInvoiceSettings};
+use stripe_core::payment_intent::{
+    CreatePaymentIntent, CreatePaymentIntentAutomaticPaymentMethods,
+    CreatePaymentIntentAutomaticPaymentMethodsAllowRedirects, CreatePaymentIntentOffSession,
+};
+use stripe_core::setup_intent::{CreateSetupIntent, CreateSetupIntentUsage};
+use stripe_core::{PaymentIntent, PaymentIntentStatus};
+use stripe_payment::payment_method::AttachPaymentMethod;
+use stripe_types::Currency;
+
+use super::{Charge, CheckoutMode, CheckoutRequest, CheckoutSession, GatewayError, SetupIntent};
+
+/// The product name a credits checkout shows the customer.
+const CREDITS_PRODUCT_NAME: &str = "Credits";
+
+/// Per attempt: well inside API Gateway's 30 s, so a hung connection becomes a 502 we answer,
+/// not a gateway timeout. A timed-out create is safe to retry with the same idempotency key.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+
+pub struct StripeGateway {
+    /// The client, or why it could not be built (a malformed key or base URL). Kept as an error
+    /// rather than a panic so a bad Stripe setting fails the payment routes, not every route.
+    /// Boxed: the client is ~700 bytes, and `Gateway` holds this beside a tiny offline gateway.
+    client: Result<Box<Client>, String>,
+    publishable_key: String,
+}
+
+impl StripeGateway {
+    /// Builds the client once (per cold start); `base_url` replaces `https://api.stripe.com/`
+    /// (the tests point it at a fake Stripe).
+    pub fn new(secret_key: &str, publishable_key: &str, base_url: Option<&str>) -> Self {
+        let mut builder = ClientBuilder::new(secret_key).timeout(REQUEST_TIMEOUT);
+        if let Some(base_url) = base_url {
+            builder = builder.url(api_base(base_url));
+        }
+        let client = builder
+            .build()
+            .map(Box::new)
+            .map_err(|error| format!("the Stripe client could not be built: {error}"));
+        Self {
+            client,
+            publishable_key: publishable_key.to_owned(),
+        }
+    }
+
+    pub fn publishable_key(&self) -> &str {
+        &self.publishable_key
+    }
+
+    fn client(&self) -> Result<&Client, GatewayError> {
+        self.client
+            .as_deref()
+            .map_err(|reason| GatewayError::Provider(reason.clone()))
+    }
+
+    /// A customer tagged with the workspace; returns its `cus_…` id.
+    pub async fn create_customer(
+        &self,
+        workspace_id: &str,
+        email: Option<&str>,
+        idempotency_key: &str,
+    ) -> Result<String, GatewayError> {
+        let mut request = CreateCustomer::new().metadata(HashMap::from([(
+            "workspace_id".to_owned(),
+            workspace_id.to_owned(),
+        )]));
+        if let Some(email) = email {
+            request = request.email(email);
+        }
+        let customer = request
+            .customize()
+            .request_strategy(idempotent(idempotency_key)?)
+            .send(self.client()?)
+            .await
+            .map_err(provider_error)?;
+        Ok(customer.id.to_string())
+    }
+
+    /// A hosted Checkout session: a one-off payment for credits, or a subscription to a price.
+    pub async fn create_checkout(
+        &self,
+        request: &CheckoutRequest<'_>,
+    ) -> Result<CheckoutSession, GatewayError> {
+        let metadata = metadata_map(&request.metadata);
+        let mut session = CreateCheckoutSession::new()
+            .customer(request.customer_id)
+            .success_url(request.success_url)
+            .cancel_url(request.cancel_url)
+            .metadata(metadata.clone());
+        session = match &request.mode {
+            CheckoutMode::Credits { amount_cents } => {
+                let mut price = CreateCheckoutSessionLineItemsPriceData::new(Currency::USD);
+                price.unit_amount = Some(*amount_cents);
+                price.product_data = Some(ProductData::new(CREDITS_PRODUCT_NAME));
+                let mut line = CreateCheckoutSessionLineItems::new();
+                line.price_data = Some(price);
+                line.quantity = Some(1);
+                // The PaymentIntent carries the metadata too: its own webhooks (refunds,
+                // disputes) then know what the payment was for without the session.
+                let mut payment_intent = CreateCheckoutSessionPaymentIntentData::new();
+                payment_intent.metadata = Some(metadata);
+                session
+                    .mode(CheckoutSessionMode::Payment)
+                    .line_items(vec![line])
+                    .payment_intent_data(payment_intent)
+            }
+            CheckoutMode::Subscription { price_id } => {
+                let mut line = CreateCheckoutSessionLineItems::new();
+                line.price = Some(price_id.clone());
+                line.quantity = Some(1);
+                session
+                    .mode(CheckoutSessionMode::Subscription)
+                    .line_items(vec![line])
+            }
+        };
+        let created = session
+            .customize()
+            .request_strategy(idempotent(request.idempotency_key)?)
+            .send(self.client()?)
+            .await
+            .map_err(provider_error)?;
+        let url = created.url.ok_or_else(|| {
+            GatewayError::Provider(format!(
+                "checkout session {} came without a url",
+                created.id
+            ))
+        })?;
+        Ok(CheckoutSession {
+            id: created.id.to_string(),
+            url,
+        })
+    }
+
+    /// A billing portal session's URL. Not idempotent on purpose: each visit needs a fresh,
+    /// short-lived session.
+    pub async fn create_portal(
+        &self,
+        customer_id: &str,
+        return_url: &str,
+    ) -> Result<String, GatewayError> {
+        let session = CreateBillingPortalSession::new()
+            .customer(customer_id)
+            .return_url(return_url)
+            .send(self.client()?)
+            .await
+            .map_err(provider_error)?;
+        Ok(session.url)
+    }
+
+    /// A SetupIntent for saving a card that later pays off-session (top-ups, auto-recharge).
+    pub async fn create_setup_intent(
+        &self,
+        customer_id: &str,
+        idempotency_key: &str,
+    ) -> Result<SetupIntent, GatewayError> {
+        let intent = CreateSetupIntent::new()
+            .customer(customer_id)
+            .usage(CreateSetupIntentUsage::OffSession)
+            .customize()
+            .request_strategy(idempotent(idempotency_key)?)
+            .send(self.client()?)
+            .await
+            .map_err(provider_error)?;
+        let client_secret = intent.client_secret.ok_or_else(|| {
+            GatewayError::Provider(format!(
+                "setup intent {} came without a client_secret",
+                intent.id
+            ))
+        })?;
+        Ok(SetupIntent {
+            id: intent.id.to_string(),
+            client_secret,
+        })
+    }
+
+    /// Attaches the method, then makes it the customer's default for invoices (which
+    /// subscriptions charge) as well as for our off-session charges. Both steps are idempotent
+    /// by nature, so no key is needed.
+    pub async fn attach_payment_method(
+        &self,
+        customer_id: &str,
+        payment_method_id: &str,
+    ) -> Result<(), GatewayError> {
+        let client = self.client()?;
+        AttachPaymentMethod::new(payment_method_id)
+            .customer(customer_id)
+            .send(client)
+            .await
+            .map_err(provider_error)?;
+        let mut invoice_settings = UpdateCustomerInvoiceSettings::new();
+        invoice_settings.default_payment_method = Some(payment_method_id.to_owned());
+        UpdateCustomer::new(customer_id)
+            .invoice_settings(invoice_settings)
+            .send(client)
+            .await
+            .map_err(provider_error)?;
+        Ok(())
+    }
+
+    /// Charges the saved method while the customer is away. A card error is an answer, not a
+    /// failure: a decline, or (SCA) a payment the customer must come back to authenticate.
+    pub async fn charge_off_session(
+        &self,
+        customer_id: &str,
+        payment_method_id: &str,
+        amount_cents: i64,
+        metadata: &[(&'static str, String)],
+        idempotency_key: &str,
+    ) -> Result<Charge, GatewayError> {
+        // Confirming without a `return_url` is refused while redirect-based methods are enabled
+        // (the default); an off-session charge can never redirect anyway.
+        let mut automatic_methods = CreatePaymentIntentAutomaticPaymentMethods::new(true);
+        automatic_methods.allow_redirects =
+            Some(CreatePaymentIntentAutomaticPaymentMethodsAllowRedirects::Never);
+        let outcome = CreatePaymentIntent::new(amount_cents, Currency::USD)
+            .customer(customer_id)
+            .payment_method(payment_method_id)
+            .off_session(CreatePaymentIntentOffSession::Bool(true))
+            .confirm(true)
+            .automatic_payment_methods(automatic_methods)
+            .metadata(metadata_map(metadata))
+            .customize()
+            .request_strategy(idempotent(idempotency_key)?)
+            .send(self.client()?)
+            .await;
+        match outcome {
+            Ok(intent) => charge_from_intent(intent),
+            Err(StripeError::Stripe(error, _)) if error.type_ == ApiErrorsType::CardError => {
+                Ok(charge_from_card_error(*error))
+            }
+            Err(error) => Err(provider_error(error)),
+        }
+    }
+}
+
+/// async-stripe appends `v1/…` to the base as written, so it must end with a slash.
+fn api_base(base_url: &str) -> String {
+    format!("{}/", base_url.trim_end_matches('/'))
+}
+
+fn idempotent(key: &str) -> Result<RequestStrategy, GatewayError> {
+    IdempotencyKey::new(key)
+        .map(RequestStrategy::Idempotent)
+        .map_err(|error| GatewayError::Provider(format!("unusable idempotency key: {error}")))
+}
+
+fn metadata_map(metadata: &[(&'static str, String)]) -> HashMap<String, String> {
+    metadata
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), value.clone()))
+        .collect()
+}
+
+/// What a confirmed PaymentIntent's status means for the caller.
+fn charge_from_intent(intent: PaymentIntent) -> Result<Charge, GatewayError> {
+    let payment_intent_id = intent.id.to_string();
+    match intent.status {
+        PaymentIntentStatus::Succeeded => Ok(Charge::Succeeded { payment_intent_id }),
+        PaymentIntentStatus::Processing => Ok(Charge::Processing { payment_intent_id }),
+        PaymentIntentStatus::RequiresAction => match intent.client_secret {
+            Some(client_secret) => Ok(Charge::RequiresAction {
+                payment_intent_id,
+                client_secret,
+            }),
+            None => Err(GatewayError::Provider(format!(
+                "payment intent {payment_intent_id} requires action but came without a client_secret"
+            ))),
+        },
+        // Stripe normally reports a failed confirmation as a 402 card error; this is the same
+        // outcome seen through the object.
+        PaymentIntentStatus::RequiresPaymentMethod => Ok(Charge::Declined {
+            message: intent
+                .last_payment_error
+                .and_then(|error| error.message)
+                .unwrap_or_else(|| "the payment method was declined".into()),
+            payment_intent_id: Some(payment_intent_id),
+        }),
+        other => Err(GatewayError::Provider(format!(
+            "payment intent {payment_intent_id} is in unexpected status {}",
+            other.as_str()
+        ))),
+    }
+}
+
+/// A 402 card error. With `authentication_required` (an off-session charge the bank wants 3-D
+/// Secure for) Stripe returns the PaymentIntent, which the customer can confirm on-session with
+/// its client secret: that is "requires action", not a decline.
+fn charge_from_card_error(error: ApiErrors) -> Charge {
+    let needs_authentication = error.code == Some(ApiErrorsCode::AuthenticationRequired)
+        || error.decline_code.as_deref() == Some("authentication_required")
+        || error
+            .payment_intent
+            .as_ref()
+            .is_some_and(|intent| intent.status == PaymentIntentStatus::RequiresAction);
+    let message = error
+        .message
+        .clone()
+        .or_else(|| error.decline_code.clone())
+        .unwrap_or_else(|| "the card was declined".into());
+    match error.payment_intent {
+        Some(intent) if needs_authentication && intent.client_secret.is_some() => {
+            Charge::RequiresAction {
+                payment_intent_id: intent.id.to_string(),
+                client_secret: intent.client_secret.unwrap_or_default(),
+            }
+        }
+        intent => Charge::Declined {
+            payment_intent_id: intent.map(|intent| intent.id.to_string()),
+            message,
+        },
+    }
+}
+
+/// Any other failure, described for the log. Built by hand because `StripeError`'s own `Display`
+/// dumps the whole error object, which can hold a PaymentIntent's client secret.
+fn provider_error(error: StripeError) -> GatewayError {
+    let detail = match error {
+        StripeError::Stripe(error, status) => {
+            let mut detail = format!("Stripe answered {status} {}", error.type_.as_str());
+            if let Some(code) = &error.code {
+                detail.push_str(&format!(" ({})", code.as_str()));
+            }
+            if let Some(param) = &error.param {
+                detail.push_str(&format!(" on {param}"));
+            }
+            if let Some(message) = &error.message {
+                detail.push_str(&format!(": {message}"));
+            }
+            detail
+        }
+        StripeError::Timeout => "Stripe did not answer in time".into(),
+        StripeError::JSONDeserialize(reason) => format!("Stripe's answer was unreadable: {reason}"),
+        StripeError::ClientError(reason) => format!("Stripe could not be reached: {reason}"),
+        StripeError::ConfigError(reason) => format!("the Stripe client is misconfigured: {reason}"),
+    };
+    GatewayError::Provider(detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::api_base;
+
+    #[test]
+    fn the_api_base_always_ends_with_one_slash() {
+        assert_eq!(api_base("http://127.0.0.1:9"), "http://127.0.0.1:9/");
+        assert_eq!(api_base("http://127.0.0.1:9/"), "http://127.0.0.1:9/");
+        assert_eq!(api_base("https://proxy/stripe"), "https://proxy/stripe/");
+    }
+}

@@ -1,0 +1,391 @@
+//! What payments keep: each workspace's billing profile (its Stripe customer, saved method,
+//! subscription mirror, reminders), checkout sessions, invoice mirrors and the claims that make
+//! each Stripe event take effect once.
+
+use super::{keys, n, s, Page, PageKey, Query, Store, StoreError, Transacted, NEW_ITEM};
+use crate::domain::ids::{BillingAccountId, WorkspaceId};
+use crate::domain::invoice::{Invoice, InvoiceStatus};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TransactWriteItem};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A workspace's billing profile.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct BillingProfile {
+    #[serde(default)]
+    pub customer_id: Option<String>,
+    #[serde(default)]
+    pub payment_method_id: Option<String>,
+    #[serde(default)]
+    pub subscription_id: Option<String>,
+    /// Stripe's subscription status, as last mirrored.
+    #[serde(default)]
+    pub subscription_status: Option<String>,
+    /// The `created` time of the event the subscription mirror comes from.
+    #[serde(default)]
+    pub subscription_event_at: Option<i64>,
+    #[serde(default)]
+    pub no_cap_reminder_dismissed_at: Option<String>,
+    #[serde(default)]
+    pub recharge_action: Option<RechargeAction>,
+}
+
+/// An auto-recharge that needs the customer (3-D Secure).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RechargeAction {
+    pub payment_intent_id: String,
+    pub client_secret: String,
+    pub amount_cents: i64,
+    pub since: String,
+}
+
+/// What a checkout session sells, kept from its creation until it completes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckoutKind {
+    Credits,
+    Subscription,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CheckoutRecord {
+    pub id: String,
+    pub workspace_id: WorkspaceId,
+    pub billing_account_id: BillingAccountId,
+    pub kind: CheckoutKind,
+    pub amount_cents: i64,
+    pub plan_id: Option<String>,
+    pub created_at: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CheckoutItem {
+    pk: String,
+    sk: String,
+    #[serde(flatten)]
+    checkout: CheckoutRecord,
+}
+
+#[derive(Serialize, Deserialize)]
+struct InvoiceItem {
+    pk: String,
+    sk: String,
+    gsi1pk: String,
+    gsi1sk: String,
+    /// The mirror's position: the event time, then the status rank.
+    event_at: i64,
+    rank: i64,
+    #[serde(flatten)]
+    invoice: Invoice,
+}
+
+/// How long a Stripe event id is remembered: Stripe retries for three days.
+const EVENT_CLAIM_DAYS: i64 = 30;
+
+impl Store {
+    pub async fn billing_profile(
+        &self,
+        workspace: &WorkspaceId,
+    ) -> Result<BillingProfile, StoreError> {
+        let item: Option<BillingProfile> = self
+            .get(
+                keys::workspace(workspace.as_str()),
+                keys::BILLING_PROFILE_SK,
+            )
+            .await?;
+        Ok(item.unwrap_or_default())
+    }
+
+    /// The workspace a Stripe customer belongs to.
+    pub async fn workspace_of_customer(
+        &self,
+        customer_id: &str,
+    ) -> Result<Option<WorkspaceId>, StoreError> {
+        #[derive(Deserialize)]
+        struct CustomerItem {
+            workspace_id: WorkspaceId,
+        }
+        let item: Option<CustomerItem> = self
+            .get(keys::customer(customer_id), keys::CUSTOMER_SK)
+            .await?;
+        Ok(item.map(|i| i.workspace_id))
+    }
+
+    /// Records `customer_id` as the workspace's customer unless it has one; returns the one it
+    /// has now (the first writer's), indexed by customer for the webhook.
+    pub async fn claim_customer(
+        &self,
+        workspace: &WorkspaceId,
+        customer_id: &str,
+    ) -> Result<String, StoreError> {
+        let winner = self
+            .claim_customer_on_profile(workspace, customer_id)
+            .await?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(keys::PK, s(keys::customer(&winner)))
+            .item(keys::SK, s(keys::CUSTOMER_SK))
+            .item("workspace_id", s(workspace.to_string()))
+            .send()
+            .await
+            .map_err(StoreError::sdk)?;
+        Ok(winner)
+    }
+
+    async fn claim_customer_on_profile(
+        &self,
+        workspace: &WorkspaceId,
+        customer_id: &str,
+    ) -> Result<String, StoreError> {
+        let output = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(keys::PK, s(keys::workspace(workspace.as_str())))
+            .key(keys::SK, s(keys::BILLING_PROFILE_SK))
+            .update_expression("SET customer_id = if_not_exists(customer_id, :customer)")
+            .expression_attribute_values(":customer", s(customer_id))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(StoreError::sdk)?;
+        match output
+            .attributes
+            .as_ref()
+            .and_then(|a| a.get("customer_id"))
+        {
+            Some(AttributeValue::S(id)) => Ok(id.clone()),
+            _ => Err(StoreError::Corrupt("a claimed customer is missing".into())),
+        }
+    }
+
+    /// Saves the workspace's payment method (and marks its default account as having one),
+    /// with `extra` items in the same transaction.
+    pub async fn save_payment_method(
+        &self,
+        workspace: &WorkspaceId,
+        account: &BillingAccountId,
+        payment_method_id: &str,
+        extra: Vec<TransactWriteItem>,
+    ) -> Result<bool, StoreError> {
+        let mut items = vec![
+            self.update(
+                keys::workspace(workspace.as_str()),
+                keys::BILLING_PROFILE_SK,
+                "SET payment_method_id = :method",
+                None,
+                &[(":method", s(payment_method_id))],
+            )?,
+            self.update(
+                keys::account(account.as_str()),
+                keys::ACCOUNT_SK,
+                "SET has_payment_method = :yes",
+                Some("attribute_exists(pk)"),
+                &[(":yes", AttributeValue::Bool(true))],
+            )?,
+        ];
+        items.extend(extra);
+        Ok(matches!(self.transact(items).await?, Transacted::Committed))
+    }
+
+    /// Mirrors a subscription from an event created at `event_at`, unless a newer event's
+    /// mirror is there already (`false`).
+    pub async fn mirror_subscription(
+        &self,
+        workspace: &WorkspaceId,
+        subscription_id: &str,
+        status: &str,
+        event_at: i64,
+        extra: Vec<TransactWriteItem>,
+    ) -> Result<bool, StoreError> {
+        let mut items = vec![self.update(
+            keys::workspace(workspace.as_str()),
+            keys::BILLING_PROFILE_SK,
+            "SET subscription_id = :id, subscription_status = :status, subscription_event_at = :at",
+            Some("attribute_not_exists(subscription_event_at) OR subscription_event_at <= :at"),
+            &[
+                (":id", s(subscription_id)),
+                (":status", s(status)),
+                (":at", n(event_at)),
+            ],
+        )?];
+        items.extend(extra);
+        Ok(matches!(self.transact(items).await?, Transacted::Committed))
+    }
+
+    pub async fn dismiss_no_cap_reminder(
+        &self,
+        workspace: &WorkspaceId,
+        at: &str,
+    ) -> Result<String, StoreError> {
+        let output = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(keys::PK, s(keys::workspace(workspace.as_str())))
+            .key(keys::SK, s(keys::BILLING_PROFILE_SK))
+            // Dismissed once: a second dismissal keeps the first time.
+            .update_expression(
+                "SET no_cap_reminder_dismissed_at = if_not_exists(no_cap_reminder_dismissed_at, :at)",
+            )
+            .expression_attribute_values(":at", s(at))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(StoreError::sdk)?;
+        match output
+            .attributes
+            .as_ref()
+            .and_then(|a| a.get("no_cap_reminder_dismissed_at"))
+        {
+            Some(AttributeValue::S(at)) => Ok(at.clone()),
+            _ => Err(StoreError::Corrupt("a dismissal is missing".into())),
+        }
+    }
+
+    /// Records (or, with `None`, clears) an auto-recharge that needs the customer.
+    pub async fn set_recharge_action(
+        &self,
+        workspace: &WorkspaceId,
+        action: Option<&RechargeAction>,
+    ) -> Result<(), StoreError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(keys::PK, s(keys::workspace(workspace.as_str())))
+            .key(keys::SK, s(keys::BILLING_PROFILE_SK));
+        let update = match action {
+            Some(action) => update
+                .update_expression("SET recharge_action = :action")
+                .expression_attribute_values(
+                    ":action",
+                    serde_dynamo::aws_sdk_dynamodb_1::to_attribute_value(action)
+                        .map_err(StoreError::codec)?,
+                ),
+            None => update.update_expression("REMOVE recharge_action"),
+        };
+        update.send().await.map_err(StoreError::sdk)?;
+        Ok(())
+    }
+
+    pub async fn put_checkout(&self, checkout: &CheckoutRecord) -> Result<(), StoreError> {
+        let item = self.put(
+            CheckoutItem {
+                pk: keys::checkout(&checkout.id),
+                sk: keys::CHECKOUT_SK.to_owned(),
+                checkout: checkout.clone(),
+            },
+            None,
+        )?;
+        self.transact(vec![item]).await?;
+        Ok(())
+    }
+
+    pub async fn get_checkout(&self, id: &str) -> Result<Option<CheckoutRecord>, StoreError> {
+        let item: Option<CheckoutItem> = self.get(keys::checkout(id), keys::CHECKOUT_SK).await?;
+        Ok(item.map(|i| i.checkout))
+    }
+
+    /// The claim of a Stripe event: in the same transaction as its effect, so the effect
+    /// happens once however often the event is delivered.
+    pub fn event_claim(
+        &self,
+        event_id: &str,
+        now_epoch: i64,
+    ) -> Result<TransactWriteItem, StoreError> {
+        self.update(
+            keys::stripe_event(event_id),
+            keys::STRIPE_EVENT_SK,
+            &format!("SET {} = :ttl", keys::TTL_ATTRIBUTE),
+            Some(NEW_ITEM),
+            &[(":ttl", n(now_epoch + EVENT_CLAIM_DAYS * 86_400))],
+        )
+    }
+
+    pub async fn event_claimed(&self, event_id: &str) -> Result<bool, StoreError> {
+        let item: Option<serde_json::Value> = self
+            .get(keys::stripe_event(event_id), keys::STRIPE_EVENT_SK)
+            .await?;
+        Ok(item.is_some())
+    }
+
+    /// Claims an event that has no other effect; `false` if it was claimed before.
+    pub async fn claim_event(&self, claim: TransactWriteItem) -> Result<bool, StoreError> {
+        self.claim_events(vec![claim]).await
+    }
+
+    /// Claims an event together with what it records (billing events); `false` if it was
+    /// claimed before, and then nothing is written.
+    pub async fn claim_events(&self, items: Vec<TransactWriteItem>) -> Result<bool, StoreError> {
+        Ok(matches!(self.transact(items).await?, Transacted::Committed))
+    }
+
+    /// Mirrors `invoice` as of an event created at `event_at`, unless the mirror is already
+    /// further along (`false`); `extra` (the event's claim) goes in the same transaction.
+    pub async fn mirror_invoice(
+        &self,
+        invoice: &Invoice,
+        event_at: i64,
+        extra: Vec<TransactWriteItem>,
+    ) -> Result<bool, StoreError> {
+        let rank = invoice.status.rank();
+        let created_epoch = time::OffsetDateTime::parse(
+            &invoice.created_at,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .map(|t| t.unix_timestamp())
+        .unwrap_or(0);
+        let item = InvoiceItem {
+            pk: keys::invoice(&invoice.id),
+            sk: keys::INVOICE_SK.to_owned(),
+            gsi1pk: keys::workspace_invoices(invoice.workspace_id.as_str()),
+            gsi1sk: format!("{created_epoch:012}#{}", invoice.id),
+            event_at,
+            rank,
+            invoice: invoice.clone(),
+        };
+        let put = aws_sdk_dynamodb::types::Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(super::to_item(&item)?))
+            .condition_expression(
+                "attribute_not_exists(pk) OR event_at < :at OR (event_at = :at AND #rank < :rank)",
+            )
+            .expression_attribute_names("#rank", "rank")
+            .expression_attribute_values(":at", n(event_at))
+            .expression_attribute_values(":rank", n(rank))
+            .build()
+            .map_err(StoreError::build)?;
+        let mut items = vec![TransactWriteItem::builder().put(put).build()];
+        items.extend(extra);
+        Ok(matches!(self.transact(items).await?, Transacted::Committed))
+    }
+
+    pub async fn get_invoice(&self, id: &str) -> Result<Option<Invoice>, StoreError> {
+        let item: Option<InvoiceItem> = self.get(keys::invoice(id), keys::INVOICE_SK).await?;
+        Ok(item.map(|i| i.invoice))
+    }
+
+    /// A workspace's invoices, newest first, optionally of one status.
+    pub async fn list_invoices(
+        &self,
+        workspace: &WorkspaceId,
+        status: Option<InvoiceStatus>,
+        limit: usize,
+        start: Option<PageKey>,
+    ) -> Result<Page<Invoice>, StoreError> {
+        let mut query = Query::partition(
+            Some(keys::GSI1),
+            keys::workspace_invoices(workspace.as_str()),
+        );
+        if let Some(status) = status {
+            query = query.with_equal("status", status.as_str().to_owned());
+        }
+        let page: Page<InvoiceItem> = self.query_page(query, limit, start).await?;
+        Ok(Page {
+            items: page.items.into_iter().map(|i| i.invoice).collect(),
+            next: page.next,
+        })
+    }
+}
