@@ -8,6 +8,9 @@
 //!   checks and the OpenAPI document ([`openapi`]).
 //! - [`lambda`] and [`dev_server`]: the two ways the same handlers are served.
 
+// async-stripe's object types nest deeply; proving a handler's future `Send` walks them all.
+#![recursion_limit = "256"]
+
 pub mod api;
 pub mod app;
 pub mod catalog;

@@ -495,3 +495,62 @@ async fn the_no_cap_reminder_shows_while_spend_is_unbounded() {
     assert!(dismissed.body["dismissed_at"].is_string());
     assert_eq!(app.get(&path, &key).await.body["show"], false);
 }
+
+#[tokio::test]
+async fn one_shortfall_starts_one_auto_recharge_within_the_monthly_limit() {
+    let app = spawn().await;
+    let (key, account, ws) = workspace(&app).await;
+    app.post(
+        &format!("/v1/workspaces/{ws}/billing/payment-method"),
+        &key,
+        json!({"payment_method_id": "pm_card_visa"}),
+    )
+    .await;
+    let enabled = app
+        .patch(
+            &format!("/v1/billing-accounts/{account}"),
+            &key,
+            json!({"auto_recharge": {"enabled": true, "threshold_cents": 500,
+                                     "amount_cents": 2000, "monthly_limit_cents": 2000}}),
+        )
+        .await;
+    assert_eq!(enabled.status, StatusCode::OK, "{:?}", enabled.body);
+    // 1500 (intro and promo credit); twenty concurrent 60-cent events cross under 500 once.
+    let events = join_all((0..20).map(|i| {
+        let (app, key, ws) = (&app, &key, &ws);
+        async move {
+            app.post(
+                &format!("/v1/workspaces/{ws}/usage-events"),
+                key,
+                json!({"event_id": format!("e{i}"), "category": "actions", "quantity": 600,
+                       "agent_tier": "basic"}),
+            )
+            .await
+        }
+    }))
+    .await;
+    assert!(
+        events.iter().all(|e| e.status == StatusCode::CREATED),
+        "{events:?}"
+    );
+    let recharges = transactions(&app, &key, &account, "auto_recharge").await;
+    assert_eq!(recharges.len(), 1, "{recharges:?}");
+    assert_eq!(recharges[0]["amount_cents"], 2000);
+    assert_eq!(balance(&app, &key, &account).await, 1500 - 20 * 60 + 2000);
+    // Spend down again: the month's limit is used, so no second recharge.
+    for i in 0..30 {
+        app.post(
+            &format!("/v1/workspaces/{ws}/usage-events"),
+            &key,
+            json!({"event_id": format!("f{i}"), "category": "actions", "quantity": 600,
+                   "agent_tier": "basic"}),
+        )
+        .await;
+    }
+    assert_eq!(
+        transactions(&app, &key, &account, "auto_recharge")
+            .await
+            .len(),
+        1
+    );
+}

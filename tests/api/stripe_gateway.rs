@@ -619,67 +619,110 @@ async fn raw_post(
 const AUTH: (&str, &str) = ("authorization", "Bearer sk_test_fake0000000000000000000000");
 const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
 
+/// A request the fake must refuse, and how.
+struct Refusal {
+    why: &'static str,
+    path: &'static str,
+    headers: Vec<(&'static str, &'static str)>,
+    body: &'static str,
+    status: u16,
+    param: Option<&'static str>,
+}
+
 #[tokio::test]
 async fn the_fake_refuses_what_stripe_refuses() {
     let stripe = FakeStripe::start().await;
     assert_eq!(AUTH.1, format!("Bearer {SECRET_KEY}"));
     let key = |k| ("idempotency-key", k);
-
-    let cases: Vec<(&str, Vec<(&str, &str)>, &str, u16, Option<&str>)> = vec![
-        ("/v1/customers", vec![FORM, key("a")], "email=a%40b.c", 401, None),
-        ("/v1/customers", vec![AUTH, FORM], "email=a%40b.c", 400, None),
-        (
-            "/v1/customers",
-            vec![AUTH, ("content-type", "application/json"), key("b")],
-            r#"{"email":"a@b.c"}"#,
-            400,
-            None,
-        ),
-        (
-            "/v1/customers",
-            vec![AUTH, FORM, key("c")],
-            "metadata.workspace_id=ws_1",
-            400,
-            Some("metadata.workspace_id"),
-        ),
-        (
-            "/v1/checkout/sessions",
-            vec![AUTH, FORM, key("d")],
-            "success_url=https%3A%2F%2Fx.example&line_items[0][price]=price_1&line_items[0][quantity]=1",
-            400,
-            Some("mode"),
-        ),
-        (
-            "/v1/checkout/sessions",
-            vec![AUTH, FORM, key("e")],
-            "mode=payment&success_url=https%3A%2F%2Fx.example&line_items[0][price_data][currency]=usd&line_items[0][price_data][product_data][name]=Credits&line_items[0][quantity]=1",
-            400,
-            Some("line_items[0][price_data][unit_amount]"),
-        ),
-        (
-            "/v1/payment_intents",
-            vec![AUTH, FORM, key("f")],
-            "amount=500",
-            400,
-            Some("currency"),
-        ),
-        (
-            "/v1/billing_portal/sessions",
-            vec![AUTH, FORM],
-            "return_url=https%3A%2F%2Fx.example",
-            400,
-            Some("customer"),
-        ),
+    let refusals = [
+        Refusal {
+            why: "no API key",
+            path: "/v1/customers",
+            headers: vec![FORM, key("a")],
+            body: "email=a%40b.c",
+            status: 401,
+            param: None,
+        },
+        Refusal {
+            why: "a create without an idempotency key",
+            path: "/v1/customers",
+            headers: vec![AUTH, FORM],
+            body: "email=a%40b.c",
+            status: 400,
+            param: None,
+        },
+        Refusal {
+            why: "a JSON body",
+            path: "/v1/customers",
+            headers: vec![AUTH, ("content-type", "application/json"), key("b")],
+            body: r#"{"email":"a@b.c"}"#,
+            status: 400,
+            param: None,
+        },
+        Refusal {
+            why: "dotted instead of bracket keys",
+            path: "/v1/customers",
+            headers: vec![AUTH, FORM, key("c")],
+            body: "metadata.workspace_id=ws_1",
+            status: 400,
+            param: Some("metadata.workspace_id"),
+        },
+        Refusal {
+            why: "a checkout without a mode",
+            path: "/v1/checkout/sessions",
+            headers: vec![AUTH, FORM, key("d")],
+            body: "success_url=https%3A%2F%2Fx.example&line_items[0][price]=price_1\
+                   &line_items[0][quantity]=1",
+            status: 400,
+            param: Some("mode"),
+        },
+        Refusal {
+            why: "inline price data without an amount",
+            path: "/v1/checkout/sessions",
+            headers: vec![AUTH, FORM, key("e")],
+            body: "mode=payment&success_url=https%3A%2F%2Fx.example\
+                   &line_items[0][price_data][currency]=usd\
+                   &line_items[0][price_data][product_data][name]=Credits\
+                   &line_items[0][quantity]=1",
+            status: 400,
+            param: Some("line_items[0][price_data][unit_amount]"),
+        },
+        Refusal {
+            why: "a payment intent without a currency",
+            path: "/v1/payment_intents",
+            headers: vec![AUTH, FORM, key("f")],
+            body: "amount=500",
+            status: 400,
+            param: Some("currency"),
+        },
+        Refusal {
+            why: "a portal session without a customer",
+            path: "/v1/billing_portal/sessions",
+            headers: vec![AUTH, FORM],
+            body: "return_url=https%3A%2F%2Fx.example",
+            status: 400,
+            param: Some("customer"),
+        },
     ];
-    for (path, headers, body, status, param) in cases {
-        let (got, answer) = raw_post(&stripe, path, &headers, body).await;
-        assert_eq!(got, status, "{path} {body}: {answer}");
-        assert!(answer["error"]["message"].is_string(), "{answer}");
-        if let Some(param) = param {
-            assert_eq!(answer["error"]["param"], param, "{answer}");
+    for refusal in &refusals {
+        let (status, answer) =
+            raw_post(&stripe, refusal.path, &refusal.headers, refusal.body).await;
+        assert_eq!(status, refusal.status, "{}: {answer}", refusal.why);
+        assert!(
+            answer["error"]["message"].is_string(),
+            "{}: {answer}",
+            refusal.why
+        );
+        if let Some(param) = refusal.param {
+            assert_eq!(answer["error"]["param"], param, "{}: {answer}", refusal.why);
         }
     }
-    assert_eq!(stripe.violations().len(), 8, "{:#?}", stripe.violations());
+    assert_eq!(
+        stripe.violations().len(),
+        refusals.len(),
+        "{:#?}",
+        stripe.violations()
+    );
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod api_keys;
+pub mod auto_recharge;
 pub mod billing_accounts;
 pub mod lifecycle;
 pub mod meta;

@@ -72,7 +72,7 @@ impl Default for AccountSettings {
 }
 
 /// Refill the account off-session when a debit leaves it under `threshold_cents`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AutoRecharge {
     pub enabled: bool,
     pub threshold_cents: i64,

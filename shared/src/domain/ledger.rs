@@ -2,6 +2,8 @@
 //! budget: what a debit, a hold, a capture or a release does, and when it is refused. The store
 //! writes the result with one conditional transaction; these rules decide what to write.
 
+use super::account::AutoRecharge;
+
 /// `YYYY-MM`: caps and spend are per calendar month (UTC).
 pub type Month = String;
 
@@ -19,6 +21,13 @@ pub struct AccountMoney {
     /// Paid in (purchases, top-ups, auto-recharges) over the account's lifetime: it raises the
     /// rate-limit tier.
     pub paid_cents: i64,
+    /// The owner's auto-recharge, when enabled.
+    pub auto_recharge: Option<AutoRecharge>,
+    /// An auto-recharge charge is under way: no second one starts for the same shortfall.
+    pub recharge_pending: bool,
+    /// Auto-recharges started this month (reserved when started, released if they fail),
+    /// against `monthly_limit_cents`.
+    pub recharged_cents: i64,
 }
 
 /// A workspace's budget inside its account: its own caps, spend and holds, and what the plan
@@ -89,6 +98,9 @@ impl AccountMoney {
     /// This state as of `month`: a new month starts with nothing spent or credited. A month
     /// older than the state's own changes nothing (months never go back).
     pub fn in_month(mut self, month: &str) -> Self {
+        if month > self.month.as_str() {
+            self.recharged_cents = 0;
+        }
         start_month(
             &mut self.month,
             &mut self.spent_cents,
@@ -104,6 +116,35 @@ impl AccountMoney {
 
     pub fn hard_cap_reached(&self) -> bool {
         reached(self.hard_cap_cents, self.spent_cents + self.held_cents)
+    }
+
+    /// The auto-recharge this state calls for: on, none under way, `available_cents` under
+    /// the threshold, and the month's limit not crossed by one more.
+    pub fn recharge_due(&self) -> Option<i64> {
+        let settings = self.auto_recharge.as_ref().filter(|r| r.enabled)?;
+        let within_limit = settings
+            .monthly_limit_cents
+            .is_none_or(|limit| self.recharged_cents + settings.amount_cents <= limit);
+        (!self.recharge_pending
+            && self.available_cents() < settings.threshold_cents
+            && settings.amount_cents > 0
+            && within_limit)
+            .then_some(settings.amount_cents)
+    }
+
+    /// Starts the recharge [`AccountMoney::recharge_due`] called for: marks it under way and
+    /// reserves it against the month's limit.
+    pub fn start_recharge(&mut self) -> Option<i64> {
+        let amount = self.recharge_due()?;
+        self.recharge_pending = true;
+        self.recharged_cents += amount;
+        Some(amount)
+    }
+
+    /// Ends the recharge under way; a failed one (`released`) no longer counts against the limit.
+    pub fn end_recharge(&mut self, released_cents: i64) {
+        self.recharge_pending = false;
+        self.recharged_cents = (self.recharged_cents - released_cents).max(0);
     }
 }
 
@@ -502,5 +543,34 @@ mod tests {
         let settled = settle(&first.account, &first.budget, 10, 4);
         assert_eq!(settled.budget.open_runs, 0);
         assert!(open_run(&settled.account, &settled.budget, 10, Some(1)).is_ok());
+    }
+
+    #[test]
+    fn one_recharge_per_shortfall_within_the_monthly_limit() {
+        let mut money = account(600);
+        money.auto_recharge = Some(AutoRecharge {
+            enabled: true,
+            threshold_cents: 500,
+            amount_cents: 2000,
+            monthly_limit_cents: Some(3000),
+        });
+        assert_eq!(money.recharge_due(), None, "600 is not under 500");
+        let mut low = debit(&money, &budget(), 200).unwrap().account;
+        assert_eq!(low.start_recharge(), Some(2000));
+        assert_eq!(low.recharge_due(), None, "one under way");
+        let mut lower = debit(&low, &budget(), 100).unwrap().account;
+        assert_eq!(lower.start_recharge(), None);
+        // It failed: released, so the next shortfall may try again.
+        lower.end_recharge(2000);
+        assert_eq!(lower.recharge_due(), Some(2000));
+        // A second full recharge in the month would cross the 3000 limit.
+        lower.start_recharge();
+        lower.end_recharge(0);
+        assert_eq!(lower.recharge_due(), None);
+        assert_eq!(
+            lower.clone().in_month("2026-04").recharge_due(),
+            Some(2000),
+            "a new month"
+        );
     }
 }

@@ -131,6 +131,9 @@ async fn run(app: &App, route: &Route, request: ApiRequest) -> Result<ApiRespons
         Ok(reply) => json_response(reply.status, reply.body.to_string()),
         Err(error) => error_response(&error, &request_id),
     };
+    // A movement this request made may have started an auto-recharge: charge it now, while
+    // the function still runs.
+    crate::api::auto_recharge::charge_started(app).await;
     if let Some(held) = held {
         let body = std::str::from_utf8(&response.body).unwrap_or_default();
         idempotency::settle(app, &held, response.status.as_u16(), body).await?;

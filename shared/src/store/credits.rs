@@ -3,7 +3,7 @@
 use super::ledger::{Written, MOVE_ATTEMPTS};
 use super::{keys, Store, StoreError, NEW_ITEM};
 use crate::domain::ledger::{credit, Refusal};
-use crate::domain::transaction::Transaction;
+use crate::domain::transaction::{Transaction, TransactionType};
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use serde::{Deserialize, Serialize};
 
@@ -64,6 +64,10 @@ impl Store {
             };
             if transaction.kind.is_payment() {
                 moved.account.paid_cents += transaction.amount_cents;
+            }
+            if transaction.kind == TransactionType::AutoRecharge {
+                // Its money arrived: the recharge under way is over.
+                moved.account.end_recharge(0);
             }
             let written = Transaction {
                 balance_after_cents: moved.account.balance_cents,

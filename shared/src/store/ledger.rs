@@ -35,6 +35,10 @@ struct AccountMoneyItem {
     ledger_version: i64,
     #[serde(default)]
     lifetime_paid_cents: i64,
+    #[serde(default)]
+    recharge_pending: bool,
+    #[serde(default)]
+    recharged_month_cents: i64,
 }
 
 /// A workspace's budget inside its account: caps it set, its spend and holds this month.
@@ -98,6 +102,35 @@ pub struct OutboxEvent {
 
 pub const OUTBOX_PENDING: &str = "OUTBOX#pending";
 
+/// An auto-recharge started by a committed movement, for this process to charge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RechargeRequest {
+    pub account_id: BillingAccountId,
+    /// The workspace whose movement started it: its saved method is charged.
+    pub workspace_id: Option<WorkspaceId>,
+    pub amount_cents: i64,
+    /// The ledger version that started it: names the charge, so retrying it charges once.
+    pub marker: i64,
+}
+
+/// Recharges started in this process and not yet charged.
+#[derive(Default)]
+pub struct RechargeQueue(Mutex<Vec<RechargeRequest>>);
+
+impl RechargeQueue {
+    fn queue(&self, request: RechargeRequest) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(request);
+    }
+
+    /// Takes every queued recharge (each is taken once).
+    pub fn take(&self) -> Vec<RechargeRequest> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
 /// The outcome of trying to write a movement on a snapshot.
 pub(crate) enum Written {
     Committed,
@@ -147,6 +180,14 @@ impl LedgerCache {
         snapshots
             .get(&(account.clone(), workspace.cloned()))
             .cloned()
+    }
+
+    /// Drops what this process remembers of `account` (written outside a movement).
+    fn forget(&self, account: &BillingAccountId) {
+        self.snapshots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(a, _), _| a != account);
     }
 
     fn remember(&self, snapshot: &Snapshot) {
@@ -234,13 +275,18 @@ impl Store {
         Ok((snapshot.in_month(month), other))
     }
 
-    /// Writes `moved` over `snapshot`, with `extra` items in the same transaction.
+    /// Writes `moved` over `snapshot`, with `extra` items in the same transaction. A movement
+    /// that leaves the account short starts its auto-recharge in the same write (the marker
+    /// that keeps it to one), and queues the charge for this process to make.
     pub(crate) async fn write_movement(
         &self,
         snapshot: &Snapshot,
         moved: &Moved,
         extra: Vec<TransactWriteItem>,
     ) -> Result<Written, StoreError> {
+        let mut moved = moved.clone();
+        let recharge = moved.account.start_recharge();
+        let moved = &moved;
         let mut items = vec![self.account_money_update(snapshot, &moved.account)?];
         if snapshot.workspace_id.is_some() {
             items.push(self.budget_put(snapshot, &moved.budget)?);
@@ -250,6 +296,14 @@ impl Store {
         match self.transact(items).await? {
             Transacted::Committed => {
                 self.ledger_cache.remember(&snapshot.after(moved));
+                if let Some(amount_cents) = recharge {
+                    self.recharges.queue(RechargeRequest {
+                        account_id: snapshot.account_id.clone(),
+                        workspace_id: snapshot.workspace_id.clone(),
+                        amount_cents,
+                        marker: snapshot.account_version + 1,
+                    });
+                }
                 Ok(Written::Committed)
             }
             Transacted::Refused(reasons) => {
@@ -330,7 +384,8 @@ impl Store {
             .update_expression(
                 "SET balance_cents = :balance, held_cents = :held, spend_month = :month, \
                  spent_month_cents = :spent, credited_month_cents = :credited, \
-                 lifetime_paid_cents = :paid, ledger_version = :next",
+                 lifetime_paid_cents = :paid, recharge_pending = :pending, \
+                 recharged_month_cents = :recharged, ledger_version = :next",
             )
             .condition_expression("ledger_version = :version")
             .expression_attribute_values(":balance", n(next.balance_cents))
@@ -339,6 +394,8 @@ impl Store {
             .expression_attribute_values(":spent", n(next.spent_cents))
             .expression_attribute_values(":credited", n(next.credited_cents))
             .expression_attribute_values(":paid", n(next.paid_cents))
+            .expression_attribute_values(":pending", AttributeValue::Bool(next.recharge_pending))
+            .expression_attribute_values(":recharged", n(next.recharged_cents))
             .expression_attribute_values(":version", n(snapshot.account_version))
             .expression_attribute_values(":next", n(snapshot.account_version + 1))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
@@ -508,6 +565,40 @@ impl Store {
         )
     }
 
+    /// Ends an auto-recharge under way without money (the charge failed or never started),
+    /// releasing `released_cents` of the month's reservation.
+    pub async fn end_recharge(
+        &self,
+        account: &BillingAccountId,
+        released_cents: i64,
+        extra: Vec<TransactWriteItem>,
+        month: &str,
+    ) -> Result<bool, StoreError> {
+        let _turn = self.account_turn(account).await;
+        let mut snapshot = self.ledger_snapshot(account, None, month).await?;
+        for _ in 0..MOVE_ATTEMPTS {
+            if !snapshot.account.recharge_pending {
+                return Ok(false);
+            }
+            let mut moved = Moved {
+                account: snapshot.account.clone(),
+                budget: snapshot.budget.clone(),
+                crossings: Default::default(),
+            };
+            moved.account.end_recharge(released_cents);
+            let mut items = vec![self.account_money_update(&snapshot, &moved.account)?];
+            items.extend(extra.iter().cloned());
+            match self.transact(items).await? {
+                Transacted::Committed => {
+                    self.ledger_cache.forget(account);
+                    return Ok(true);
+                }
+                Transacted::Refused(_) => snapshot = self.reread(&snapshot).await?,
+            }
+        }
+        Err(StoreError::Contention)
+    }
+
     /// Sets a workspace's monthly caps if its budget is still at the version `snapshot` read
     /// (`false`: it changed; read again). The version moves, so a movement decided on the old
     /// caps is decided again on the new ones.
@@ -584,6 +675,9 @@ impl Snapshot {
             soft_cap_cents: money.settings.soft_cap_cents,
             hard_cap_cents: money.settings.hard_cap_cents,
             paid_cents: money.lifetime_paid_cents,
+            auto_recharge: Some(money.settings.auto_recharge).filter(|r| r.enabled),
+            recharge_pending: money.recharge_pending,
+            recharged_cents: money.recharged_month_cents,
         };
         self.account_version = money.ledger_version;
         Ok(())

@@ -77,6 +77,8 @@ pub struct Store {
     pub(crate) table: String,
     /// Money state this process last saw, and a lock per account (see [`ledger::LedgerCache`]).
     pub(crate) ledger_cache: std::sync::Arc<ledger::LedgerCache>,
+    /// Auto-recharges started by this process's movements, to charge.
+    pub recharges: std::sync::Arc<ledger::RechargeQueue>,
     /// Agents this process recorded (see [`limits::KnownAgents`]).
     pub(crate) known_agents: std::sync::Arc<limits::KnownAgents>,
     /// What this handle's transactions cost and how often they were retried.
@@ -146,6 +148,7 @@ impl Store {
             table: table.into(),
             ledger_cache: Default::default(),
             known_agents: Default::default(),
+            recharges: Default::default(),
             stats: Default::default(),
         }
     }

@@ -1,0 +1,144 @@
+//! Auto-recharge: a movement that leaves an account under its threshold marks a recharge as
+//! under way in the same write (so one shortfall starts one charge), and this process then
+//! charges the saved method of the workspace whose movement it was. The outcome: credited at
+//! once, waiting for the customer (3-D Secure), or ended; the webhook settles what is pending.
+
+use super::payments::credit_payment;
+use crate::app::App;
+use crate::clock::{rfc3339, unix_millis};
+use crate::domain::transaction::TransactionType;
+use crate::http::ApiError;
+use crate::payments::Charge;
+use crate::store::credits::CreditOutcome;
+use crate::store::ledger::RechargeRequest;
+use crate::store::payments::RechargeAction;
+
+/// Charges every recharge this process started. Failures are logged: the marker stays (or is
+/// ended), and nothing is charged twice, as each charge is named by its marker.
+pub async fn charge_started(app: &App) {
+    for request in app.store.recharges.take() {
+        if let Err(error) = charge(app, &request).await {
+            tracing::error!(account = %request.account_id, %error, "auto-recharge failed");
+        }
+    }
+}
+
+async fn charge(app: &App, request: &RechargeRequest) -> Result<(), ApiError> {
+    let now = app.clock.now();
+    let month = &rfc3339(now)[..7];
+    let workspace = match &request.workspace_id {
+        Some(id) => app.store.get_workspace(id).await?,
+        None => None,
+    };
+    let profile = match &workspace {
+        Some(w) => Some(app.store.billing_profile(&w.id).await?),
+        None => None,
+    };
+    let saved = profile.and_then(|p| Some((p.customer_id?, p.payment_method_id?)));
+    let (Some(workspace), Some((customer, method))) = (workspace, saved) else {
+        // Nothing to charge: end it (and say so), so a later shortfall can try again.
+        let event = app.store.outbox_put(
+            "auto_recharge.failed",
+            request.workspace_id.as_ref(),
+            &request.account_id,
+            serde_json::json!({"amount_cents": request.amount_cents, "reason": "no_payment_method"}),
+            &rfc3339(now),
+            unix_millis(now),
+        )?;
+        app.store
+            .end_recharge(
+                &request.account_id,
+                request.amount_cents,
+                vec![event],
+                month,
+            )
+            .await?;
+        return Ok(());
+    };
+    let metadata = [
+        ("workspace_id", workspace.id.to_string()),
+        ("billing_account_id", request.account_id.to_string()),
+        ("kind", "auto_recharge".to_owned()),
+    ];
+    let payments = app.payments().await?;
+    let outcome = payments
+        .gateway
+        .charge_off_session(
+            &customer,
+            &method,
+            request.amount_cents,
+            &metadata,
+            &format!("auto-recharge:{}:{}", request.account_id, request.marker),
+        )
+        .await;
+    let event = |kind: &str, data: serde_json::Value| {
+        app.store.outbox_put(
+            kind,
+            Some(&workspace.id),
+            &request.account_id,
+            data,
+            &rfc3339(now),
+            unix_millis(now),
+        )
+    };
+    match outcome {
+        Ok(Charge::Succeeded { payment_intent_id }) => {
+            let succeeded = event(
+                "auto_recharge.succeeded",
+                serde_json::json!({"amount_cents": request.amount_cents, "payment_intent_id": payment_intent_id}),
+            )?;
+            match credit_payment(
+                app,
+                &workspace,
+                TransactionType::AutoRecharge,
+                &payment_intent_id,
+                request.amount_cents,
+                vec![succeeded],
+            )
+            .await?
+            {
+                CreditOutcome::Refused(refusal) => return Err(refusal.into()),
+                _ => app.store.set_recharge_action(&workspace.id, None).await?,
+            }
+        }
+        Ok(Charge::RequiresAction {
+            payment_intent_id,
+            client_secret,
+        }) => {
+            let action = RechargeAction {
+                payment_intent_id: payment_intent_id.clone(),
+                client_secret,
+                amount_cents: request.amount_cents,
+                since: rfc3339(now),
+            };
+            app.store
+                .set_recharge_action(&workspace.id, Some(&action))
+                .await?;
+            let requires = event(
+                "auto_recharge.requires_action",
+                serde_json::json!({"amount_cents": request.amount_cents, "payment_intent_id": payment_intent_id}),
+            )?;
+            app.store.claim_events(vec![requires]).await?;
+        }
+        // The webhook will say how it ends.
+        Ok(Charge::Processing { .. }) => {}
+        Ok(Charge::Declined { message, .. }) => {
+            let failed = event(
+                "auto_recharge.failed",
+                serde_json::json!({"amount_cents": request.amount_cents, "reason": message}),
+            )?;
+            app.store
+                .end_recharge(
+                    &request.account_id,
+                    request.amount_cents,
+                    vec![failed],
+                    month,
+                )
+                .await?;
+        }
+        // Unknown outcome (the provider failed): the marker stays, so no second charge starts
+        // for this shortfall; the payment's webhook (if it went through) settles it.
+        Err(error) => return Err(error.into()),
+    }
+    Ok(())
+}
