@@ -107,7 +107,16 @@ impl PaymentsConfig {
     }
 
     fn from_env(stage: &Stage, service_key: &ServiceKeySource) -> Result<Self, ConfigError> {
-        let var = |name: &str| env::var(name).ok().filter(|v| !v.is_empty());
+        Self::from_vars(stage, service_key, |name| env::var(name).ok())
+    }
+
+    /// The payments configuration from `lookup` (the environment, or a test's table).
+    pub fn from_vars(
+        stage: &Stage,
+        service_key: &ServiceKeySource,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let var = |name: &str| lookup(name).filter(|v| !v.is_empty());
         let api_base = var("STRIPE_API_BASE");
         if let Some(arn) = var("STRIPE_SECRET_ARN") {
             return Ok(PaymentsConfig::Stripe {
@@ -281,5 +290,81 @@ impl Config {
             payments: PaymentsConfig::offline(&PaymentsConfig::derived_webhook_secret(service_key)),
             purchase_limits: PurchaseLimits::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn a_deployed_stage_never_runs_the_offline_gateway() {
+        let key = ServiceKeySource::Secret {
+            arn: "arn:secret".into(),
+        };
+        let deployed = Stage::Deployed("prod".into());
+        assert!(matches!(
+            PaymentsConfig::from_vars(&deployed, &key, lookup(&[])),
+            Err(ConfigError::Missing(_))
+        ));
+        assert!(matches!(
+            PaymentsConfig::from_vars(
+                &deployed,
+                &key,
+                lookup(&[("STRIPE_SECRET_ARN", "arn:stripe")])
+            ),
+            Ok(PaymentsConfig::Stripe {
+                keys: StripeKeys::Secret { .. },
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn the_local_stage_is_offline_without_stripe_keys_and_online_with_them() {
+        let key = ServiceKeySource::Plain("bk_local".into());
+        let offline = PaymentsConfig::from_vars(&Stage::Local, &key, lookup(&[])).unwrap();
+        match offline {
+            PaymentsConfig::Offline { webhook_secret, .. } => {
+                assert_eq!(
+                    webhook_secret,
+                    PaymentsConfig::derived_webhook_secret("bk_local")
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        let online = PaymentsConfig::from_vars(
+            &Stage::Local,
+            &key,
+            lookup(&[
+                ("STRIPE_SECRET_KEY", "sk_test_1"),
+                ("STRIPE_PUBLISHABLE_KEY", "pk_test_1"),
+                ("STRIPE_WEBHOOK_SECRET", "whsec_1"),
+            ]),
+        );
+        assert!(matches!(
+            online,
+            Ok(PaymentsConfig::Stripe {
+                keys: StripeKeys::Plain { .. },
+                ..
+            })
+        ));
+        let half = PaymentsConfig::from_vars(
+            &Stage::Local,
+            &key,
+            lookup(&[("STRIPE_SECRET_KEY", "sk_test_1")]),
+        );
+        assert!(matches!(
+            half,
+            Err(ConfigError::Missing("STRIPE_PUBLISHABLE_KEY"))
+        ));
     }
 }

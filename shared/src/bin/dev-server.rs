@@ -3,7 +3,7 @@
 
 use billing_core::app::App;
 use billing_core::clock::SystemClock;
-use billing_core::config::Config;
+use billing_core::config::{Config, PaymentsConfig, ServiceKeySource, Stage};
 use billing_core::domain::api_key::mint_key;
 use billing_core::store::Store;
 use std::sync::Arc;
@@ -51,6 +51,16 @@ async fn run() -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot create table {table} in DynamoDB Local at {endpoint}: {e}"))?;
     let mut config = Config::local(&table, &endpoint, &service_key);
+    // Stripe when its keys are given, else the offline gateway on this server's address.
+    config.payments = PaymentsConfig::from_vars(
+        &Stage::Local,
+        &ServiceKeySource::Plain(service_key.clone()),
+        |name| match name {
+            "LOCAL_BASE_URL" => Some(format!("http://127.0.0.1:{port}")),
+            other => std::env::var(other).ok(),
+        },
+    )
+    .map_err(|e| e.to_string())?;
     config.trial_secs = match std::env::var("BILLING_TRIAL_SECONDS") {
         Ok(text) if !text.is_empty() => Some(
             text.parse::<i64>()
@@ -61,6 +71,7 @@ async fn run() -> Result<(), String> {
         _ => None,
     };
     let config_trial_secs = config.trial_secs;
+    let payments = config.payments.clone();
     let app = Arc::new(App::new(config, store, Arc::new(SystemClock)));
     let app_for_jobs = app.clone();
 
@@ -69,6 +80,13 @@ async fn run() -> Result<(), String> {
     println!("  Billing API (local stage) on {base}");
     println!("  DynamoDB Local: {endpoint}, table {table}");
     println!("  Service key:    {service_key}");
+    match &payments {
+        PaymentsConfig::Offline { webhook_secret, .. } => {
+            println!("  Payments:       offline gateway (no Stripe keys); complete checkouts with POST .../billing/dev/complete-local");
+            println!("  Webhook secret: {webhook_secret} (STRIPE_WEBHOOK_SECRET)");
+        }
+        PaymentsConfig::Stripe { .. } => println!("  Payments:       Stripe (STRIPE_SECRET_KEY)"),
+    }
     if let Some(secs) = config_trial_secs {
         println!("  Trial length:   {secs} s (BILLING_TRIAL_SECONDS)");
     }
