@@ -13,6 +13,7 @@ mod rate_limits;
 mod scheduler;
 mod security;
 mod stripe_gateway;
+mod stripe_routes;
 mod users_and_keys;
 mod views;
 mod workspaces;

@@ -554,3 +554,42 @@ async fn one_shortfall_starts_one_auto_recharge_within_the_monthly_limit() {
         1
     );
 }
+
+#[tokio::test]
+async fn concurrent_top_ups_under_one_key_charge_and_credit_once() {
+    let app = spawn().await;
+    let (key, account, ws) = workspace(&app).await;
+    app.post(
+        &format!("/v1/workspaces/{ws}/billing/payment-method"),
+        &key,
+        json!({"payment_method_id": "pm_card_visa"}),
+    )
+    .await;
+    let path = format!("/v1/workspaces/{ws}/billing/top-up");
+    let answers = join_all((0..6).map(|_| {
+        app.call(Method::POST, &path)
+            .key(&key)
+            .header("idempotency-key", "the-one-top-up")
+            .json(json!({"amount_cents": 1500}))
+            .send()
+    }))
+    .await;
+    assert!(answers.iter().any(|a| a.status == StatusCode::OK));
+    for answer in &answers {
+        assert!(
+            answer.status == StatusCode::OK || answer.error_code() == "idempotency_key_in_use",
+            "{answer:?}"
+        );
+    }
+    // A retry after the others finished replays the first answer.
+    let retry = app
+        .call(Method::POST, &path)
+        .key(&key)
+        .header("idempotency-key", "the-one-top-up")
+        .json(json!({"amount_cents": 1500}))
+        .send()
+        .await;
+    assert_eq!(retry.status, StatusCode::OK);
+    assert_eq!(transactions(&app, &key, &account, "top_up").await.len(), 1);
+    assert_eq!(balance(&app, &key, &account).await, 1000 + 500 + 1500);
+}

@@ -20,6 +20,7 @@ use crate::store::payments::{CheckoutKind, CheckoutRecord, RechargeAction};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
 impl From<GatewayError> for ApiError {
     fn from(error: GatewayError) -> Self {
@@ -54,7 +55,13 @@ pub async fn customer_of(app: &App, workspace: &Workspace) -> Result<String, Api
         .create_customer(
             workspace.id.as_str(),
             email,
-            &format!("customer:{}", workspace.id),
+            // The email is part of the request, so of the key: Stripe refuses a key reused with
+            // other parameters.
+            &format!(
+                "customer:{}:{}",
+                workspace.id,
+                digest(email.unwrap_or_default())
+            ),
         )
         .await?;
     Ok(app.store.claim_customer(&workspace.id, &created).await?)
@@ -85,11 +92,23 @@ fn validate_amount(app: &App, amount_cents: i64) -> Result<(), ApiError> {
     }
 }
 
-/// The key Stripe deduplicates a create by: the caller's `Idempotency-Key` when given (a retry
-/// reaches the same Stripe object), else a fresh one.
+/// A short, fixed-length stand-in for `text` (Stripe's idempotency keys stop at 255).
+fn digest(text: &str) -> String {
+    Sha256::digest(text.as_bytes())[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The key Stripe deduplicates a create by: derived from the caller's `Idempotency-Key` when
+/// given (a retry reaches the same Stripe object), else a fresh one.
 fn stripe_key(cx: &Ctx<'_>, what: &str, workspace: &Workspace) -> Result<String, ApiError> {
     Ok(match cx.idempotency_key() {
-        Some(key) => format!("{what}:{}:{}:{key}", workspace.id, cx.caller()?.scope()),
+        Some(key) => format!(
+            "{what}:{}:{}",
+            workspace.id,
+            digest(&format!("{}|{key}", cx.caller()?.scope()))
+        ),
         None => format!(
             "{what}:{}:{}",
             workspace.id,
