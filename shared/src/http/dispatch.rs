@@ -61,6 +61,8 @@ pub fn error_response(error: &ApiError, request_id: &str) -> ApiResponse {
     response
 }
 
+const WEBHOOK_MAX_BODY_BYTES: usize = 512 * 1024;
+
 fn json_response(status: StatusCode, body: String) -> ApiResponse {
     ApiResponse {
         status,
@@ -70,11 +72,17 @@ fn json_response(status: StatusCode, body: String) -> ApiResponse {
 }
 
 async fn run(app: &App, route: &Route, request: ApiRequest) -> Result<ApiResponse, ApiError> {
-    if request.body.len() > app.config.max_body_bytes {
+    // A provider's webhook (the only public POST) may carry a large object, e.g. an invoice
+    // with many lines: it gets Stripe's own ceiling.
+    let max_body_bytes = if route.access == Access::Public && route.method == Method::POST {
+        WEBHOOK_MAX_BODY_BYTES
+    } else {
+        app.config.max_body_bytes
+    };
+    if request.body.len() > max_body_bytes {
         return Err(ApiError::InvalidRequest(format!(
-            "the body is {} bytes; the limit is {} bytes",
+            "the body is {} bytes; the limit is {max_body_bytes} bytes",
             request.body.len(),
-            app.config.max_body_bytes
         )));
     }
     // The route table lists each route's query parameters: any other is refused, like an
