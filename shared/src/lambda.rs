@@ -25,7 +25,10 @@ pub async fn serve_job(name: &str) -> Result<(), Error> {
     let app: &'static App = Box::leak(Box::new(App::from_env().await?));
     lambda_http::lambda_runtime::run(lambda_http::lambda_runtime::service_fn(
         move |event: lambda_http::lambda_runtime::LambdaEvent<serde_json::Value>| async move {
-            match (job.run)(app, event.payload).await {
+            let result = (job.run)(app, event.payload).await;
+            // Money the job moved may have started an auto-recharge.
+            crate::api::auto_recharge::charge_started(app).await;
+            match result {
                 Ok(handled) => {
                     tracing::info!(job = job.name, handled, "job done");
                     Ok(serde_json::json!({"handled": handled}))

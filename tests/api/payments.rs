@@ -593,3 +593,92 @@ async fn concurrent_top_ups_under_one_key_charge_and_credit_once() {
     assert_eq!(transactions(&app, &key, &account, "top_up").await.len(), 1);
     assert_eq!(balance(&app, &key, &account).await, 1000 + 500 + 1500);
 }
+
+#[tokio::test]
+async fn a_cancellation_can_be_withdrawn_and_an_older_event_changes_nothing() {
+    let app = spawn().await;
+    let (key, _, ws) = workspace(&app).await;
+    app.post(
+        &format!("/v1/workspaces/{ws}/billing/payment-method"),
+        &key,
+        json!({"payment_method_id": "pm_card_visa"}),
+    )
+    .await;
+    let cus = customer(&app, &key, &ws).await;
+    let t = app.clock_now();
+    let subscription = |cancel: bool| {
+        json!({"id": "sub_1", "object": "subscription", "customer": cus, "status": "active",
+               "cancel_at_period_end": cancel})
+    };
+    let cancellation = format!("/v1/workspaces/{ws}/billing/subscription/cancellation");
+    let canceled = event(
+        "evt_sub_cancel",
+        "customer.subscription.updated",
+        t,
+        subscription(true),
+    );
+    assert_eq!(send(&app, &canceled).await.body["handled"], "applied");
+    assert_eq!(
+        app.get(&cancellation, &key).await.body["cancel_at_period_end"],
+        true
+    );
+    let withdrawn = event(
+        "evt_sub_keep",
+        "customer.subscription.updated",
+        t + 10,
+        subscription(false),
+    );
+    assert_eq!(send(&app, &withdrawn).await.body["handled"], "applied");
+    assert_eq!(
+        app.get(&cancellation, &key).await.body,
+        json!({"cancel_at_period_end": false, "cancels_at": null})
+    );
+    // The cancellation delivered again, late: older than the mirror, it changes nothing.
+    let late = event(
+        "evt_sub_cancel_late",
+        "customer.subscription.updated",
+        t,
+        subscription(true),
+    );
+    assert_eq!(send(&app, &late).await.body["handled"], "stale");
+    assert_eq!(
+        app.get(&cancellation, &key).await.body["cancel_at_period_end"],
+        false
+    );
+}
+
+#[tokio::test]
+async fn refunds_reported_as_a_running_total_are_taken_once_each() {
+    let app = spawn().await;
+    let (key, account, ws) = workspace(&app).await;
+    let cus = customer(&app, &key, &ws).await;
+    let session = checkout(&app, &key, &ws, 3000).await;
+    send(
+        &app,
+        &session_completed("evt_buy_2", &session, 3000, app.clock_now()),
+    )
+    .await;
+    let refunded = |id: &str, total: i64| {
+        event(
+            id,
+            "charge.refunded",
+            app.clock_now(),
+            json!({"id": "ch_2", "object": "charge", "customer": cus, "amount": 3000,
+                     "amount_refunded": total}),
+        )
+    };
+    assert_eq!(
+        send(&app, &refunded("evt_r1", 1000)).await.body["handled"],
+        "applied"
+    );
+    assert_eq!(
+        send(&app, &refunded("evt_r2", 2500)).await.body["handled"],
+        "applied"
+    );
+    // The first event again, redelivered after the second: nothing more.
+    assert_ne!(
+        send(&app, &refunded("evt_r1", 1000)).await.body["handled"],
+        "applied"
+    );
+    assert_eq!(balance(&app, &key, &account).await, 4000 - 2500);
+}

@@ -39,6 +39,9 @@ fn assert_no_violations(stripe: &FakeStripe) {
 fn provider_detail(error: GatewayError) -> String {
     match error {
         GatewayError::Provider(detail) => detail,
+        GatewayError::Rejected(message) => {
+            panic!("expected a provider error, got a rejection: {message}")
+        }
     }
 }
 

@@ -69,7 +69,7 @@ async fn a_checkout_sends_what_stripe_requires() {
     let created = app
         .call(
             Method::POST,
-            &format!("/v1/workspaces/{ws}/billing/checkout"),
+            format!("/v1/workspaces/{ws}/billing/checkout"),
         )
         .key(&key)
         .header("idempotency-key", "buy-once")
@@ -205,4 +205,41 @@ async fn stripe_failures_and_3d_secure_reach_the_caller_as_the_contract_says() {
     assert_eq!(balance["balance_cents"], 2500);
     let publishable = app.get("/v1/billing/publishable-key", &key).await;
     assert_eq!(publishable.body["publishable_key"], PUBLISHABLE_KEY);
+}
+
+#[tokio::test]
+async fn a_payment_method_stripe_refuses_is_the_callers_error() {
+    let stripe = FakeStripe::start().await;
+    let app = spawn(&stripe).await;
+    let (key, _, ws) = workspace(&app).await;
+    let other = app.create_workspace(&key, "Other").await;
+    let attach = |ws: String| {
+        let app = &app;
+        let key = &key;
+        async move {
+            app.post(
+                &format!("/v1/workspaces/{ws}/billing/payment-method"),
+                key,
+                json!({"payment_method_id": "pm_card_shared"}),
+            )
+            .await
+        }
+    };
+    assert_eq!(attach(ws.clone()).await.status, StatusCode::OK);
+    // Stripe refuses a method attached to another customer: the caller's error, not a 502.
+    let refused = attach(other.clone()).await;
+    assert_eq!(
+        (refused.status, refused.error_code()),
+        (StatusCode::BAD_REQUEST, "invalid_request"),
+        "{:?}",
+        refused.body
+    );
+    assert!(refused.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("already been attached"));
+    let status = app
+        .get(&format!("/v1/workspaces/{other}/billing"), &key)
+        .await;
+    assert_eq!(status.body["plan_status"], "trial", "nothing changed");
 }

@@ -90,6 +90,7 @@ async fn charge(app: &App, request: &RechargeRequest) -> Result<(), ApiError> {
             match credit_payment(
                 app,
                 &workspace,
+                &request.account_id,
                 TransactionType::AutoRecharge,
                 &payment_intent_id,
                 request.amount_cents,
@@ -136,9 +137,24 @@ async fn charge(app: &App, request: &RechargeRequest) -> Result<(), ApiError> {
                 )
                 .await?;
         }
-        // Unknown outcome (the provider failed): the marker stays, so no second charge starts
-        // for this shortfall; the payment's webhook (if it went through) settles it.
-        Err(error) => return Err(error.into()),
+        // The provider failed: end the recharge, so a later shortfall can try again. Should
+        // the charge have gone through after all, its webhook credits it (once, by its
+        // PaymentIntent), so no money is lost.
+        Err(error) => {
+            let failed = event(
+                "auto_recharge.failed",
+                serde_json::json!({"amount_cents": request.amount_cents, "reason": "provider_error"}),
+            )?;
+            app.store
+                .end_recharge(
+                    &request.account_id,
+                    request.amount_cents,
+                    vec![failed],
+                    month,
+                )
+                .await?;
+            return Err(error.into());
+        }
     }
     Ok(())
 }

@@ -255,7 +255,7 @@ pub async fn may_run(
                 .into(),
         )),
         PlanStatus::Deleted => Err(ApiError::PlanInactive(
-            "the workspace's plan has ended; subscribe again to run agents".into(),
+            "the workspace's plan has ended (deleted); its agents no longer run".into(),
         )),
     }
 }

@@ -24,7 +24,10 @@ use sha2::{Digest, Sha256};
 
 impl From<GatewayError> for ApiError {
     fn from(error: GatewayError) -> Self {
-        ApiError::PaymentProviderError(error.to_string())
+        match error {
+            GatewayError::Rejected(message) => ApiError::InvalidRequest(message),
+            GatewayError::Provider(_) => ApiError::PaymentProviderError(error.to_string()),
+        }
     }
 }
 
@@ -222,6 +225,11 @@ pub struct Subscribe {
 pub async fn subscribe(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     let state = visible_workspace_state(&cx, &workspace_id(&cx)?).await?;
     let body: Subscribe = cx.body()?;
+    if state.workspace.plan_status == PlanStatus::Deleted {
+        return Err(ApiError::SubscriptionCanceled(
+            "the workspace's plan has ended and can't be resumed; create a new workspace".into(),
+        ));
+    }
     validate_url("success_url", &body.success_url)?;
     validate_url("cancel_url", &body.cancel_url)?;
     let plan = cx
@@ -418,6 +426,7 @@ pub struct TopUpProcessing {
 pub async fn credit_payment(
     app: &App,
     workspace: &Workspace,
+    account: &crate::domain::ids::BillingAccountId,
     kind: TransactionType,
     payment_intent_id: &str,
     amount_cents: i64,
@@ -426,7 +435,7 @@ pub async fn credit_payment(
     let now = app.clock.now();
     let transaction = Transaction {
         id: TransactionId::generate(unix_millis(now)),
-        billing_account_id: workspace.default_billing_account_id.clone(),
+        billing_account_id: account.clone(),
         workspace_id: Some(workspace.id.clone()),
         kind,
         amount_cents,
@@ -482,6 +491,7 @@ pub async fn top_up(cx: Ctx<'_>) -> Result<Reply, ApiError> {
             match credit_payment(
                 cx.app,
                 workspace,
+                &workspace.default_billing_account_id,
                 TransactionType::TopUp,
                 &payment_intent_id,
                 body.amount_cents,
@@ -649,7 +659,9 @@ pub async fn complete_local(cx: Ctx<'_>) -> Result<Reply, ApiError> {
             "plan_id": checkout.plan_id,
         },
     });
-    let handled = stripe_webhook::checkout_completed(cx.app, &session, None).await?;
+    let handled =
+        stripe_webhook::checkout_completed(cx.app, &session, cx.now().unix_timestamp(), None)
+            .await?;
     Reply::ok(&CompletedLocally {
         checkout_session_id: checkout.id,
         status: match handled {

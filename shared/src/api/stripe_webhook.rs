@@ -8,7 +8,7 @@ use super::lifecycle::{fire, Fired};
 use super::payments::{credit_payment, save_payment_method};
 use crate::app::App;
 use crate::clock::{rfc3339, unix_millis};
-use crate::domain::ids::{TransactionId, WorkspaceId};
+use crate::domain::ids::{BillingAccountId, TransactionId, WorkspaceId};
 use crate::domain::invoice::{Invoice, InvoiceStatus};
 use crate::domain::lifecycle::Trigger;
 use crate::domain::transaction::{Transaction, TransactionType};
@@ -92,7 +92,7 @@ async fn handle(app: &App, event: &StripeEvent) -> Result<Handled, ApiError> {
         .event_claim(&event.id, app.clock.now().unix_timestamp())?;
     match event.kind.as_str() {
         "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
-            checkout_completed(app, object, Some(claim)).await
+            checkout_completed(app, object, event.created, Some(claim)).await
         }
         "customer.subscription.created"
         | "customer.subscription.updated"
@@ -105,6 +105,7 @@ async fn handle(app: &App, event: &StripeEvent) -> Result<Handled, ApiError> {
         "setup_intent.succeeded" => setup_succeeded(app, object, claim).await,
         "payment_intent.succeeded"
         | "payment_intent.payment_failed"
+        | "payment_intent.canceled"
         | "payment_intent.requires_action" => payment_intent_changed(app, event, claim).await,
         "charge.refunded" => charge_refunded(app, object, claim).await,
         _ => Ok(Handled::Ignored),
@@ -167,9 +168,11 @@ fn claims(claim: Option<TransactWriteItem>) -> Vec<TransactWriteItem> {
 /// A checkout session paid: credits are credited once per session (whichever of the webhook
 /// and `dev/complete-local` comes first); a subscription sets the plan and counts as the
 /// workspace's payment.
+/// `event_at`: when Stripe created the event (orders it against later subscription events).
 pub async fn checkout_completed(
     app: &App,
     session: &Value,
+    event_at: i64,
     claim: Option<TransactWriteItem>,
 ) -> Result<Handled, ApiError> {
     let session_id = required(session, "id")?;
@@ -261,7 +264,7 @@ pub async fn checkout_completed(
                         &workspace.id,
                         subscription,
                         "active",
-                        app.clock.now().unix_timestamp(),
+                        event_at,
                         claims(claim),
                     )
                     .await?,
@@ -294,9 +297,14 @@ async fn subscription_changed(
             .unwrap_or(false);
     // The transition first: it is applied once by the state machine, so a crash before the
     // claim below only means the redelivery finds it done.
-    if canceling {
-        fire(app, &workspace.id, Trigger::CanceledAtPeriodEnd).await?;
-    }
+    // Refused (and so harmless) when it is already so: canceling twice, or withdrawing a
+    // cancellation there is none of.
+    let trigger = if canceling {
+        Trigger::CanceledAtPeriodEnd
+    } else {
+        Trigger::CancellationWithdrawn
+    };
+    fire(app, &workspace.id, trigger).await?;
     let status = if deleted {
         "canceled"
     } else {
@@ -456,6 +464,10 @@ async fn payment_intent_changed(
         return claim_only(app, claim, Handled::Ignored).await;
     };
     let payment_intent = required(object, "id")?;
+    // The account the payment was for (the workspace's default may have changed since).
+    let account = metadata(object, "billing_account_id")
+        .and_then(BillingAccountId::parse)
+        .unwrap_or_else(|| workspace.default_billing_account_id.clone());
     let now = app.clock.now();
     let outbox = |name: &str| {
         app.store.outbox_put(
@@ -480,7 +492,17 @@ async fn payment_intent_changed(
                 app.store.set_recharge_action(&workspace.id, None).await?;
             }
             Ok(
-                match credit_payment(app, &workspace, kind, payment_intent, amount, extra).await? {
+                match credit_payment(
+                    app,
+                    &workspace,
+                    &account,
+                    kind,
+                    payment_intent,
+                    amount,
+                    extra,
+                )
+                .await?
+                {
                     CreditOutcome::Credited(_) => Handled::Applied,
                     CreditOutcome::Repeated(_) | CreditOutcome::NotApplied => Handled::Duplicate,
                     CreditOutcome::Refused(refusal) => return Err(refusal.into()),
@@ -494,25 +516,43 @@ async fn payment_intent_changed(
                 amount_cents: object.get("amount").and_then(Value::as_i64).unwrap_or(0),
                 since: rfc3339(now),
             };
-            app.store
-                .set_recharge_action(&workspace.id, Some(&action))
-                .await?;
+            // Conditional on the payment not being credited yet: a late delivery after it
+            // succeeded must not ask the customer again.
             Ok(claimed(
                 app.store
-                    .claim_events(vec![claim, outbox("auto_recharge.requires_action")?])
+                    .record_recharge_action(
+                        &workspace.id,
+                        &action,
+                        &format!("stripe-payment:{payment_intent}"),
+                        vec![claim, outbox("auto_recharge.requires_action")?],
+                    )
                     .await?,
             ))
         }
-        "payment_intent.payment_failed" if kind == TransactionType::AutoRecharge => Ok(claimed(
-            app.store
-                .claim_events(vec![claim, outbox("auto_recharge.failed")?])
-                .await?,
-        )),
+        "payment_intent.payment_failed" | "payment_intent.canceled"
+            if kind == TransactionType::AutoRecharge =>
+        {
+            // The recharge under way is over: a later shortfall may start another.
+            let amount = object.get("amount").and_then(Value::as_i64).unwrap_or(0);
+            let events = vec![claim, outbox("auto_recharge.failed")?];
+            let ended = app
+                .store
+                .end_recharge(&account, amount, events.clone(), &rfc3339(now)[..7])
+                .await?;
+            app.store.set_recharge_action(&workspace.id, None).await?;
+            Ok(if ended {
+                Handled::Applied
+            } else {
+                claimed(app.store.claim_events(events).await?)
+            })
+        }
         _ => claim_only(app, claim, Handled::Ignored).await,
     }
 }
 
-/// A refund takes the refunded credit back, once per refund, never below what is available.
+/// A refund takes the refunded credit back, never below what is available. Stripe reports a
+/// charge's refunded total (`amount_refunded`); each delivery takes what that total adds to the
+/// total already taken, recorded per charge in the same write, so every refund is taken once.
 async fn charge_refunded(
     app: &App,
     charge: &Value,
@@ -522,80 +562,68 @@ async fn charge_refunded(
         return claim_only(app, claim, Handled::Ignored).await;
     };
     let charge_id = required(charge, "id")?;
-    // Each refund once; without the list, the charge's refunded total once.
-    let refunds: Vec<(String, i64)> = match charge
-        .get("refunds")
-        .and_then(|r| r.get("data"))
-        .and_then(Value::as_array)
-    {
-        Some(list) if !list.is_empty() => list
-            .iter()
-            .filter_map(|r| Some((text(r, "id")?.to_owned(), r.get("amount")?.as_i64()?)))
-            .collect(),
-        _ => vec![(
-            charge_id.to_owned(),
-            charge
-                .get("amount_refunded")
-                .and_then(Value::as_i64)
-                .unwrap_or(0),
-        )],
-    };
-    let month = &rfc3339(app.clock.now())[..7];
-    let mut extra = vec![claim];
-    let mut applied = false;
-    for (refund_id, amount) in refunds.into_iter().filter(|(_, a)| *a > 0) {
-        let snapshot = app
-            .store
-            .ledger_snapshot(
-                &workspace.default_billing_account_id,
-                Some(&workspace.id),
-                month,
-            )
-            .await?;
-        let taken = amount.min(snapshot.account.available_cents()).max(0);
-        let now = app.clock.now();
-        let transaction = Transaction {
-            id: TransactionId::generate(unix_millis(now)),
-            billing_account_id: workspace.default_billing_account_id.clone(),
-            workspace_id: Some(workspace.id.clone()),
-            kind: TransactionType::Refund,
-            amount_cents: -taken,
-            balance_after_cents: 0,
-            description: if taken < amount {
-                format!(
-                    "refund {refund_id} of charge {charge_id}: {amount} cents refunded, {taken} were still available"
-                )
-            } else {
-                format!("refund {refund_id} of charge {charge_id}")
-            },
-            category: None,
-            agent_id: None,
-            run_id: None,
-            reference: Some(refund_id.clone()),
-            created_at: rfc3339(now),
-        };
-        match app
-            .store
-            .apply_credit(
-                &transaction,
-                Some(&format!("stripe-refund:{refund_id}")),
-                std::mem::take(&mut extra),
-            )
-            .await?
-        {
-            CreditOutcome::Credited(_) => applied = true,
-            CreditOutcome::Repeated(_) | CreditOutcome::NotApplied => {}
-            // What was available changed between the read and the write: Stripe retries.
-            CreditOutcome::Refused(refusal) => {
-                return Err(ApiError::Conflict(format!(
-                    "refund not taken yet: {refusal}"
-                )))
-            }
-        }
+    let total = charge
+        .get("amount_refunded")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let taken_before = app.store.refunded_so_far(charge_id).await?;
+    let refunded = total - taken_before;
+    if refunded <= 0 {
+        return claim_only(app, claim, Handled::Duplicate).await;
     }
-    match extra.pop() {
-        // Nothing was refunded: the event is only acknowledged.
-        Some(claim) => claim_only(app, claim, Handled::Ignored).await,
-        None => Ok(claimed(applied)),
+    let month = &rfc3339(app.clock.now())[..7];
+    let snapshot = app
+        .store
+        .ledger_snapshot(
+            &workspace.default_billing_account_id,
+            Some(&workspace.id),
+            month,
+        )
+        .await?;
+    let taken = refunded.min(snapshot.account.available_cents()).max(0);
+    let now = app.clock.now();
+    let transaction = Transaction {
+        id: TransactionId::generate(unix_millis(now)),
+        billing_account_id: workspace.default_billing_account_id.clone(),
+        workspace_id: Some(workspace.id.clone()),
+        kind: TransactionType::Refund,
+        amount_cents: -taken,
+        balance_after_cents: 0,
+        description: if taken < refunded {
+            format!(
+                "refund of charge {charge_id}: {refunded} cents refunded, {taken} were still available"
+            )
+        } else {
+            format!("refund of charge {charge_id}")
+        },
+        category: None,
+        agent_id: None,
+        run_id: None,
+        reference: Some(charge_id.to_owned()),
+        created_at: rfc3339(now),
+    };
+    let extra = vec![
+        claim,
+        app.store.refund_progress(charge_id, taken_before, total)?,
+    ];
+    match app
+        .store
+        .apply_credit(
+            &transaction,
+            Some(&format!("stripe-refund:{charge_id}:{total}")),
+            extra,
+        )
+        .await?
+    {
+        CreditOutcome::Credited(_) => Ok(Handled::Applied),
+        CreditOutcome::Repeated(_) => Ok(Handled::Duplicate),
+        // Another delivery moved the charge's total first, or what was available changed:
+        // Stripe retries, and the retry decides on the new state.
+        CreditOutcome::NotApplied => Err(ApiError::Conflict(
+            "another delivery of this charge's refunds is being applied".into(),
+        )),
+        CreditOutcome::Refused(refusal) => Err(ApiError::Conflict(format!(
+            "refund not taken yet: {refusal}"
+        ))),
     }
 }

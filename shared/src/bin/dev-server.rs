@@ -107,7 +107,9 @@ async fn run() -> Result<(), String> {
                 .iter()
                 .filter(|j| j.schedule.is_some())
             {
-                match (job.run)(&jobs_app, serde_json::Value::Null).await {
+                let result = (job.run)(&jobs_app, serde_json::Value::Null).await;
+                billing_core::api::auto_recharge::charge_started(&jobs_app).await;
+                match result {
                     Ok(0) => {}
                     Ok(handled) => tracing::info!(job = job.name, handled, "job done"),
                     Err(error) => tracing::error!(job = job.name, %error, "job failed"),

@@ -132,9 +132,15 @@ impl AccountMoney {
             .then_some(settings.amount_cents)
     }
 
-    /// Starts the recharge [`AccountMoney::recharge_due`] called for: marks it under way and
-    /// reserves it against the month's limit.
-    pub fn start_recharge(&mut self) -> Option<i64> {
+    /// Starts the recharge [`AccountMoney::recharge_due`] calls for when this state is the one
+    /// that went under the threshold from `before` (one shortfall, one attempt: a declined card
+    /// isn't charged again on every later debit), marks it under way and reserves it against
+    /// the month's limit.
+    pub fn start_recharge(&mut self, before: &AccountMoney) -> Option<i64> {
+        let threshold = self.auto_recharge.as_ref()?.threshold_cents;
+        if before.available_cents() < threshold {
+            return None;
+        }
         let amount = self.recharge_due()?;
         self.recharge_pending = true;
         self.recharged_cents += amount;
@@ -556,19 +562,24 @@ mod tests {
         });
         assert_eq!(money.recharge_due(), None, "600 is not under 500");
         let mut low = debit(&money, &budget(), 200).unwrap().account;
-        assert_eq!(low.start_recharge(), Some(2000));
+        assert_eq!(low.start_recharge(&money), Some(2000));
         assert_eq!(low.recharge_due(), None, "one under way");
         let mut lower = debit(&low, &budget(), 100).unwrap().account;
-        assert_eq!(lower.start_recharge(), None);
-        // It failed: released, so the next shortfall may try again.
+        assert_eq!(lower.start_recharge(&low), None);
+        // It failed: released, but a debit that stays under the threshold is the same
+        // shortfall: no second attempt.
         lower.end_recharge(2000);
-        assert_eq!(lower.recharge_due(), Some(2000));
+        let mut still_low = debit(&lower, &budget(), 10).unwrap().account;
+        assert_eq!(still_low.start_recharge(&lower), None);
+        // Back over the threshold and under again: a new shortfall.
+        let refilled = credit(&still_low, &budget(), 500).unwrap().account;
+        let mut short_again = debit(&refilled, &budget(), 300).unwrap().account;
+        assert_eq!(short_again.start_recharge(&refilled), Some(2000));
         // A second full recharge in the month would cross the 3000 limit.
-        lower.start_recharge();
-        lower.end_recharge(0);
-        assert_eq!(lower.recharge_due(), None);
+        short_again.end_recharge(0);
+        assert_eq!(short_again.recharge_due(), None);
         assert_eq!(
-            lower.clone().in_month("2026-04").recharge_due(),
+            short_again.clone().in_month("2026-04").recharge_due(),
             Some(2000),
             "a new month"
         );

@@ -12,8 +12,9 @@
 //! | active, promo, suspended | deleted | the period ends after a cancellation |
 //! | readonly | deleted | the grace passes without a payment method |
 //!
-//! Besides status changes, two triggers change only dates: the end of an uncanceled period starts
-//! the next one (period rollover), and a cancellation marks the period's end as the last.
+//! Besides status changes, three triggers change only dates: the end of an uncanceled period
+//! starts the next one (period rollover), a cancellation marks the period's end as the last, and
+//! withdrawing it renews again.
 
 use super::workspace::PlanStatus;
 use serde::{Deserialize, Serialize};
@@ -42,12 +43,14 @@ pub enum Trigger {
     PaymentSucceeded,
     /// The subscription is canceled: it stays as it is until the period ends.
     CanceledAtPeriodEnd,
+    /// The cancellation is withdrawn before the period ends: the subscription renews again.
+    CancellationWithdrawn,
     PeriodEnded,
     GraceEnded,
 }
 
 impl Trigger {
-    pub const ALL: [Trigger; 9] = [
+    pub const ALL: [Trigger; 10] = [
         Trigger::PaymentMethodAttached,
         Trigger::TrialEnded,
         Trigger::TrialActionsUsed,
@@ -55,6 +58,7 @@ impl Trigger {
         Trigger::PaymentFailed,
         Trigger::PaymentSucceeded,
         Trigger::CanceledAtPeriodEnd,
+        Trigger::CancellationWithdrawn,
         Trigger::PeriodEnded,
         Trigger::GraceEnded,
     ];
@@ -68,6 +72,7 @@ impl Trigger {
             Trigger::PaymentFailed => "payment_failed",
             Trigger::PaymentSucceeded => "payment_succeeded",
             Trigger::CanceledAtPeriodEnd => "canceled_at_period_end",
+            Trigger::CancellationWithdrawn => "cancellation_withdrawn",
             Trigger::PeriodEnded => "period_ended",
             Trigger::GraceEnded => "grace_ended",
         }
@@ -202,7 +207,12 @@ pub fn apply(
             if dates.cancel_at_period_end {
                 Deleted
             } else {
-                start_period(&mut dates, at);
+                // Month arithmetic can end the last promo period a day or two before the promo
+                // (Jan 31 + 1 month = Feb 28): a period that already started runs on, so no
+                // second one (and no second included credit) starts for the same days.
+                if dates.current_period_end.is_none_or(|end| end <= at) {
+                    start_period(&mut dates, at);
+                }
                 Active
             }
         }
@@ -220,6 +230,14 @@ pub fn apply(
             }
             dates.cancel_at_period_end = true;
             dates.canceled_at = Some(now);
+            from
+        }
+        (Promo | Active | Suspended, CancellationWithdrawn) => {
+            if !dates.cancel_at_period_end {
+                return not_allowed;
+            }
+            dates.cancel_at_period_end = false;
+            dates.canceled_at = None;
             from
         }
         (Promo | Active | Suspended, PeriodEnded) => {
@@ -343,6 +361,8 @@ mod tests {
             (Active, PaymentFailed) => Some(Suspended),
             (Suspended | Readonly, PaymentSucceeded) => Some(Active),
             (Promo | Active | Suspended, CanceledAtPeriodEnd) => Some(status),
+            // Only a canceled subscription can withdraw its cancellation.
+            (_, CancellationWithdrawn) => None,
             (Promo | Active, PeriodEnded) => Some(status),
             (Readonly, GraceEnded) => Some(Deleted),
             _ => None,
@@ -463,6 +483,42 @@ mod tests {
         let ended = apply(&canceled.to, PeriodEnded, NOW, &durations()).unwrap();
         assert_eq!(ended.to.status, Deleted);
         assert_eq!(ended.period_started, None);
+        let withdrawn = apply(&canceled.to, CancellationWithdrawn, NOW, &durations()).unwrap();
+        assert!(!withdrawn.to.dates.cancel_at_period_end);
+        assert_eq!(withdrawn.to.dates.canceled_at, None);
+        let renewed = apply(&withdrawn.to, PeriodEnded, NOW, &durations()).unwrap();
+        assert_eq!(
+            (renewed.to.status, renewed.period_started),
+            (Active, Some(end))
+        );
+    }
+
+    #[test]
+    fn a_promo_ending_after_a_clamped_period_start_grants_no_second_period() {
+        // Started Jan 31: periods end Feb 28, Mar 28, Apr 28; the promo ends Apr 30.
+        let promo = apply(
+            &start_trial(datetime!(2026-01-31 12:00 UTC), &durations()),
+            PaymentMethodAttached,
+            datetime!(2026-01-31 12:00 UTC),
+            &durations(),
+        )
+        .unwrap()
+        .to;
+        let mut state = promo;
+        let mut periods = 1;
+        let mut at = datetime!(2026-01-31 12:00 UTC);
+        while let Some((due, trigger)) = next_deadline(&state) {
+            if due > datetime!(2026-06-01 00:00 UTC) {
+                break;
+            }
+            at = at.max(due);
+            let step = apply(&state, trigger, at, &durations()).unwrap();
+            periods += usize::from(step.period_started.is_some());
+            state = step.to;
+        }
+        assert_eq!(state.status, Active);
+        // Feb 28, Mar 28, Apr 28, May 28 rollovers: five periods in all, none twice.
+        assert_eq!(periods, 5);
     }
 
     #[test]

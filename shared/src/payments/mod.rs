@@ -72,6 +72,10 @@ pub enum GatewayError {
     /// The provider failed or is unreachable (maps to 502); the detail is for the log.
     #[error("payment provider error: {0}")]
     Provider(String),
+    /// The provider refused what it was given (an unknown or unusable payment method): the
+    /// caller's input, safe to show.
+    #[error("{0}")]
+    Rejected(String),
 }
 
 /// The payment gateway this stage uses.

@@ -203,7 +203,7 @@ impl StripeGateway {
             .customer(customer_id)
             .send(client)
             .await
-            .map_err(provider_error)?;
+            .map_err(rejected_or_provider_error)?;
         let mut invoice_settings = UpdateCustomerInvoiceSettings::new();
         invoice_settings.default_payment_method = Some(payment_method_id.to_owned());
         UpdateCustomer::new(customer_id)
@@ -326,6 +326,27 @@ fn charge_from_card_error(error: ApiErrors) -> Charge {
             message,
         },
     }
+}
+
+/// Stripe refusing the caller's own input (no such payment method, a card that can't be
+/// attached) is the caller's to fix; anything else is the provider's failure.
+fn rejected_or_provider_error(error: StripeError) -> GatewayError {
+    if let StripeError::Stripe(details, status) = &error {
+        let callers_input = matches!(status, 400 | 402 | 404)
+            && matches!(
+                details.type_.as_str(),
+                "invalid_request_error" | "card_error"
+            );
+        if callers_input {
+            return GatewayError::Rejected(
+                details
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| "the payment method was refused".into()),
+            );
+        }
+    }
+    provider_error(error)
 }
 
 /// Any other failure, described for the log. Built by hand because `StripeError`'s own `Display`

@@ -15,6 +15,7 @@
 //! | Stripe customer → workspace | `CUSTOMER#cus` | `CUSTOMER` | |
 //! | invoice mirror | `INVOICE#in` | `INVOICE` | `WS_INVOICES#ws` / `<created epoch>#in` |
 //! | Stripe event claim | `STRIPE_EVENT#evt` | `STRIPE_EVENT` | |
+//! | refunds taken back for a charge | `CHARGE_REFUNDS#ch` | `REFUNDS` | |
 //! | workspace ↔ account link | `WS#ws` | `LINK#ba` | `ACCOUNT_LINKS#ba` / `WS#ws` |
 //! | API key | `KEY#key` | `KEY` | `KEY_OWNER#usr\|ws` / `KEY#key` |
 //! | API key by hash (auth) | `KEY_HASH#<sha256>` | `KEY_HASH` | |
@@ -62,6 +63,11 @@ pub const INVOICE_SK: &str = "INVOICE";
 pub fn workspace_invoices(workspace_id: &str) -> String {
     format!("WS_INVOICES#{workspace_id}")
 }
+
+pub fn charge_refunds(charge_id: &str) -> String {
+    format!("CHARGE_REFUNDS#{charge_id}")
+}
+pub const CHARGE_REFUNDS_SK: &str = "REFUNDS";
 
 pub fn stripe_event(id: &str) -> String {
     format!("STRIPE_EVENT#{id}")

@@ -285,7 +285,7 @@ impl Store {
         extra: Vec<TransactWriteItem>,
     ) -> Result<Written, StoreError> {
         let mut moved = moved.clone();
-        let recharge = moved.account.start_recharge();
+        let recharge = moved.account.start_recharge(&snapshot.account);
         let moved = &moved;
         let mut items = vec![self.account_money_update(snapshot, &moved.account)?];
         if snapshot.workspace_id.is_some() {

@@ -270,6 +270,74 @@ impl Store {
         Ok(())
     }
 
+    /// Records an auto-recharge waiting for the customer, with `extra` (the event's claim), unless
+    /// the payment was credited already (`credit_claim` exists): then nothing is written.
+    pub async fn record_recharge_action(
+        &self,
+        workspace: &WorkspaceId,
+        action: &RechargeAction,
+        credit_claim: &str,
+        extra: Vec<TransactWriteItem>,
+    ) -> Result<bool, StoreError> {
+        let mut items = vec![
+            self.update(
+                keys::workspace(workspace.as_str()),
+                keys::BILLING_PROFILE_SK,
+                "SET recharge_action = :action",
+                None,
+                &[(
+                    ":action",
+                    serde_dynamo::aws_sdk_dynamodb_1::to_attribute_value(action)
+                        .map_err(StoreError::codec)?,
+                )],
+            )?,
+            self.check(
+                format!("CREDIT#{credit_claim}"),
+                keys::CREDIT_CLAIM_SK,
+                "attribute_not_exists(pk)",
+                &[],
+            )?,
+        ];
+        items.extend(extra);
+        Ok(matches!(self.transact(items).await?, Transacted::Committed))
+    }
+
+    /// What was taken back for a charge's refunds so far, in cents.
+    pub async fn refunded_so_far(&self, charge_id: &str) -> Result<i64, StoreError> {
+        #[derive(Deserialize)]
+        struct Progress {
+            refunded_cents: i64,
+        }
+        let item: Option<Progress> = self
+            .get(keys::charge_refunds(charge_id), keys::CHARGE_REFUNDS_SK)
+            .await?;
+        Ok(item.map_or(0, |p| p.refunded_cents))
+    }
+
+    /// Moves a charge's refunded total from `before` to `total`, only if it still is `before`.
+    pub fn refund_progress(
+        &self,
+        charge_id: &str,
+        before: i64,
+        total: i64,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let (condition, values) = if before == 0 {
+            ("attribute_not_exists(pk)", vec![(":total", n(total))])
+        } else {
+            (
+                "refunded_cents = :before",
+                vec![(":total", n(total)), (":before", n(before))],
+            )
+        };
+        self.update(
+            keys::charge_refunds(charge_id),
+            keys::CHARGE_REFUNDS_SK,
+            "SET refunded_cents = :total",
+            Some(condition),
+            &values,
+        )
+    }
+
     pub async fn put_checkout(&self, checkout: &CheckoutRecord) -> Result<(), StoreError> {
         let item = self.put(
             CheckoutItem {
