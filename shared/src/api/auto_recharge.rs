@@ -25,7 +25,6 @@ pub async fn charge_started(app: &App) {
 
 async fn charge(app: &App, request: &RechargeRequest) -> Result<(), ApiError> {
     let now = app.clock.now();
-    let month = &rfc3339(now)[..7];
     let workspace = match &request.workspace_id {
         Some(id) => app.store.get_workspace(id).await?,
         None => None,
@@ -36,24 +35,8 @@ async fn charge(app: &App, request: &RechargeRequest) -> Result<(), ApiError> {
     };
     let saved = profile.and_then(|p| Some((p.customer_id?, p.payment_method_id?)));
     let (Some(workspace), Some((customer, method))) = (workspace, saved) else {
-        // Nothing to charge: end it (and say so), so a later shortfall can try again.
-        let event = app.store.outbox_put(
-            "auto_recharge.failed",
-            request.workspace_id.as_ref(),
-            &request.account_id,
-            serde_json::json!({"amount_cents": request.amount_cents, "reason": "no_payment_method"}),
-            &rfc3339(now),
-            unix_millis(now),
-        )?;
-        app.store
-            .end_recharge(
-                &request.account_id,
-                request.amount_cents,
-                vec![event],
-                month,
-            )
-            .await?;
-        return Ok(());
+        // Nothing to charge: end it (and say so).
+        return fail(app, request, "no_payment_method").await;
     };
     let metadata = [
         ("workspace_id", workspace.id.to_string()),
@@ -123,38 +106,37 @@ async fn charge(app: &App, request: &RechargeRequest) -> Result<(), ApiError> {
         }
         // The webhook will say how it ends.
         Ok(Charge::Processing { .. }) => {}
-        Ok(Charge::Declined { message, .. }) => {
-            let failed = event(
-                "auto_recharge.failed",
-                serde_json::json!({"amount_cents": request.amount_cents, "reason": message}),
-            )?;
-            app.store
-                .end_recharge(
-                    &request.account_id,
-                    request.amount_cents,
-                    vec![failed],
-                    month,
-                )
-                .await?;
-        }
+        Ok(Charge::Declined { message, .. }) => fail(app, request, &message).await?,
         // The provider failed: end the recharge, so a later shortfall can try again. Should
         // the charge have gone through after all, its webhook credits it (once, by its
         // PaymentIntent), so no money is lost.
         Err(error) => {
-            let failed = event(
-                "auto_recharge.failed",
-                serde_json::json!({"amount_cents": request.amount_cents, "reason": "provider_error"}),
-            )?;
-            app.store
-                .end_recharge(
-                    &request.account_id,
-                    request.amount_cents,
-                    vec![failed],
-                    month,
-                )
-                .await?;
+            fail(app, request, "provider_error").await?;
             return Err(error.into());
         }
     }
+    Ok(())
+}
+
+/// Ends a recharge that moved no money, releasing its reservation and recording
+/// `auto_recharge.failed` in the same write.
+async fn fail(app: &App, request: &RechargeRequest, reason: &str) -> Result<(), ApiError> {
+    let now = app.clock.now();
+    let failed = app.store.outbox_put(
+        "auto_recharge.failed",
+        request.workspace_id.as_ref(),
+        &request.account_id,
+        serde_json::json!({"amount_cents": request.amount_cents, "reason": reason}),
+        &rfc3339(now),
+        unix_millis(now),
+    )?;
+    app.store
+        .end_recharge(
+            &request.account_id,
+            request.amount_cents,
+            vec![failed],
+            &rfc3339(now)[..7],
+        )
+        .await?;
     Ok(())
 }

@@ -213,14 +213,7 @@ pub async fn recount_trial_actions(app: &App, workspace: &Workspace) -> Result<(
         return Ok(());
     }
     let month = &rfc3339(app.clock.now())[..7];
-    let snapshot = app
-        .store
-        .ledger_snapshot(
-            &workspace.default_billing_account_id,
-            Some(&workspace.id),
-            month,
-        )
-        .await?;
+    let snapshot = app.store.workspace_snapshot(workspace, month).await?;
     count_trial_actions(app, workspace, snapshot.budget.actions_used).await
 }
 

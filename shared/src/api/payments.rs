@@ -566,11 +566,7 @@ pub async fn no_cap_reminder(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     let month = &rfc3339(cx.now())[..7];
     let (profile, snapshot, account) = tokio::try_join!(
         cx.app.store.billing_profile(&workspace.id),
-        cx.app.store.ledger_snapshot(
-            &workspace.default_billing_account_id,
-            Some(&workspace.id),
-            month
-        ),
+        cx.app.store.workspace_snapshot(workspace, month),
         cx.app
             .store
             .get_account(&workspace.default_billing_account_id),

@@ -39,11 +39,7 @@ async fn status(cx: &Ctx<'_>, state: &WorkspaceState, tier: &RateTier) -> Result
     let snapshot = cx
         .app
         .store
-        .ledger_snapshot(
-            &workspace.default_billing_account_id,
-            Some(&workspace.id),
-            &rfc3339(now)[..7],
-        )
+        .workspace_snapshot(workspace, &rfc3339(now)[..7])
         .await?;
     let requests = cx
         .app

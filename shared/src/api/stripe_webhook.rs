@@ -148,6 +148,24 @@ async fn workspace_of(app: &App, object: &Value) -> Result<Option<Workspace>, Ap
     })
 }
 
+/// A billing event recorded now, for the workspace's default account.
+fn outbox_now(
+    app: &App,
+    kind: &str,
+    workspace: &Workspace,
+    data: Value,
+) -> Result<TransactWriteItem, ApiError> {
+    let now = app.clock.now();
+    Ok(app.store.outbox_put(
+        kind,
+        Some(&workspace.id),
+        &workspace.default_billing_account_id,
+        data,
+        &rfc3339(now),
+        unix_millis(now),
+    )?)
+}
+
 /// Acknowledges an event without another effect: its claim alone.
 async fn claim_only(
     app: &App,
@@ -315,14 +333,11 @@ async fn subscription_changed(
         "customer.subscription.deleted" => "subscription.canceled",
         _ => "subscription.updated",
     };
-    let now = app.clock.now();
-    let outbox = app.store.outbox_put(
+    let outbox = outbox_now(
+        app,
         kind,
-        Some(&workspace.id),
-        &workspace.default_billing_account_id,
+        &workspace,
         serde_json::json!({"subscription_id": required(object, "id")?, "status": status}),
-        &rfc3339(now),
-        unix_millis(now),
     )?;
     Ok(claimed(
         app.store
@@ -408,14 +423,11 @@ async fn invoice_changed(
         "invoice.payment_failed" => Some("invoice.payment_failed"),
         _ => None,
     } {
-        let now = app.clock.now();
-        extra.push(app.store.outbox_put(
+        extra.push(outbox_now(
+            app,
             kind,
-            Some(&workspace.id),
-            &workspace.default_billing_account_id,
+            &workspace,
             serde_json::json!({"invoice_id": invoice.id, "amount_due_cents": invoice.amount_due_cents}),
-            &rfc3339(now),
-            unix_millis(now),
         )?);
     }
     if app
@@ -470,13 +482,11 @@ async fn payment_intent_changed(
         .unwrap_or_else(|| workspace.default_billing_account_id.clone());
     let now = app.clock.now();
     let outbox = |name: &str| {
-        app.store.outbox_put(
+        outbox_now(
+            app,
             name,
-            Some(&workspace.id),
-            &workspace.default_billing_account_id,
+            &workspace,
             serde_json::json!({"payment_intent_id": payment_intent}),
-            &rfc3339(now),
-            unix_millis(now),
         )
     };
     match event.kind.as_str() {
@@ -572,14 +582,7 @@ async fn charge_refunded(
         return claim_only(app, claim, Handled::Duplicate).await;
     }
     let month = &rfc3339(app.clock.now())[..7];
-    let snapshot = app
-        .store
-        .ledger_snapshot(
-            &workspace.default_billing_account_id,
-            Some(&workspace.id),
-            month,
-        )
-        .await?;
+    let snapshot = app.store.workspace_snapshot(&workspace, month).await?;
     let taken = refunded.min(snapshot.account.available_cents()).max(0);
     let now = app.clock.now();
     let transaction = Transaction {

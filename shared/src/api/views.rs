@@ -258,11 +258,7 @@ pub async fn status(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     let store = &cx.app.store;
     let (account, snapshot, counters) = tokio::try_join!(
         store.get_account(&workspace.default_billing_account_id),
-        store.ledger_snapshot(
-            &workspace.default_billing_account_id,
-            Some(&workspace.id),
-            &month
-        ),
+        store.workspace_snapshot(&workspace, &month),
         store.monthly_usage(UsageOwner::Workspace(&workspace.id), &counted_since, &month),
     )?;
     let account = account
@@ -303,15 +299,7 @@ pub async fn status(cx: Ctx<'_>) -> Result<Reply, ApiError> {
 pub async fn credits(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     let workspace = visible_workspace(&cx, &workspace_id(&cx)?).await?;
     let month = month_key(today(&cx));
-    let snapshot = cx
-        .app
-        .store
-        .ledger_snapshot(
-            &workspace.default_billing_account_id,
-            Some(&workspace.id),
-            &month,
-        )
-        .await?;
+    let snapshot = cx.app.store.workspace_snapshot(&workspace, &month).await?;
     let (money, budget) = (&snapshot.account, &snapshot.budget);
     Reply::ok(&Credits {
         balance_cents: money.balance_cents,
@@ -333,11 +321,7 @@ pub async fn workspace_summary(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     let month = month_key(period.start);
     let store = &cx.app.store;
     let (snapshot, counters) = tokio::try_join!(
-        store.ledger_snapshot(
-            &workspace.default_billing_account_id,
-            Some(&workspace.id),
-            &month
-        ),
+        store.workspace_snapshot(&workspace, &month),
         store.monthly_usage(UsageOwner::Workspace(&workspace.id), &month, &month),
     )?;
     let (money, budget) = (&snapshot.account, &snapshot.budget);

@@ -38,15 +38,7 @@ pub async fn update_budget(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     let month = &rfc3339(cx.now())[..7];
     for _ in 0..PATCH_ATTEMPTS {
         // Read, check the caps as a whole, write if nobody changed them meanwhile.
-        let snapshot = cx
-            .app
-            .store
-            .ledger_snapshot(
-                &workspace.default_billing_account_id,
-                Some(&workspace.id),
-                month,
-            )
-            .await?;
+        let snapshot = cx.app.store.workspace_snapshot(&workspace, month).await?;
         let soft = body
             .soft_cap_cents
             .unwrap_or(snapshot.budget.soft_cap_cents);

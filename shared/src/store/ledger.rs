@@ -225,6 +225,20 @@ impl Store {
             .0)
     }
 
+    /// A workspace's money: its default account's and its own budget's.
+    pub async fn workspace_snapshot(
+        &self,
+        workspace: &crate::domain::workspace::Workspace,
+        month: &str,
+    ) -> Result<Snapshot, StoreError> {
+        self.ledger_snapshot(
+            &workspace.default_billing_account_id,
+            Some(&workspace.id),
+            month,
+        )
+        .await
+    }
+
     /// [`Store::ledger_snapshot`], reading one more item (`also`) in the same request.
     pub(crate) async fn ledger_snapshot_with(
         &self,

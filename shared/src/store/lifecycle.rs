@@ -280,16 +280,8 @@ impl Store {
 
     /// Moves the workspace to another plan of the catalog (a subscription checkout completed).
     pub async fn set_plan(&self, workspace: &WorkspaceId, plan_id: &str) -> Result<(), StoreError> {
-        let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(keys::PK, s(keys::workspace(workspace.as_str())))
-            .key(keys::SK, s(keys::WORKSPACE_SK))
-            .update_expression("SET plan_id = :plan")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":plan", s(plan_id));
-        super::update_applied(update.send().await).map(|_| ())
+        self.set_workspace_attribute(workspace, "plan_id", plan_id)
+            .await
     }
 
     /// Records a recomputed rate-limit tier (no version: the tier is derived, and the last
@@ -299,15 +291,26 @@ impl Store {
         workspace: &WorkspaceId,
         tier: &str,
     ) -> Result<(), StoreError> {
+        self.set_workspace_attribute(workspace, "rate_limit_tier", tier)
+            .await
+    }
+
+    async fn set_workspace_attribute(
+        &self,
+        workspace: &WorkspaceId,
+        attribute: &str,
+        value: &str,
+    ) -> Result<(), StoreError> {
         let update = self
             .client
             .update_item()
             .table_name(&self.table)
             .key(keys::PK, s(keys::workspace(workspace.as_str())))
             .key(keys::SK, s(keys::WORKSPACE_SK))
-            .update_expression("SET rate_limit_tier = :tier")
+            .update_expression("SET #attribute = :value")
             .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":tier", s(tier));
+            .expression_attribute_names("#attribute", attribute)
+            .expression_attribute_values(":value", s(value));
         super::update_applied(update.send().await).map(|_| ())
     }
 }

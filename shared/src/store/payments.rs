@@ -138,25 +138,35 @@ impl Store {
         workspace: &WorkspaceId,
         customer_id: &str,
     ) -> Result<String, StoreError> {
+        self.set_profile_once(workspace, "customer_id", customer_id)
+            .await
+    }
+
+    /// Sets a profile attribute unless it is set; returns its value now (the first writer's).
+    async fn set_profile_once(
+        &self,
+        workspace: &WorkspaceId,
+        attribute: &str,
+        value: &str,
+    ) -> Result<String, StoreError> {
         let output = self
             .client
             .update_item()
             .table_name(&self.table)
             .key(keys::PK, s(keys::workspace(workspace.as_str())))
             .key(keys::SK, s(keys::BILLING_PROFILE_SK))
-            .update_expression("SET customer_id = if_not_exists(customer_id, :customer)")
-            .expression_attribute_values(":customer", s(customer_id))
+            .update_expression("SET #attribute = if_not_exists(#attribute, :value)")
+            .expression_attribute_names("#attribute", attribute)
+            .expression_attribute_values(":value", s(value))
             .return_values(ReturnValue::AllNew)
             .send()
             .await
             .map_err(StoreError::sdk)?;
-        match output
-            .attributes
-            .as_ref()
-            .and_then(|a| a.get("customer_id"))
-        {
-            Some(AttributeValue::S(id)) => Ok(id.clone()),
-            _ => Err(StoreError::Corrupt("a claimed customer is missing".into())),
+        match output.attributes.as_ref().and_then(|a| a.get(attribute)) {
+            Some(AttributeValue::S(value)) => Ok(value.clone()),
+            _ => Err(StoreError::Corrupt(format!(
+                "the profile's {attribute} is missing"
+            ))),
         }
     }
 
@@ -214,34 +224,14 @@ impl Store {
         Ok(matches!(self.transact(items).await?, Transacted::Committed))
     }
 
+    /// Dismisses the reminder; a second dismissal keeps the first time.
     pub async fn dismiss_no_cap_reminder(
         &self,
         workspace: &WorkspaceId,
         at: &str,
     ) -> Result<String, StoreError> {
-        let output = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(keys::PK, s(keys::workspace(workspace.as_str())))
-            .key(keys::SK, s(keys::BILLING_PROFILE_SK))
-            // Dismissed once: a second dismissal keeps the first time.
-            .update_expression(
-                "SET no_cap_reminder_dismissed_at = if_not_exists(no_cap_reminder_dismissed_at, :at)",
-            )
-            .expression_attribute_values(":at", s(at))
-            .return_values(ReturnValue::AllNew)
-            .send()
+        self.set_profile_once(workspace, "no_cap_reminder_dismissed_at", at)
             .await
-            .map_err(StoreError::sdk)?;
-        match output
-            .attributes
-            .as_ref()
-            .and_then(|a| a.get("no_cap_reminder_dismissed_at"))
-        {
-            Some(AttributeValue::S(at)) => Ok(at.clone()),
-            _ => Err(StoreError::Corrupt("a dismissal is missing".into())),
-        }
     }
 
     /// Records (or, with `None`, clears) an auto-recharge that needs the customer.
