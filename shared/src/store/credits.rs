@@ -65,6 +65,11 @@ impl Store {
             if transaction.kind.is_payment() {
                 moved.account.paid_cents += transaction.amount_cents;
             }
+            // A payment refunded to the card no longer counts as paid.
+            if transaction.kind == TransactionType::Refund && transaction.amount_cents < 0 {
+                moved.account.paid_cents =
+                    (moved.account.paid_cents + transaction.amount_cents).max(0);
+            }
             if transaction.kind == TransactionType::AutoRecharge {
                 // Its money arrived: the recharge under way is over.
                 moved.account.end_recharge(0);
