@@ -30,9 +30,10 @@ use super::{Charge, CheckoutMode, CheckoutRequest, CheckoutSession, GatewayError
 /// The product name a credits checkout shows the customer.
 const CREDITS_PRODUCT_NAME: &str = "Credits";
 
-/// Per attempt: well inside API Gateway's 30 s, so a hung connection becomes a 502 we answer,
-/// not a gateway timeout. A timed-out create is safe to retry with the same idempotency key.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+/// Per attempt: two calls fit inside a function's 25 s (template.yaml) and API Gateway's 30 s,
+/// so a hung connection becomes a 502 we answer, not a function stopped mid-payment. A
+/// timed-out create is safe to retry with the same idempotency key.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(8);
 
 pub struct StripeGateway {
     /// The client, or why it could not be built (a malformed key or base URL). Kept as an error
