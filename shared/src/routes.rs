@@ -3,8 +3,8 @@
 //! OpenAPI document and the test that checks `template.yaml`.
 
 use crate::api::{
-    api_keys, billing_accounts, lifecycle, meta, metering, payments, rate_limits, runs,
-    stripe_webhook, users, views, workspace_billing, workspaces,
+    api_keys, auto_recharge, billing_accounts, lifecycle, meta, metering, payments, rate_limits,
+    runs, stripe_webhook, users, views, workspace_billing, workspaces,
 };
 use crate::domain::account::BillingAccount;
 use crate::domain::api_key::ApiKey;
@@ -784,6 +784,12 @@ pub static JOBS: &[Job] = &[
         schedule: Some("rate(1 hour)"),
         summary: "Fire every overdue lifecycle deadline (trial, promo, period and grace ends) that a one-time schedule missed.",
         run: job!(lifecycle::sweep),
+    },
+    Job {
+        name: "auto-recharge-retry",
+        schedule: Some("rate(15 minutes)"),
+        summary: "Charge auto-recharges that were started but never charged (their function stopped in between), under the same idempotency key.",
+        run: job!(auto_recharge::retry_stale),
     },
     Job {
         name: "lifecycle-transition",

@@ -682,3 +682,64 @@ async fn refunds_reported_as_a_running_total_are_taken_once_each() {
     );
     assert_eq!(balance(&app, &key, &account).await, 4000 - 2500);
 }
+
+#[tokio::test]
+async fn a_recharge_whose_process_stopped_is_charged_by_the_retry_job() {
+    use billing_core::domain::ids::{BillingAccountId, TransactionId, WorkspaceId};
+    use billing_core::domain::transaction::{Transaction, TransactionType};
+    let app = spawn().await;
+    let (key, account, ws) = workspace(&app).await;
+    app.post(
+        &format!("/v1/workspaces/{ws}/billing/payment-method"),
+        &key,
+        json!({"payment_method_id": "pm_card_visa"}),
+    )
+    .await;
+    app.patch(
+        &format!("/v1/billing-accounts/{account}"),
+        &key,
+        json!({"auto_recharge": {"enabled": true, "threshold_cents": 500, "amount_cents": 2000}}),
+    )
+    .await;
+    // A movement outside any request (no one charges what it starts), then the process "stops".
+    let adjustment = Transaction {
+        id: TransactionId::generate(1),
+        billing_account_id: BillingAccountId::parse(&account).unwrap(),
+        workspace_id: WorkspaceId::parse(&ws),
+        kind: TransactionType::Adjustment,
+        amount_cents: -1200,
+        balance_after_cents: 0,
+        description: "correction".into(),
+        category: None,
+        agent_id: None,
+        run_id: None,
+        reference: None,
+        created_at: billing_core::clock::rfc3339(time::OffsetDateTime::now_utc()),
+    };
+    app.app
+        .store
+        .apply_credit(&adjustment, None, Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        app.app.store.recharges.take().len(),
+        1,
+        "started, never charged"
+    );
+    let retry = billing_core::routes::job_by_name("auto-recharge-retry").unwrap();
+    assert_eq!(
+        (retry.run)(&app.app, Value::Null).await.unwrap(),
+        0,
+        "not stale yet"
+    );
+    app.clock.advance(time::Duration::minutes(11));
+    assert_eq!((retry.run)(&app.app, Value::Null).await.unwrap(), 1);
+    assert_eq!(
+        (retry.run)(&app.app, Value::Null).await.unwrap(),
+        0,
+        "charged once"
+    );
+    let recharges = transactions(&app, &key, &account, "auto_recharge").await;
+    assert_eq!(recharges.len(), 1);
+    assert_eq!(balance(&app, &key, &account).await, 1500 - 1200 + 2000);
+}

@@ -23,6 +23,38 @@ pub async fn charge_started(app: &App) {
     }
 }
 
+/// How long a recharge may be under way before the retry job charges it itself: longer than
+/// any function runs, so a charge still in flight is never raced.
+const STALE_AFTER_SECS: i64 = 10 * 60;
+
+/// The `auto-recharge-retry` job: charges recharges that were marked but whose process never
+/// charged them (it stopped in between). The charge is named by the same marker, so Stripe
+/// makes it once; ones waiting for the customer (3-D Secure) are left to the customer.
+pub async fn retry_stale(app: &App) -> Result<usize, ApiError> {
+    let before = app.clock.now().unix_timestamp() - STALE_AFTER_SECS;
+    let mut charged = 0;
+    for request in app.store.stale_recharges(before, 100).await? {
+        if let Some(workspace) = &request.workspace_id {
+            if app
+                .store
+                .billing_profile(workspace)
+                .await?
+                .recharge_action
+                .is_some()
+            {
+                continue;
+            }
+        }
+        match charge(app, &request).await {
+            Ok(()) => charged += 1,
+            Err(error) => {
+                tracing::error!(account = %request.account_id, %error, "auto-recharge retry failed")
+            }
+        }
+    }
+    Ok(charged)
+}
+
 async fn charge(app: &App, request: &RechargeRequest) -> Result<(), ApiError> {
     let now = app.clock.now();
     let workspace = match &request.workspace_id {

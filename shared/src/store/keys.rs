@@ -5,7 +5,7 @@
 //! |---|---|---|---|
 //! | user | `USER#usr` | `USER` | |
 //! | external-id claim | `USER_EXT#<external id>` | `USER_EXT` | |
-//! | billing account | `ACCOUNT#ba` | `ACCOUNT` | `OWNER#usr` / `ACCOUNT#ba` |
+//! | billing account | `ACCOUNT#ba` | `ACCOUNT` | `OWNER#usr` / `ACCOUNT#ba`; gsi2: `RECHARGES` / `<epoch>#ba` while an auto-recharge is under way |
 //! | ledger transaction | `ACCOUNT#ba` | `TXN#txn` | `WS_TXN#ws` / `TXN#txn` (when it has a workspace) |
 //! | workspace | `WS#ws` | `WS` | `OWNER#usr` / `WS#ws`; gsi2: `DEADLINES` / `<epoch>#ws` while a lifecycle date is ahead |
 //! | usage-event rate window | `RATE#ws` | `<minute epoch>` | |
@@ -38,6 +38,8 @@ pub const GSI1_SK: &str = "gsi1sk";
 /// The lifecycle deadline index: one partition, sorted by due time.
 pub const GSI2: &str = "gsi2";
 pub const DEADLINES: &str = "DEADLINES";
+/// Accounts with an auto-recharge under way, by start time (also on `gsi2`).
+pub const RECHARGES: &str = "RECHARGES";
 
 pub fn deadline_sk(due_epoch: i64, workspace_id: &str) -> String {
     format!("{due_epoch:012}#{workspace_id}")

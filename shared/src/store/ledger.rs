@@ -301,7 +301,7 @@ impl Store {
         let mut moved = moved.clone();
         let recharge = moved.account.start_recharge(&snapshot.account);
         let moved = &moved;
-        let mut items = vec![self.account_money_update(snapshot, &moved.account)?];
+        let mut items = vec![self.account_money_update(snapshot, &moved.account, recharge)?];
         if snapshot.workspace_id.is_some() {
             items.push(self.budget_put(snapshot, &moved.budget)?);
         }
@@ -386,21 +386,55 @@ impl Store {
         .await
     }
 
+    /// The account's new money state. A recharge this write starts is recorded with what a
+    /// retry needs (its marker, amount, workspace) and indexed (`gsi2`, `RECHARGES`, by start
+    /// time) until it ends, so one a process never charged is found and charged later.
     fn account_money_update(
         &self,
         snapshot: &Snapshot,
         next: &AccountMoney,
+        started: Option<i64>,
     ) -> Result<TransactWriteItem, StoreError> {
-        let update = Update::builder()
+        let mut expression = "SET balance_cents = :balance, held_cents = :held, \
+             spend_month = :month, spent_month_cents = :spent, credited_month_cents = :credited, \
+             lifetime_paid_cents = :paid, recharge_pending = :pending, \
+             recharged_month_cents = :recharged, ledger_version = :next"
+            .to_owned();
+        let mut update = Update::builder();
+        match started {
+            Some(amount) => {
+                let started_epoch = time::OffsetDateTime::now_utc().unix_timestamp();
+                expression.push_str(
+                    ", recharge_marker = :next, recharge_amount_cents = :recharge_amount, \
+                     recharge_workspace_id = :recharge_workspace, gsi2pk = :recharges, \
+                     gsi2sk = :recharge_since",
+                );
+                update = update
+                    .expression_attribute_values(":recharge_amount", n(amount))
+                    .expression_attribute_values(
+                        ":recharge_workspace",
+                        snapshot
+                            .workspace_id
+                            .as_ref()
+                            .map_or(AttributeValue::Null(true), |w| s(w.to_string())),
+                    )
+                    .expression_attribute_values(":recharges", s(keys::RECHARGES))
+                    .expression_attribute_values(
+                        ":recharge_since",
+                        s(keys::deadline_sk(
+                            started_epoch,
+                            snapshot.account_id.as_str(),
+                        )),
+                    );
+            }
+            None if !next.recharge_pending => expression.push_str(" REMOVE gsi2pk, gsi2sk"),
+            None => {}
+        }
+        let update = update
             .table_name(&self.table)
             .key(keys::PK, s(keys::account(snapshot.account_id.as_str())))
             .key(keys::SK, s(keys::ACCOUNT_SK))
-            .update_expression(
-                "SET balance_cents = :balance, held_cents = :held, spend_month = :month, \
-                 spent_month_cents = :spent, credited_month_cents = :credited, \
-                 lifetime_paid_cents = :paid, recharge_pending = :pending, \
-                 recharged_month_cents = :recharged, ledger_version = :next",
-            )
+            .update_expression(expression)
             .condition_expression("ledger_version = :version")
             .expression_attribute_values(":balance", n(next.balance_cents))
             .expression_attribute_values(":held", n(next.held_cents))
@@ -579,6 +613,53 @@ impl Store {
         )
     }
 
+    /// Recharges started at or before `before_epoch` and still under way: ones whose process
+    /// may never have charged them.
+    pub async fn stale_recharges(
+        &self,
+        before_epoch: i64,
+        limit: usize,
+    ) -> Result<Vec<RechargeRequest>, StoreError> {
+        #[derive(Deserialize)]
+        struct Pending {
+            #[serde(default)]
+            recharge_pending: bool,
+            #[serde(default)]
+            recharge_marker: i64,
+            #[serde(default)]
+            recharge_amount_cents: i64,
+            #[serde(default)]
+            recharge_workspace_id: Option<WorkspaceId>,
+        }
+        let due = self
+            .due_items(keys::GSI2, keys::RECHARGES, before_epoch, limit)
+            .await?;
+        let mut stale = Vec::new();
+        for item in due {
+            let Some(AttributeValue::S(since)) = item.get("gsi2sk") else {
+                continue;
+            };
+            let Some(account) = since
+                .split_once('#')
+                .and_then(|(_, id)| BillingAccountId::parse(id))
+            else {
+                continue;
+            };
+            let pending: Option<Pending> = self
+                .get(keys::account(account.as_str()), keys::ACCOUNT_SK)
+                .await?;
+            if let Some(pending) = pending.filter(|p| p.recharge_pending) {
+                stale.push(RechargeRequest {
+                    account_id: account,
+                    workspace_id: pending.recharge_workspace_id,
+                    amount_cents: pending.recharge_amount_cents,
+                    marker: pending.recharge_marker,
+                });
+            }
+        }
+        Ok(stale)
+    }
+
     /// Ends an auto-recharge under way without money (the charge failed or never started),
     /// releasing `released_cents` of the month's reservation.
     pub async fn end_recharge(
@@ -600,7 +681,7 @@ impl Store {
                 crossings: Default::default(),
             };
             moved.account.end_recharge(released_cents);
-            let mut items = vec![self.account_money_update(&snapshot, &moved.account)?];
+            let mut items = vec![self.account_money_update(&snapshot, &moved.account, None)?];
             items.extend(extra.iter().cloned());
             match self.transact(items).await? {
                 Transacted::Committed => {

@@ -1,0 +1,6 @@
+//! The `auto-recharge-retry` Lambda: a job; its work is in billing-core's job table.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    billing_core::lambda::serve_job("auto-recharge-retry").await
+}
