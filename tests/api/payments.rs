@@ -743,3 +743,49 @@ async fn a_recharge_whose_process_stopped_is_charged_by_the_retry_job() {
     assert_eq!(recharges.len(), 1);
     assert_eq!(balance(&app, &key, &account).await, 1500 - 1200 + 2000);
 }
+
+#[tokio::test]
+async fn a_refund_is_taken_from_the_account_the_payment_credited() {
+    let app = spawn().await;
+    let (key, first, ws) = workspace(&app).await;
+    let cus = customer(&app, &key, &ws).await;
+    let session = checkout(&app, &key, &ws, 3000).await;
+    let mut paid = session_completed("evt_buy_3", &session, 3000, app.clock_now());
+    paid["data"]["object"]["payment_intent"] = json!("pi_bought");
+    assert_eq!(send(&app, &paid).await.body["handled"], "applied");
+    // The workspace moves to another default account before the refund.
+    let second = app
+        .post(
+            &format!("/v1/workspaces/{ws}/billing/accounts"),
+            &key,
+            json!({"name": "Next"}),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let made_default = app
+        .post(
+            &format!("/v1/workspaces/{ws}/billing/accounts/{second}/default"),
+            &key,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        made_default.status,
+        StatusCode::OK,
+        "{:?}",
+        made_default.body
+    );
+    let refunded = event(
+        "evt_refund_3",
+        "charge.refunded",
+        app.clock_now(),
+        json!({"id": "ch_3", "object": "charge", "customer": cus, "payment_intent": "pi_bought",
+               "amount": 3000, "amount_refunded": 3000}),
+    );
+    assert_eq!(send(&app, &refunded).await.body["handled"], "applied");
+    assert_eq!(balance(&app, &key, &first).await, 1000);
+    assert_eq!(balance(&app, &key, &second).await, 0);
+}

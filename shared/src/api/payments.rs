@@ -451,6 +451,8 @@ pub async fn credit_payment(
         reference: Some(payment_intent_id.to_owned()),
         created_at: rfc3339(now),
     };
+    let mut extra = extra;
+    extra.push(app.store.payment_account(payment_intent_id, account)?);
     Ok(app
         .store
         .apply_credit(

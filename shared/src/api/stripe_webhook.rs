@@ -244,6 +244,12 @@ pub async fn checkout_completed(
                 &transaction.created_at,
                 unix_millis(now),
             )?);
+            if let Some(payment_intent) = text(session, "payment_intent") {
+                extra.push(
+                    app.store
+                        .payment_account(payment_intent, &checkout.billing_account_id)?,
+                );
+            }
             transaction.description = format!("credits purchased (checkout {session_id})");
             Ok(
                 match app
@@ -581,13 +587,22 @@ async fn charge_refunded(
     if refunded <= 0 {
         return claim_only(app, claim, Handled::Duplicate).await;
     }
+    // From the account the payment credited (the workspace's default may have changed since).
+    let account = match text(charge, "payment_intent") {
+        Some(payment) => app.store.account_of_payment(payment).await?,
+        None => None,
+    }
+    .unwrap_or_else(|| workspace.default_billing_account_id.clone());
     let month = &rfc3339(app.clock.now())[..7];
-    let snapshot = app.store.workspace_snapshot(&workspace, month).await?;
+    let snapshot = app
+        .store
+        .ledger_snapshot(&account, Some(&workspace.id), month)
+        .await?;
     let taken = refunded.min(snapshot.account.available_cents()).max(0);
     let now = app.clock.now();
     let transaction = Transaction {
         id: TransactionId::generate(unix_millis(now)),
-        billing_account_id: workspace.default_billing_account_id.clone(),
+        billing_account_id: account,
         workspace_id: Some(workspace.id.clone()),
         kind: TransactionType::Refund,
         amount_cents: -taken,

@@ -16,6 +16,7 @@
 //! | invoice mirror | `INVOICE#in` | `INVOICE` | `WS_INVOICES#ws` / `<created epoch>#in` |
 //! | Stripe event claim | `STRIPE_EVENT#evt` | `STRIPE_EVENT` | |
 //! | refunds taken back for a charge | `CHARGE_REFUNDS#ch` | `REFUNDS` | |
+//! | the account a payment credited | `PAYMENT#pi` | `PAYMENT` | |
 //! | workspace ↔ account link | `WS#ws` | `LINK#ba` | `ACCOUNT_LINKS#ba` / `WS#ws` |
 //! | API key | `KEY#key` | `KEY` | `KEY_OWNER#usr\|ws` / `KEY#key` |
 //! | API key by hash (auth) | `KEY_HASH#<sha256>` | `KEY_HASH` | |
@@ -65,6 +66,11 @@ pub const INVOICE_SK: &str = "INVOICE";
 pub fn workspace_invoices(workspace_id: &str) -> String {
     format!("WS_INVOICES#{workspace_id}")
 }
+
+pub fn payment(payment_intent_id: &str) -> String {
+    format!("PAYMENT#{payment_intent_id}")
+}
+pub const PAYMENT_SK: &str = "PAYMENT";
 
 pub fn charge_refunds(charge_id: &str) -> String {
     format!("CHARGE_REFUNDS#{charge_id}")

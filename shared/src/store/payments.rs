@@ -292,6 +292,37 @@ impl Store {
         Ok(matches!(self.transact(items).await?, Transacted::Committed))
     }
 
+    /// Records which account a payment credited, so its refunds are taken from that account
+    /// (in the same write as the credit).
+    pub fn payment_account(
+        &self,
+        payment_intent_id: &str,
+        account: &BillingAccountId,
+    ) -> Result<TransactWriteItem, StoreError> {
+        self.update(
+            keys::payment(payment_intent_id),
+            keys::PAYMENT_SK,
+            "SET billing_account_id = :account",
+            None,
+            &[(":account", s(account.to_string()))],
+        )
+    }
+
+    /// The account a payment credited, if it was recorded.
+    pub async fn account_of_payment(
+        &self,
+        payment_intent_id: &str,
+    ) -> Result<Option<BillingAccountId>, StoreError> {
+        #[derive(Deserialize)]
+        struct Payment {
+            billing_account_id: BillingAccountId,
+        }
+        let item: Option<Payment> = self
+            .get(keys::payment(payment_intent_id), keys::PAYMENT_SK)
+            .await?;
+        Ok(item.map(|p| p.billing_account_id))
+    }
+
     /// What was taken back for a charge's refunds so far, in cents.
     pub async fn refunded_so_far(&self, charge_id: &str) -> Result<i64, StoreError> {
         #[derive(Deserialize)]
