@@ -61,6 +61,7 @@ impl Secrets {
 impl App {
     pub fn new(config: Config, store: Store, clock: Arc<dyn Clock>) -> Self {
         let catalog = Catalog::builtin().expect("the built-in catalog is checked by its tests");
+        let store = store.with_clock(clock.clone());
         Self {
             durations: catalog.durations(config.trial_secs),
             catalog,

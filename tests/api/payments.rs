@@ -98,7 +98,7 @@ fn session_completed(id: &str, session: &str, amount: i64, created: i64) -> Valu
         created,
         json!({"id": session, "object": "checkout.session", "mode": "payment",
                "payment_status": "paid", "status": "complete", "amount_total": amount,
-               "currency": "usd", "metadata": {}}),
+               "currency": "usd", "payment_intent": format!("pi_for_{session}"), "metadata": {}}),
     )
 }
 
@@ -406,7 +406,7 @@ async fn a_refund_claws_back_once() {
         "charge.refunded",
         app.clock_now(),
         json!({"id": "ch_1", "object": "charge", "customer": cus, "amount": 3000,
-               "amount_refunded": 1200, "refunds": {"object": "list",
+               "payment_intent": format!("pi_for_{session}"), "amount_refunded": 1200, "refunds": {"object": "list",
                "data": [{"id": "re_1", "object": "refund", "amount": 1200}]}}),
     );
     let answers = join_all((0..4).map(|_| send(&app, &refunded))).await;
@@ -418,7 +418,7 @@ async fn a_refund_claws_back_once() {
         "charge.refunded",
         app.clock_now(),
         json!({"id": "ch_1", "object": "charge", "customer": cus, "amount": 3000,
-               "amount_refunded": 1500, "refunds": {"object": "list", "data": [
+               "payment_intent": format!("pi_for_{session}"), "amount_refunded": 1500, "refunds": {"object": "list", "data": [
                    {"id": "re_2", "object": "refund", "amount": 300},
                    {"id": "re_1", "object": "refund", "amount": 1200}]}}),
     );
@@ -664,7 +664,7 @@ async fn refunds_reported_as_a_running_total_are_taken_once_each() {
             "charge.refunded",
             app.clock_now(),
             json!({"id": "ch_2", "object": "charge", "customer": cus, "amount": 3000,
-                     "amount_refunded": total}),
+                     "payment_intent": format!("pi_for_{session}"), "amount_refunded": total}),
         )
     };
     assert_eq!(
@@ -788,4 +788,23 @@ async fn a_refund_is_taken_from_the_account_the_payment_credited() {
     assert_eq!(send(&app, &refunded).await.body["handled"], "applied");
     assert_eq!(balance(&app, &key, &first).await, 1000);
     assert_eq!(balance(&app, &key, &second).await, 0);
+}
+
+#[tokio::test]
+async fn a_refunded_charge_that_bought_no_credit_takes_nothing() {
+    let app = spawn().await;
+    let (key, account, ws) = workspace(&app).await;
+    let cus = customer(&app, &key, &ws).await;
+    let plan_invoice_refund = event(
+        "evt_refund_plan",
+        "charge.refunded",
+        app.clock_now(),
+        json!({"id": "ch_plan", "object": "charge", "customer": cus, "payment_intent": "pi_invoice",
+               "amount": 1900, "amount_refunded": 1900}),
+    );
+    assert_eq!(
+        send(&app, &plan_invoice_refund).await.body["handled"],
+        "ignored"
+    );
+    assert_eq!(balance(&app, &key, &account).await, 1000);
 }

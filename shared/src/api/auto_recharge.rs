@@ -26,14 +26,30 @@ pub async fn charge_started(app: &App) {
 /// How long a recharge may be under way before the retry job charges it itself: longer than
 /// any function runs, so a charge still in flight is never raced.
 const STALE_AFTER_SECS: i64 = 10 * 60;
+/// Stripe remembers an idempotency key for 24 hours: a recharge still under way after this
+/// long is ended (released), never charged again under a key Stripe may have forgotten.
+const GIVE_UP_AFTER_SECS: i64 = 23 * 3600;
 
 /// The `auto-recharge-retry` job: charges recharges that were marked but whose process never
-/// charged them (it stopped in between). The charge is named by the same marker, so Stripe
-/// makes it once; ones waiting for the customer (3-D Secure) are left to the customer.
+/// charged them (it stopped in between, or Stripe failed), under the same marker's key, so
+/// Stripe makes each once; ones waiting for the customer (3-D Secure) are left to the customer;
+/// any older than [`GIVE_UP_AFTER_SECS`] is ended.
 pub async fn retry_stale(app: &App) -> Result<usize, ApiError> {
-    let before = app.clock.now().unix_timestamp() - STALE_AFTER_SECS;
-    let mut charged = 0;
-    for request in app.store.stale_recharges(before, 100).await? {
+    let now = app.clock.now().unix_timestamp();
+    let mut handled = 0;
+    for (started, request) in app
+        .store
+        .stale_recharges(now - STALE_AFTER_SECS, 100)
+        .await?
+    {
+        if started <= now - GIVE_UP_AFTER_SECS {
+            fail(app, &request, "expired").await?;
+            if let Some(workspace) = &request.workspace_id {
+                app.store.set_recharge_action(workspace, None).await?;
+            }
+            handled += 1;
+            continue;
+        }
         if let Some(workspace) = &request.workspace_id {
             if app
                 .store
@@ -46,13 +62,13 @@ pub async fn retry_stale(app: &App) -> Result<usize, ApiError> {
             }
         }
         match charge(app, &request).await {
-            Ok(()) => charged += 1,
+            Ok(()) => handled += 1,
             Err(error) => {
                 tracing::error!(account = %request.account_id, %error, "auto-recharge retry failed")
             }
         }
     }
-    Ok(charged)
+    Ok(handled)
 }
 
 async fn charge(app: &App, request: &RechargeRequest) -> Result<(), ApiError> {
@@ -70,10 +86,20 @@ async fn charge(app: &App, request: &RechargeRequest) -> Result<(), ApiError> {
         // Nothing to charge: end it (and say so).
         return fail(app, request, "no_payment_method").await;
     };
+    // The owner may have turned it off since it started.
+    let enabled = app
+        .store
+        .get_account(&request.account_id)
+        .await?
+        .is_some_and(|a| a.settings.auto_recharge.enabled);
+    if !enabled {
+        return fail(app, request, "disabled").await;
+    }
     let metadata = [
         ("workspace_id", workspace.id.to_string()),
         ("billing_account_id", request.account_id.to_string()),
         ("kind", "auto_recharge".to_owned()),
+        ("recharge_marker", request.marker.to_string()),
     ];
     let payments = app.payments().await?;
     let outcome = payments
@@ -139,13 +165,10 @@ async fn charge(app: &App, request: &RechargeRequest) -> Result<(), ApiError> {
         // The webhook will say how it ends.
         Ok(Charge::Processing { .. }) => {}
         Ok(Charge::Declined { message, .. }) => fail(app, request, &message).await?,
-        // The provider failed: end the recharge, so a later shortfall can try again. Should
-        // the charge have gone through after all, its webhook credits it (once, by its
-        // PaymentIntent), so no money is lost.
-        Err(error) => {
-            fail(app, request, "provider_error").await?;
-            return Err(error.into());
-        }
+        // The provider failed, so the outcome is unknown: the recharge stays under way and the
+        // retry job charges it again under the same key (Stripe answers with the first charge
+        // if there was one).
+        Err(error) => return Err(error.into()),
     }
     Ok(())
 }
@@ -165,6 +188,7 @@ async fn fail(app: &App, request: &RechargeRequest, reason: &str) -> Result<(), 
     app.store
         .end_recharge(
             &request.account_id,
+            request.marker,
             request.amount_cents,
             vec![failed],
             &rfc3339(now)[..7],

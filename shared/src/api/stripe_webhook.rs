@@ -525,7 +525,16 @@ async fn payment_intent_changed(
                 },
             )
         }
-        "payment_intent.requires_action" if kind == TransactionType::AutoRecharge => {
+        // A bank asking for authentication off-session may answer as a failure with
+        // `authentication_required`: that is a charge waiting for the customer, not a failure.
+        "payment_intent.requires_action" | "payment_intent.payment_failed"
+            if kind == TransactionType::AutoRecharge
+                && (event.kind == "payment_intent.requires_action"
+                    || object
+                        .get("last_payment_error")
+                        .and_then(|e| text(e, "code"))
+                        == Some("authentication_required")) =>
+        {
             let action = RechargeAction {
                 payment_intent_id: payment_intent.to_owned(),
                 client_secret: text(object, "client_secret").unwrap_or_default().to_owned(),
@@ -548,19 +557,28 @@ async fn payment_intent_changed(
         "payment_intent.payment_failed" | "payment_intent.canceled"
             if kind == TransactionType::AutoRecharge =>
         {
-            // The recharge under way is over: a later shortfall may start another.
+            // That recharge is over (only that one: the marker names it), so a later shortfall
+            // may start another.
+            let marker = metadata(object, "recharge_marker")
+                .and_then(|m| m.parse::<i64>().ok())
+                .unwrap_or(-1);
             let amount = object.get("amount").and_then(Value::as_i64).unwrap_or(0);
-            let events = vec![claim, outbox("auto_recharge.failed")?];
             let ended = app
                 .store
-                .end_recharge(&account, amount, events.clone(), &rfc3339(now)[..7])
+                .end_recharge(
+                    &account,
+                    marker,
+                    amount,
+                    vec![claim.clone(), outbox("auto_recharge.failed")?],
+                    &rfc3339(now)[..7],
+                )
                 .await?;
+            if !ended {
+                // Ended already (the charge's own answer said so): acknowledge only.
+                return claim_only(app, claim, Handled::Duplicate).await;
+            }
             app.store.set_recharge_action(&workspace.id, None).await?;
-            Ok(if ended {
-                Handled::Applied
-            } else {
-                claimed(app.store.claim_events(events).await?)
-            })
+            Ok(Handled::Applied)
         }
         _ => claim_only(app, claim, Handled::Ignored).await,
     }
@@ -588,11 +606,14 @@ async fn charge_refunded(
         return claim_only(app, claim, Handled::Duplicate).await;
     }
     // From the account the payment credited (the workspace's default may have changed since).
+    // A charge that bought no credit here (a plan's invoice, say) takes nothing back.
     let account = match text(charge, "payment_intent") {
         Some(payment) => app.store.account_of_payment(payment).await?,
         None => None,
-    }
-    .unwrap_or_else(|| workspace.default_billing_account_id.clone());
+    };
+    let Some(account) = account else {
+        return claim_only(app, claim, Handled::Ignored).await;
+    };
     let month = &rfc3339(app.clock.now())[..7];
     let snapshot = app
         .store

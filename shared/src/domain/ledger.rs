@@ -28,6 +28,8 @@ pub struct AccountMoney {
     /// Auto-recharges started this month (reserved when started, released if they fail),
     /// against `monthly_limit_cents`.
     pub recharged_cents: i64,
+    /// Names the recharge under way (the ledger version that started it).
+    pub recharge_marker: i64,
 }
 
 /// A workspace's budget inside its account: its own caps, spend and holds, and what the plan

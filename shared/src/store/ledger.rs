@@ -39,6 +39,8 @@ struct AccountMoneyItem {
     recharge_pending: bool,
     #[serde(default)]
     recharged_month_cents: i64,
+    #[serde(default)]
+    recharge_marker: i64,
 }
 
 /// A workspace's budget inside its account: caps it set, its spend and holds this month.
@@ -300,6 +302,9 @@ impl Store {
     ) -> Result<Written, StoreError> {
         let mut moved = moved.clone();
         let recharge = moved.account.start_recharge(&snapshot.account);
+        if recharge.is_some() {
+            moved.account.recharge_marker = snapshot.account_version + 1;
+        }
         let moved = &moved;
         let mut items = vec![self.account_money_update(snapshot, &moved.account, recharge)?];
         if snapshot.workspace_id.is_some() {
@@ -403,7 +408,7 @@ impl Store {
         let mut update = Update::builder();
         match started {
             Some(amount) => {
-                let started_epoch = time::OffsetDateTime::now_utc().unix_timestamp();
+                let started_epoch = self.clock.now().unix_timestamp();
                 expression.push_str(
                     ", recharge_marker = :next, recharge_amount_cents = :recharge_amount, \
                      recharge_workspace_id = :recharge_workspace, gsi2pk = :recharges, \
@@ -615,11 +620,12 @@ impl Store {
 
     /// Recharges started at or before `before_epoch` and still under way: ones whose process
     /// may never have charged them.
+    /// Each with the time it started (epoch seconds).
     pub async fn stale_recharges(
         &self,
         before_epoch: i64,
         limit: usize,
-    ) -> Result<Vec<RechargeRequest>, StoreError> {
+    ) -> Result<Vec<(i64, RechargeRequest)>, StoreError> {
         #[derive(Deserialize)]
         struct Pending {
             #[serde(default)]
@@ -639,32 +645,35 @@ impl Store {
             let Some(AttributeValue::S(since)) = item.get("gsi2sk") else {
                 continue;
             };
-            let Some(account) = since
-                .split_once('#')
-                .and_then(|(_, id)| BillingAccountId::parse(id))
-            else {
+            let Some((started, account)) = since.split_once('#').and_then(|(epoch, id)| {
+                Some((epoch.parse::<i64>().ok()?, BillingAccountId::parse(id)?))
+            }) else {
                 continue;
             };
             let pending: Option<Pending> = self
                 .get(keys::account(account.as_str()), keys::ACCOUNT_SK)
                 .await?;
             if let Some(pending) = pending.filter(|p| p.recharge_pending) {
-                stale.push(RechargeRequest {
-                    account_id: account,
-                    workspace_id: pending.recharge_workspace_id,
-                    amount_cents: pending.recharge_amount_cents,
-                    marker: pending.recharge_marker,
-                });
+                stale.push((
+                    started,
+                    RechargeRequest {
+                        account_id: account,
+                        workspace_id: pending.recharge_workspace_id,
+                        amount_cents: pending.recharge_amount_cents,
+                        marker: pending.recharge_marker,
+                    },
+                ));
             }
         }
         Ok(stale)
     }
 
-    /// Ends an auto-recharge under way without money (the charge failed or never started),
-    /// releasing `released_cents` of the month's reservation.
+    /// Ends the auto-recharge `marker` under way without money (the charge failed or never
+    /// started), releasing `released_cents` of the month's reservation.
     pub async fn end_recharge(
         &self,
         account: &BillingAccountId,
+        marker: i64,
         released_cents: i64,
         extra: Vec<TransactWriteItem>,
         month: &str,
@@ -672,7 +681,8 @@ impl Store {
         let _turn = self.account_turn(account).await;
         let mut snapshot = self.ledger_snapshot(account, None, month).await?;
         for _ in 0..MOVE_ATTEMPTS {
-            if !snapshot.account.recharge_pending {
+            // Only the recharge it is about: a late answer about an earlier one ends nothing.
+            if !snapshot.account.recharge_pending || snapshot.account.recharge_marker != marker {
                 return Ok(false);
             }
             let mut moved = Moved {
@@ -773,6 +783,7 @@ impl Snapshot {
             auto_recharge: Some(money.settings.auto_recharge).filter(|r| r.enabled),
             recharge_pending: money.recharge_pending,
             recharged_cents: money.recharged_month_cents,
+            recharge_marker: money.recharge_marker,
         };
         self.account_version = money.ledger_version;
         Ok(())

@@ -83,6 +83,8 @@ pub struct Store {
     pub(crate) known_agents: std::sync::Arc<limits::KnownAgents>,
     /// What this handle's transactions cost and how often they were retried.
     pub stats: std::sync::Arc<WriteStats>,
+    /// The app's clock, for the times the store records itself (an auto-recharge's start).
+    pub(crate) clock: std::sync::Arc<dyn crate::clock::Clock>,
 }
 
 /// Counters for benchmarks and logs.
@@ -150,6 +152,7 @@ impl Store {
             known_agents: Default::default(),
             recharges: Default::default(),
             stats: Default::default(),
+            clock: std::sync::Arc::new(crate::clock::SystemClock),
         }
     }
 
@@ -167,6 +170,12 @@ impl Store {
         }
         let config = loader.load().await;
         Self::new(Client::new(&config), table)
+    }
+
+    /// This handle, reading time from `clock` (the app's, so tests can move it).
+    pub fn with_clock(mut self, clock: std::sync::Arc<dyn crate::clock::Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     pub fn table_name(&self) -> &str {
