@@ -70,6 +70,28 @@ async fn transactions(app: &TestApp, key: &str, account: &str, kind: &str) -> Ve
         .clone()
 }
 
+/// Saves a card for the workspace (a trial moves to promo, with its included credit).
+async fn save_card(app: &TestApp, key: &str, ws: &str) -> TestResponse {
+    app.post(
+        &format!("/v1/workspaces/{ws}/billing/payment-method"),
+        key,
+        json!({"payment_method_id": "pm_card_visa"}),
+    )
+    .await
+}
+
+/// A checkout of `amount` cents, paid (its webhook delivered as `event_id`); its session id.
+async fn buy(app: &TestApp, key: &str, ws: &str, event_id: &str, amount: i64) -> String {
+    let session = checkout(app, key, ws, amount).await;
+    let paid = send(
+        app,
+        &session_completed(event_id, &session, amount, app.clock_now()),
+    )
+    .await;
+    assert_eq!(paid.body["handled"], "applied");
+    session
+}
+
 /// A credits checkout of `amount` cents; returns its session id.
 async fn checkout(app: &TestApp, key: &str, ws: &str, amount: i64) -> String {
     let created = app
@@ -343,13 +365,7 @@ async fn plan_status(app: &TestApp, id: &billing_core::domain::ids::WorkspaceId)
 async fn payment_failures_suspend_and_payments_restore() {
     let app = spawn().await;
     let (key, _, ws) = workspace(&app).await;
-    let saved = app
-        .post(
-            &format!("/v1/workspaces/{ws}/billing/payment-method"),
-            &key,
-            json!({"payment_method_id": "pm_card_visa"}),
-        )
-        .await;
+    let saved = save_card(&app, &key, &ws).await;
     assert_eq!(
         (saved.status, &saved.body["status"]),
         (StatusCode::OK, &json!("promo"))
@@ -394,12 +410,7 @@ async fn a_refund_claws_back_once() {
     let app = spawn().await;
     let (key, account, ws) = workspace(&app).await;
     let cus = customer(&app, &key, &ws).await;
-    let session = checkout(&app, &key, &ws, 3000).await;
-    send(
-        &app,
-        &session_completed("evt_buy", &session, 3000, app.clock_now()),
-    )
-    .await;
+    let session = buy(&app, &key, &ws, "evt_buy", 3000).await;
     assert_eq!(balance(&app, &key, &account).await, 4000);
     let refunded = event(
         "evt_refund",
@@ -440,12 +451,7 @@ async fn top_ups_need_a_saved_method_and_credit_once() {
     );
     let too_small = app.post(&path, &key, json!({"amount_cents": 1})).await;
     assert_eq!(too_small.status, StatusCode::BAD_REQUEST);
-    app.post(
-        &format!("/v1/workspaces/{ws}/billing/payment-method"),
-        &key,
-        json!({"payment_method_id": "pm_card_visa"}),
-    )
-    .await;
+    save_card(&app, &key, &ws).await;
     let topped = app
         .call(Method::POST, &path)
         .key(&key)
@@ -500,12 +506,7 @@ async fn the_no_cap_reminder_shows_while_spend_is_unbounded() {
 async fn one_shortfall_starts_one_auto_recharge_within_the_monthly_limit() {
     let app = spawn().await;
     let (key, account, ws) = workspace(&app).await;
-    app.post(
-        &format!("/v1/workspaces/{ws}/billing/payment-method"),
-        &key,
-        json!({"payment_method_id": "pm_card_visa"}),
-    )
-    .await;
+    save_card(&app, &key, &ws).await;
     let enabled = app
         .patch(
             &format!("/v1/billing-accounts/{account}"),
@@ -559,12 +560,7 @@ async fn one_shortfall_starts_one_auto_recharge_within_the_monthly_limit() {
 async fn concurrent_top_ups_under_one_key_charge_and_credit_once() {
     let app = spawn().await;
     let (key, account, ws) = workspace(&app).await;
-    app.post(
-        &format!("/v1/workspaces/{ws}/billing/payment-method"),
-        &key,
-        json!({"payment_method_id": "pm_card_visa"}),
-    )
-    .await;
+    save_card(&app, &key, &ws).await;
     let path = format!("/v1/workspaces/{ws}/billing/top-up");
     let answers = join_all((0..6).map(|_| {
         app.call(Method::POST, &path)
@@ -598,12 +594,7 @@ async fn concurrent_top_ups_under_one_key_charge_and_credit_once() {
 async fn a_cancellation_can_be_withdrawn_and_an_older_event_changes_nothing() {
     let app = spawn().await;
     let (key, _, ws) = workspace(&app).await;
-    app.post(
-        &format!("/v1/workspaces/{ws}/billing/payment-method"),
-        &key,
-        json!({"payment_method_id": "pm_card_visa"}),
-    )
-    .await;
+    save_card(&app, &key, &ws).await;
     let cus = customer(&app, &key, &ws).await;
     let t = app.clock_now();
     let subscription = |cancel: bool| {
@@ -652,12 +643,7 @@ async fn refunds_reported_as_a_running_total_are_taken_once_each() {
     let app = spawn().await;
     let (key, account, ws) = workspace(&app).await;
     let cus = customer(&app, &key, &ws).await;
-    let session = checkout(&app, &key, &ws, 3000).await;
-    send(
-        &app,
-        &session_completed("evt_buy_2", &session, 3000, app.clock_now()),
-    )
-    .await;
+    let session = buy(&app, &key, &ws, "evt_buy_2", 3000).await;
     let refunded = |id: &str, total: i64| {
         event(
             id,
@@ -689,12 +675,7 @@ async fn a_recharge_whose_process_stopped_is_charged_by_the_retry_job() {
     use billing_core::domain::transaction::{Transaction, TransactionType};
     let app = spawn().await;
     let (key, account, ws) = workspace(&app).await;
-    app.post(
-        &format!("/v1/workspaces/{ws}/billing/payment-method"),
-        &key,
-        json!({"payment_method_id": "pm_card_visa"}),
-    )
-    .await;
+    save_card(&app, &key, &ws).await;
     app.patch(
         &format!("/v1/billing-accounts/{account}"),
         &key,

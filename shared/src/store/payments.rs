@@ -96,6 +96,22 @@ impl Store {
         Ok(item.unwrap_or_default())
     }
 
+    /// An update of the workspace's billing profile, for a transaction.
+    fn profile_update(
+        &self,
+        workspace: &WorkspaceId,
+        expression: &str,
+        values: &[(&str, AttributeValue)],
+    ) -> Result<TransactWriteItem, StoreError> {
+        self.update(
+            keys::workspace(workspace.as_str()),
+            keys::BILLING_PROFILE_SK,
+            expression,
+            None,
+            values,
+        )
+    }
+
     /// The workspace a Stripe customer belongs to.
     pub async fn workspace_of_customer(
         &self,
@@ -180,11 +196,9 @@ impl Store {
         extra: Vec<TransactWriteItem>,
     ) -> Result<bool, StoreError> {
         let mut items = vec![
-            self.update(
-                keys::workspace(workspace.as_str()),
-                keys::BILLING_PROFILE_SK,
+            self.profile_update(
+                workspace,
                 "SET payment_method_id = :method",
-                None,
                 &[(":method", s(payment_method_id))],
             )?,
             self.update(
@@ -270,11 +284,9 @@ impl Store {
         extra: Vec<TransactWriteItem>,
     ) -> Result<bool, StoreError> {
         let mut items = vec![
-            self.update(
-                keys::workspace(workspace.as_str()),
-                keys::BILLING_PROFILE_SK,
+            self.profile_update(
+                workspace,
                 "SET recharge_action = :action",
-                None,
                 &[(
                     ":action",
                     serde_dynamo::aws_sdk_dynamodb_1::to_attribute_value(action)
