@@ -19,3 +19,6 @@ trap 'kill "$ddb_pid" 2>/dev/null || true' EXIT
 step "lambda-init: sizes, init time and peak RSS per function"
 DYNAMODB_ENDPOINT="http://127.0.0.1:$ddb_port" TABLE_NAME=bench SERVICE_KEY=bk_bench_service_key STAGE=local \
   cargo bench -p billing-tests --bench lambda-init
+
+step "ledger: debit latency vs bare writes, write units, hot-account throughput"
+DYNAMODB_ENDPOINT="http://127.0.0.1:$ddb_port" cargo bench -p billing-tests --bench ledger
