@@ -3,7 +3,7 @@
 //! charges the saved method of the workspace whose movement it was. The outcome: credited at
 //! once, waiting for the customer (3-D Secure), or ended; the webhook settles what is pending.
 
-use super::payments::credit_payment;
+use super::payments::{credit_payment, PaymentCredit};
 use crate::app::App;
 use crate::clock::{rfc3339, unix_millis};
 use crate::domain::transaction::TransactionType;
@@ -131,10 +131,13 @@ async fn charge(app: &App, request: &RechargeRequest) -> Result<(), ApiError> {
             match credit_payment(
                 app,
                 &workspace,
-                &request.account_id,
-                TransactionType::AutoRecharge,
-                &payment_intent_id,
-                request.amount_cents,
+                PaymentCredit {
+                    account: &request.account_id,
+                    kind: TransactionType::AutoRecharge,
+                    payment_intent_id: &payment_intent_id,
+                    amount_cents: request.amount_cents,
+                    recharge_marker: Some(request.marker),
+                },
                 vec![succeeded],
             )
             .await?

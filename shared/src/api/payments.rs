@@ -423,15 +423,30 @@ pub struct TopUpProcessing {
 
 /// Credits a payment Stripe reports succeeded, once per PaymentIntent, whoever reports it (the
 /// charge's answer, or the webhook).
+/// A payment Stripe reports succeeded, to credit.
+pub struct PaymentCredit<'a> {
+    /// The account it was for.
+    pub account: &'a crate::domain::ids::BillingAccountId,
+    pub kind: TransactionType,
+    pub payment_intent_id: &'a str,
+    pub amount_cents: i64,
+    /// The auto-recharge it ends, if it is one.
+    pub recharge_marker: Option<i64>,
+}
+
 pub async fn credit_payment(
     app: &App,
     workspace: &Workspace,
-    account: &crate::domain::ids::BillingAccountId,
-    kind: TransactionType,
-    payment_intent_id: &str,
-    amount_cents: i64,
+    payment: PaymentCredit<'_>,
     extra: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
 ) -> Result<CreditOutcome, ApiError> {
+    let PaymentCredit {
+        account,
+        kind,
+        payment_intent_id,
+        amount_cents,
+        recharge_marker,
+    } = payment;
     let now = app.clock.now();
     let transaction = Transaction {
         id: TransactionId::generate(unix_millis(now)),
@@ -455,10 +470,11 @@ pub async fn credit_payment(
     extra.push(app.store.payment_account(payment_intent_id, account)?);
     Ok(app
         .store
-        .apply_credit(
+        .apply_recharge_credit(
             &transaction,
             Some(&format!("stripe-payment:{payment_intent_id}")),
             extra,
+            recharge_marker,
         )
         .await?)
 }
@@ -493,10 +509,13 @@ pub async fn top_up(cx: Ctx<'_>) -> Result<Reply, ApiError> {
             match credit_payment(
                 cx.app,
                 workspace,
-                &workspace.default_billing_account_id,
-                TransactionType::TopUp,
-                &payment_intent_id,
-                body.amount_cents,
+                PaymentCredit {
+                    account: &workspace.default_billing_account_id,
+                    kind: TransactionType::TopUp,
+                    payment_intent_id: &payment_intent_id,
+                    amount_cents: body.amount_cents,
+                    recharge_marker: None,
+                },
                 Vec::new(),
             )
             .await?

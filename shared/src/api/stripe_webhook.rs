@@ -5,7 +5,7 @@
 //! retries.
 
 use super::lifecycle::{fire, Fired};
-use super::payments::{credit_payment, save_payment_method};
+use super::payments::{credit_payment, save_payment_method, PaymentCredit};
 use crate::app::App;
 use crate::clock::{rfc3339, unix_millis};
 use crate::domain::ids::{BillingAccountId, TransactionId, WorkspaceId};
@@ -511,10 +511,14 @@ async fn payment_intent_changed(
                 match credit_payment(
                     app,
                     &workspace,
-                    &account,
-                    kind,
-                    payment_intent,
-                    amount,
+                    PaymentCredit {
+                        account: &account,
+                        kind,
+                        payment_intent_id: payment_intent,
+                        amount_cents: amount,
+                        recharge_marker: metadata(object, "recharge_marker")
+                            .and_then(|m| m.parse().ok()),
+                    },
                     extra,
                 )
                 .await?

@@ -35,6 +35,19 @@ impl Store {
         claim: Option<&str>,
         extra: Vec<TransactWriteItem>,
     ) -> Result<CreditOutcome, StoreError> {
+        self.apply_recharge_credit(transaction, claim, extra, None)
+            .await
+    }
+
+    /// [`Store::apply_credit`] for an auto-recharge's money: it ends the recharge `marker` (when
+    /// that is the one under way; a late payment of an earlier one ends nothing).
+    pub async fn apply_recharge_credit(
+        &self,
+        transaction: &Transaction,
+        claim: Option<&str>,
+        extra: Vec<TransactWriteItem>,
+        marker: Option<i64>,
+    ) -> Result<CreditOutcome, StoreError> {
         let claim_pk = claim.map(|c| format!("CREDIT#{c}"));
         if let Some(pk) = &claim_pk {
             if let Some(found) = self
@@ -70,8 +83,8 @@ impl Store {
                 moved.account.paid_cents =
                     (moved.account.paid_cents + transaction.amount_cents).max(0);
             }
-            if transaction.kind == TransactionType::AutoRecharge {
-                // Its money arrived: the recharge under way is over.
+            if marker.is_some_and(|m| m == moved.account.recharge_marker) {
+                // Its money arrived: that recharge is over.
                 moved.account.end_recharge(0);
             }
             let written = Transaction {
