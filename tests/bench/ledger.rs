@@ -66,6 +66,19 @@ async fn main() {
     let workspace_id = WorkspaceId::parse(&workspace).unwrap();
     let account_id = BillingAccountId::parse(&account).unwrap();
     let store = &app.app.store;
+    // A paying workspace at the highest tier: the trial's 1,000 actions and the per-minute
+    // usage-event limit are not what this measures.
+    billing_core::api::lifecycle::fire(
+        &app.app,
+        &workspace_id,
+        billing_core::domain::lifecycle::Trigger::PaymentMethodAttached,
+    )
+    .await
+    .unwrap();
+    store
+        .set_rate_limit_tier(&workspace_id, "enterprise")
+        .await
+        .unwrap();
     let client = store.dynamodb();
     let table = store.table_name().to_owned();
 
