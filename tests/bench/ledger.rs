@@ -279,7 +279,7 @@ async fn main() {
          ### Debit latency, {ROUNDS} rounds interleaved (ms)\n\n\
          | path | median | p90 | p99 |\n|---|---|---|---|\n{handler_row}{debit_row}{bare_row}{one_tx_row}{seven_tx_row}\n\
          Ledger debit ÷ bare UpdateItem (medians): **{debit_ratio:.2}×** (target ≤ 1.3×). \
-         Whole handler ÷ bare UpdateItem: {handler_ratio:.2}× (the handler also authenticates the key and reads the workspace: two more reads). \
+         Whole handler ÷ bare UpdateItem: {handler_ratio:.2}× (the handler also authenticates the key and reads the workspace, two reads, and counts the event in the workspace's per-minute window, one UpdateItem). \
          Ledger debit ÷ a bare 7-item transaction on the same engine: {debit_vs_transaction:.2}× — \
          the gap to a single UpdateItem is DynamoDB Local's cost of a multi-item transaction, which the debit needs \
          (balance, transaction item and counters in one atomic write).\n\n\
