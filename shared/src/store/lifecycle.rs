@@ -51,15 +51,18 @@ impl LifecycleFields {
             status: workspace.plan_status,
             dates: dates.clone(),
         };
-        if let Some((at, _)) = next_deadline(&lifecycle) {
+        if let Some(due) = deadline_index_key(&lifecycle, &workspace.id) {
             fields.gsi2pk = Some(keys::DEADLINES.to_owned());
-            fields.gsi2sk = Some(keys::deadline_sk(
-                at.unix_timestamp(),
-                workspace.id.as_str(),
-            ));
+            fields.gsi2sk = Some(due);
         }
         fields
     }
+}
+
+/// The workspace's sort key in the deadline index while it waits for a date.
+fn deadline_index_key(lifecycle: &Lifecycle, workspace: &WorkspaceId) -> Option<String> {
+    next_deadline(lifecycle)
+        .map(|(at, _)| keys::deadline_sk(at.unix_timestamp(), workspace.as_str()))
 }
 
 /// A workspace with its lifecycle, as read.
@@ -228,17 +231,11 @@ impl Store {
         let mut expression = "SET plan_status = :status, lifecycle = :dates, \
              lifecycle_version = :next, rate_limit_tier = :tier, status_changed_at = :changed"
             .to_owned();
-        match next_deadline(to) {
-            Some((at, _)) => {
+        match deadline_index_key(to, &current.workspace.id) {
+            Some(due) => {
                 expression.push_str(", gsi2pk = :deadlines, gsi2sk = :due");
                 values.push((":deadlines", s(keys::DEADLINES)));
-                values.push((
-                    ":due",
-                    s(keys::deadline_sk(
-                        at.unix_timestamp(),
-                        current.workspace.id.as_str(),
-                    )),
-                ));
+                values.push((":due", s(due)));
             }
             None => expression.push_str(" REMOVE gsi2pk, gsi2sk"),
         }
