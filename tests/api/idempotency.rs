@@ -147,3 +147,65 @@ async fn keys_are_scoped_to_the_caller_and_checked_for_length() {
     assert_eq!(too_long.status, StatusCode::BAD_REQUEST);
     assert_eq!(too_long.error_code(), "invalid_request");
 }
+
+#[tokio::test]
+async fn a_rate_limited_request_is_not_stored_and_its_retry_is_processed_afresh() {
+    let app = billing_tests::app::spawn_app_with(|c| c.intro_credit_cents = 10_000).await;
+    let (_, _, key) = app.user_with_key("uma").await;
+    let workspace = app.create_workspace(&key, "Busy").await;
+    let ws = billing_core::domain::ids::WorkspaceId::parse(&workspace).unwrap();
+    app.app
+        .store
+        .set_rate_limit_tier(&ws, "free")
+        .await
+        .unwrap();
+    let path = format!("/v1/workspaces/{workspace}/usage-events");
+    let event = |id: String| json!({"event_id": id, "category": "actions", "quantity": 1});
+    // Start at a minute's first second, so the whole minute's allowance shares one window.
+    let into_minute = app.clock_now().rem_euclid(60);
+    app.clock.advance(time::Duration::seconds(60 - into_minute));
+    let sent = join_all((0..60).map(|i| app.post(&path, &key, event(format!("e{i}"))))).await;
+    let refused: Vec<_> = sent
+        .iter()
+        .filter(|r| r.status != StatusCode::CREATED)
+        .collect();
+    assert!(refused.is_empty(), "{refused:?}");
+    let send = || {
+        app.call(Method::POST, &path)
+            .key(&key)
+            .header("idempotency-key", "over-the-limit")
+            .json(event("late".into()))
+            .send()
+    };
+    let limited = send().await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    app.clock.advance(time::Duration::seconds(60));
+    let retry = send().await;
+    assert_eq!(retry.status, StatusCode::CREATED, "{:?}", retry.body);
+    assert!(!retry.headers.contains_key("idempotent-replayed"));
+    // Once final, the outcome is what a further retry replays.
+    let replay = send().await;
+    assert_eq!(replay.status, StatusCode::CREATED);
+    assert_eq!(replay.headers["idempotent-replayed"], "true");
+}
+
+#[tokio::test]
+async fn a_final_refusal_is_stored_and_replayed() {
+    let app = spawn_app().await;
+    let (_, _, key) = app.user_with_key("vic").await;
+    let workspace = app.create_workspace(&key, "Main").await;
+    let path = format!("/v1/workspaces/{workspace}/billing/accounts/link");
+    let send = || {
+        app.call(Method::POST, &path)
+            .key(&key)
+            .header("idempotency-key", "link-nothing")
+            .json(json!({"billing_account_id": "ba_00000000000000000000000000"}))
+            .send()
+    };
+    let first = send().await;
+    assert_eq!(first.status, StatusCode::NOT_FOUND);
+    let retry = send().await;
+    assert_eq!(retry.status, StatusCode::NOT_FOUND);
+    assert_eq!(retry.headers["idempotent-replayed"], "true");
+    assert_eq!(retry.body, first.body);
+}

@@ -228,3 +228,61 @@ async fn a_user_mints_keys_for_its_workspaces_but_not_for_others() {
         .await;
     assert_eq!(for_judy.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_replayed_key_creation_answers_the_same_key_with_its_plaintext_null() {
+    let app = spawn_app().await;
+    let (user, _) = app.create_user("rhea").await;
+    let body = json!({"owner": {"type": "user", "id": user}, "name": "ci"});
+    let send = || {
+        app.call(http::Method::POST, "/v1/api-keys")
+            .key(&app.service_key)
+            .header("idempotency-key", "mint-ci-key")
+            .json(body.clone())
+            .send()
+    };
+    let first = send().await;
+    assert_eq!(first.status, StatusCode::CREATED, "{:?}", first.body);
+    let plaintext = first.body["key"].as_str().unwrap().to_owned();
+    assert!(plaintext.starts_with("bk_"));
+
+    let replay = send().await;
+    assert_eq!(replay.status, StatusCode::CREATED);
+    assert_eq!(replay.headers["idempotent-replayed"], "true");
+    assert_eq!(replay.body["key"], json!(null));
+    for field in ["id", "prefix", "owner", "name", "created_at"] {
+        assert_eq!(replay.body[field], first.body[field], "{field}");
+    }
+    // What is kept at rest for replays never held the plaintext.
+    let kept = app
+        .app
+        .store
+        .claim_idempotency_key(
+            &billing_core::domain::api_key::Principal::Service.scope(),
+            "mint-ci-key",
+            &billing_core::http::idempotency::fingerprint(
+                "POST",
+                "/v1/api-keys",
+                body.to_string().as_bytes(),
+            ),
+            "a-later-request",
+            app.clock_now(),
+            &billing_core::store::idempotency::Lifetimes {
+                lease_secs: 60,
+                retain_secs: 3600,
+            },
+        )
+        .await
+        .unwrap();
+    match kept {
+        billing_core::store::idempotency::Claim::Replay { body, .. } => {
+            assert!(!body.contains(&plaintext), "{body}")
+        }
+        other => panic!("expected the stored response, got {other:?}"),
+    }
+    // The key itself still works: only its copy was blanked.
+    assert_eq!(
+        app.get("/v1/billing-accounts", &plaintext).await.status,
+        StatusCode::OK
+    );
+}

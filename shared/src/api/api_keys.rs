@@ -20,8 +20,9 @@ pub struct CreateApiKey {
 #[derive(Serialize, JsonSchema)]
 pub struct ApiKeyCreated {
     pub id: ApiKeyId,
-    /// The key. Store it now: it is not shown again.
-    pub key: String,
+    /// The key. Store it now: it is not shown again. `null` when this response is replayed for
+    /// a retry under the same `Idempotency-Key` (the plaintext is never stored).
+    pub key: Option<String>,
     pub prefix: String,
     pub owner: KeyOwner,
     pub name: Option<String>,
@@ -43,14 +44,15 @@ pub async fn create(cx: Ctx<'_>) -> Result<Reply, ApiError> {
         revoked_at: None,
     };
     cx.app.store.create_api_key(&key, &minted.hash).await?;
-    Reply::created(&ApiKeyCreated {
+    Ok(Reply::created(&ApiKeyCreated {
         id: key.id,
-        key: minted.plaintext,
+        key: Some(minted.plaintext),
         prefix: key.prefix,
         owner: key.owner,
         name: key.name,
         created_at: key.created_at,
-    })
+    })?
+    .with_secret_shown_once("key"))
 }
 
 /// `GET /v1/api-keys`: the caller's own keys (a user's; a workspace admin's workspace's), or with

@@ -21,8 +21,8 @@ pub async fn health(cx: Ctx<'_>) -> Result<Reply, ApiError> {
 }
 
 pub async fn openapi(_cx: Ctx<'_>) -> Result<Reply, ApiError> {
-    Ok(Reply {
-        status: http::StatusCode::OK,
-        body: crate::openapi::document().clone(),
-    })
+    Ok(Reply::json(
+        http::StatusCode::OK,
+        crate::openapi::document().clone(),
+    ))
 }

@@ -135,16 +135,23 @@ async fn run(app: &App, route: &Route, request: ApiRequest) -> Result<ApiRespons
         req: request,
         principal,
     };
-    let response = match (route.handler)(cx).await {
+    let outcome = (route.handler)(cx).await;
+    let response = match &outcome {
         Ok(reply) => json_response(reply.status, reply.body.to_string()),
-        Err(error) => error_response(&error, &request_id),
+        Err(error) => error_response(error, &request_id),
     };
-    // A movement this request made may have started an auto-recharge: charge it now, while
-    // the function still runs.
-    crate::api::auto_recharge::charge_started(app).await;
+    if let Some(after) = route.after {
+        after(app).await;
+    } else if app.store.recharges.pending() {
+        // Nothing is lost (the retry job charges a marker left uncharged), but the route
+        // table is wrong: this route moves money and should charge what it starts.
+        tracing::error!(
+            route = route.name,
+            "an auto-recharge was started by a route that does not charge it"
+        );
+    }
     if let Some(held) = held {
-        let body = std::str::from_utf8(&response.body).unwrap_or_default();
-        idempotency::settle(app, &held, response.status.as_u16(), body).await?;
+        idempotency::settle(app, &held, &outcome, &request_id).await?;
     }
     Ok(response)
 }

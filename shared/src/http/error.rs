@@ -119,6 +119,19 @@ impl ApiError {
         }
     }
 
+    /// Whether the same request would get this answer again, so it may be kept for replays
+    /// under its `Idempotency-Key`. Contention, rate limits and server or provider failures
+    /// pass: a retry must run afresh.
+    pub fn is_final(&self) -> bool {
+        use ApiError::*;
+        match self {
+            Conflict(_) | IdempotencyKeyInUse => false,
+            // Authentication comes before a key is claimed; a 401 is never a request's outcome.
+            Unauthorized => false,
+            _ => self.status().is_client_error() && self.status() != StatusCode::TOO_MANY_REQUESTS,
+        }
+    }
+
     /// What the caller is told: never internal detail.
     pub fn public_message(&self) -> String {
         match self {
@@ -174,9 +187,40 @@ impl From<crate::domain::account::SettingsError> for ApiError {
     }
 }
 
+impl From<crate::domain::ledger::OwnerCapProtected> for ApiError {
+    fn from(error: crate::domain::ledger::OwnerCapProtected) -> Self {
+        ApiError::Forbidden(error.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_answers_a_retry_would_get_again_are_final() {
+        let final_ones = [
+            ApiError::InvalidRequest("x".into()),
+            ApiError::InsufficientCredits("x".into()),
+            ApiError::Forbidden("x".into()),
+            ApiError::NotFound("x".into()),
+            ApiError::DefaultAccountUnlink,
+            ApiError::SubscriptionCanceled("x".into()),
+        ];
+        assert!(final_ones.iter().all(ApiError::is_final));
+        let transient = [
+            ApiError::Conflict("x".into()),
+            ApiError::IdempotencyKeyInUse,
+            ApiError::RateLimited {
+                message: "x".into(),
+                retry_after_secs: 1,
+            },
+            ApiError::PaymentProviderError("x".into()),
+            ApiError::Unavailable,
+            ApiError::Internal("x".into()),
+        ];
+        assert!(!transient.iter().any(ApiError::is_final));
+    }
 
     #[test]
     fn internal_errors_keep_their_cause_out_of_the_body() {

@@ -1,9 +1,11 @@
-//! `Idempotency-Key` for POSTs: the first response is stored and replayed for a retry with the
-//! same body; the same key with another body is a 400; a retry while the first still runs is a
-//! 409. Handlers that move money also derive their transfer ids from the key, so even a crash
+//! `Idempotency-Key` for POSTs: the first final response is stored and replayed for a retry with
+//! the same body (a transient one, such as contention, a rate limit or a server error, frees the
+//! key instead); a secret the response shows once is stored as `null`; the same key with another
+//! body is a 400; a retry while the first still runs is a 409. Handlers that move money also derive their transfer ids from the key, so even a crash
 //! between the money moving and the response being stored cannot move it twice.
 
 use super::error::ApiError;
+use super::request::Reply;
 use crate::app::App;
 use crate::store::idempotency::{Claim, Lifetimes};
 use http::HeaderMap;
@@ -94,16 +96,36 @@ pub async fn admit(
     }
 }
 
-/// Records the response (kept and replayed) or, for a server error, frees the key for a retry.
-pub async fn settle(app: &App, held: &Held, status: u16, body: &str) -> Result<(), ApiError> {
-    if status >= 500 {
-        app.store
-            .release_idempotency_key(&held.scope, &held.key, &held.owner)
-            .await?;
-    } else {
-        app.store
-            .complete_idempotency_key(&held.scope, &held.key, &held.owner, status, body)
-            .await?;
+/// Records a final outcome (kept and replayed, without its secrets shown once) or, for a
+/// transient one, frees the key so a retry is processed afresh.
+pub async fn settle(
+    app: &App,
+    held: &Held,
+    outcome: &Result<Reply, ApiError>,
+    request_id: &str,
+) -> Result<(), ApiError> {
+    let kept = match outcome {
+        Ok(reply) => Some((reply.status, reply.replayable_body())),
+        Err(error) if error.is_final() => Some((error.status(), error.body(request_id))),
+        Err(_) => None,
+    };
+    match kept {
+        Some((status, body)) => {
+            app.store
+                .complete_idempotency_key(
+                    &held.scope,
+                    &held.key,
+                    &held.owner,
+                    status.as_u16(),
+                    &body.to_string(),
+                )
+                .await?
+        }
+        None => {
+            app.store
+                .release_idempotency_key(&held.scope, &held.key, &held.owner)
+                .await?
+        }
     }
     Ok(())
 }

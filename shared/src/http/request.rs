@@ -33,6 +33,9 @@ pub struct ApiResponse {
 pub struct Reply {
     pub status: StatusCode,
     pub body: serde_json::Value,
+    /// A top-level field of `body` holding a secret shown only in this response (an API key's
+    /// plaintext): what is kept for idempotent replays has it `null`.
+    pub shown_once: Option<&'static str>,
 }
 
 impl Reply {
@@ -46,7 +49,33 @@ impl Reply {
 
     pub fn with_status(status: StatusCode, body: &impl Serialize) -> Result<Self, ApiError> {
         let body = serde_json::to_value(body).map_err(|e| ApiError::Internal(e.to_string()))?;
-        Ok(Self { status, body })
+        Ok(Self::json(status, body))
+    }
+
+    pub fn json(status: StatusCode, body: serde_json::Value) -> Self {
+        Self {
+            status,
+            body,
+            shown_once: None,
+        }
+    }
+
+    /// Marks the top-level `field` as a secret this response alone shows.
+    pub fn with_secret_shown_once(mut self, field: &'static str) -> Self {
+        self.shown_once = Some(field);
+        self
+    }
+
+    /// The body as it may be kept and replayed: any secret shown once is `null`.
+    pub fn replayable_body(&self) -> serde_json::Value {
+        let mut body = self.body.clone();
+        if let Some(secret) = body
+            .as_object_mut()
+            .and_then(|fields| self.shown_once.and_then(|f| fields.get_mut(f)))
+        {
+            *secret = serde_json::Value::Null;
+        }
+        body
     }
 }
 
@@ -182,6 +211,20 @@ mod tests {
             Err(ApiError::InvalidRequest(message)) => message,
             other => panic!("expected a 400, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_secret_shown_once_is_null_in_the_replayable_body() {
+        let reply = Reply::json(
+            StatusCode::CREATED,
+            serde_json::json!({"id": "key_1", "key": "bk_secret"}),
+        )
+        .with_secret_shown_once("key");
+        assert_eq!(reply.body["key"], "bk_secret");
+        assert_eq!(
+            reply.replayable_body(),
+            serde_json::json!({"id": "key_1", "key": null})
+        );
     }
 
     #[test]
