@@ -597,3 +597,74 @@ async fn crossing_a_cap_records_a_billing_event_in_the_same_write() {
         "a refusal records nothing"
     );
 }
+
+#[tokio::test]
+async fn a_workspace_key_may_lower_but_never_raise_or_remove_the_owners_hard_cap() {
+    let (app, _, key, workspace) = funded(100).await;
+    let admin = app
+        .create_key(json!({"type": "workspace", "id": workspace, "role": "admin"}))
+        .await;
+    let path = format!("/v1/workspaces/{workspace}/billing");
+    let set = app.patch(&path, &key, json!({"hard_cap_cents": 50})).await;
+    assert_eq!(set.status, StatusCode::OK, "{:?}", set.body);
+    for widening in [
+        json!({"hard_cap_cents": null}),
+        json!({"hard_cap_cents": 51}),
+    ] {
+        let refused = app.patch(&path, &admin, widening.clone()).await;
+        assert_eq!(
+            (refused.status, refused.error_code()),
+            (StatusCode::FORBIDDEN, "forbidden"),
+            "{widening}"
+        );
+    }
+    assert_eq!(app.get(&path, &key).await.body["hard_cap_cents"], 50);
+    // Lowering is fine, and the soft cap is the workspace's to set.
+    let lowered = app
+        .patch(
+            &path,
+            &admin,
+            json!({"soft_cap_cents": 10, "hard_cap_cents": 20}),
+        )
+        .await;
+    assert_eq!(lowered.status, StatusCode::OK, "{:?}", lowered.body);
+    // A cap it lowered is still the owner's: the key cannot climb back, even below 50.
+    let back_up = app
+        .patch(&path, &admin, json!({"hard_cap_cents": 40}))
+        .await;
+    assert_eq!(back_up.status, StatusCode::FORBIDDEN);
+    // Money moving on the budget keeps who set the cap.
+    let event = app
+        .post(
+            &format!("/v1/workspaces/{workspace}/usage-events"),
+            &key,
+            one_cent_event("after-the-cap"),
+        )
+        .await;
+    assert_eq!(event.status, StatusCode::CREATED);
+    let removed = app
+        .patch(&path, &admin, json!({"hard_cap_cents": null}))
+        .await;
+    assert_eq!(removed.status, StatusCode::FORBIDDEN);
+    // The owner may raise or remove it; then a cap of the workspace's own is its to change.
+    let by_owner = app
+        .patch(&path, &key, json!({"hard_cap_cents": null}))
+        .await;
+    assert_eq!(by_owner.status, StatusCode::OK);
+    let own = app
+        .patch(
+            &path,
+            &admin,
+            json!({"soft_cap_cents": null, "hard_cap_cents": 30}),
+        )
+        .await;
+    assert_eq!(own.status, StatusCode::OK, "{:?}", own.body);
+    let raised = app
+        .patch(&path, &admin, json!({"hard_cap_cents": 90}))
+        .await;
+    assert_eq!(raised.status, StatusCode::OK, "{:?}", raised.body);
+    let gone = app
+        .patch(&path, &admin, json!({"hard_cap_cents": null}))
+        .await;
+    assert_eq!(gone.status, StatusCode::OK);
+}

@@ -204,3 +204,76 @@ async fn a_workspace_key_sees_only_its_workspace_and_linked_accounts() {
         .await;
     assert_eq!(patch.status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn a_workspace_key_cannot_move_the_workspaces_spending_authority() {
+    let app = spawn_app().await;
+    let (_, default_account, key) = app.user_with_key("lee").await;
+    let workspace = app.create_workspace(&key, "Guarded").await;
+    let other = app.create_workspace(&key, "Elsewhere").await;
+    // Another account of the same owner, known by id but not linked here.
+    let reserve = app
+        .post(
+            &format!("/v1/workspaces/{other}/billing/accounts"),
+            &key,
+            json!({"name": "Reserve"}),
+        )
+        .await;
+    assert_eq!(reserve.status, StatusCode::CREATED);
+    let reserve = reserve.body["id"].as_str().unwrap().to_owned();
+    let admin = app
+        .create_key(json!({"type": "workspace", "id": workspace, "role": "admin"}))
+        .await;
+    let base = format!("/v1/workspaces/{workspace}/billing/accounts");
+    let refused = [
+        app.post(&base, &admin, json!({"name": "Mine"})).await,
+        app.post(
+            &format!("{base}/link"),
+            &admin,
+            json!({"billing_account_id": reserve}),
+        )
+        .await,
+        app.post(
+            &format!("{base}/{default_account}/default"),
+            &admin,
+            json!({}),
+        )
+        .await,
+        app.delete(&format!("{base}/{default_account}"), &admin)
+            .await,
+    ];
+    for response in &refused {
+        assert_eq!(
+            (response.status, response.error_code()),
+            (StatusCode::FORBIDDEN, "forbidden"),
+            "{:?}",
+            response.body
+        );
+    }
+    let linked = app.get(&base, &key).await;
+    let data = linked.body["data"].as_array().unwrap();
+    assert_eq!(data.len(), 1, "nothing was created or linked");
+    assert_eq!(data[0]["id"], default_account.as_str());
+    // The owner may do all of it.
+    let by_owner = app
+        .post(
+            &format!("{base}/link"),
+            &key,
+            json!({"billing_account_id": reserve}),
+        )
+        .await;
+    assert_eq!(by_owner.status, StatusCode::OK, "{:?}", by_owner.body);
+    let made_default = app
+        .post(&format!("{base}/{reserve}/default"), &key, json!({}))
+        .await;
+    assert_eq!(made_default.status, StatusCode::OK);
+    // Once the owner linked it, the workspace key still cannot choose it or drop the other.
+    let switch_back = app
+        .post(
+            &format!("{base}/{default_account}/default"),
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(switch_back.status, StatusCode::FORBIDDEN);
+}

@@ -77,6 +77,19 @@ pub async fn visible_workspace_state(
     }
 }
 
+/// The workspace, if the caller may move its spending authority (create and link accounts,
+/// link, unlink, choose the default): the service or its owner. Its own keys may see it but
+/// not do this (403).
+pub async fn owned_workspace(cx: &Ctx<'_>, id: &WorkspaceId) -> Result<Workspace, ApiError> {
+    let workspace = visible_workspace(cx, id).await?;
+    match cx.caller()? {
+        Principal::Workspace { .. } => Err(ApiError::Forbidden(
+            "only the workspace's owner can change which billing accounts it spends from".into(),
+        )),
+        Principal::User(_) | Principal::Service => Ok(workspace),
+    }
+}
+
 pub fn require_service(cx: &Ctx<'_>) -> Result<(), ApiError> {
     match cx.caller()? {
         Principal::Service => Ok(()),

@@ -4,7 +4,9 @@ use super::access::{require_service, visible_workspace, workspace_id};
 use super::billing_accounts::{type_filter, Balance};
 use crate::clock::{rfc3339, unix_millis};
 use crate::domain::account::validate_caps;
+use crate::domain::api_key::Principal;
 use crate::domain::ids::{BillingAccountId, TransactionId, WorkspaceId};
+use crate::domain::ledger::CapSetter;
 use crate::domain::transaction::{Transaction, TransactionType};
 use crate::http::request::nullable;
 use crate::http::{ApiError, Ctx, Reply};
@@ -32,9 +34,18 @@ pub struct Budget {
 
 const PATCH_ATTEMPTS: usize = 5;
 
+/// A workspace's own key sets caps with less authority than its owner (or the service).
+fn cap_setter(caller: &Principal) -> CapSetter {
+    match caller {
+        Principal::Workspace { .. } => CapSetter::Workspace,
+        Principal::User(_) | Principal::Service => CapSetter::Owner,
+    }
+}
+
 pub async fn update_budget(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     let workspace = visible_workspace(&cx, &workspace_id(&cx)?).await?;
     let body: UpdateBudget = cx.body()?;
+    let setter = cap_setter(cx.caller()?);
     let month = &rfc3339(cx.now())[..7];
     for _ in 0..PATCH_ATTEMPTS {
         // Read, check the caps as a whole, write if nobody changed them meanwhile.
@@ -46,10 +57,14 @@ pub async fn update_budget(cx: Ctx<'_>) -> Result<Reply, ApiError> {
             .hard_cap_cents
             .unwrap_or(snapshot.budget.hard_cap_cents);
         validate_caps(soft, hard)?;
+        let hard_cap_set_by = match body.hard_cap_cents {
+            Some(next) => snapshot.budget.hard_cap_change(next, setter)?,
+            None => snapshot.budget.hard_cap_set_by,
+        };
         if cx
             .app
             .store
-            .set_workspace_caps(&snapshot, soft, hard)
+            .set_workspace_caps(&snapshot, soft, hard, hard_cap_set_by)
             .await?
         {
             return Reply::ok(&Budget {

@@ -1,6 +1,6 @@
 //! Workspaces and the billing accounts linked to them.
 
-use super::access::{visible_workspace, workspace_id};
+use super::access::{owned_workspace, visible_workspace, workspace_id};
 use crate::clock::{rfc3339, unix_millis};
 use crate::domain::account::{validate_name, BillingAccount};
 use crate::domain::api_key::Principal;
@@ -164,7 +164,7 @@ pub async fn list_accounts(cx: Ctx<'_>) -> Result<Reply, ApiError> {
 }
 
 pub async fn create_account(cx: Ctx<'_>) -> Result<Reply, ApiError> {
-    let workspace = visible_workspace(&cx, &workspace_id(&cx)?).await?;
+    let workspace = owned_workspace(&cx, &workspace_id(&cx)?).await?;
     let body: CreateLinkedAccount = cx.body()?;
     let name = validate_name("name", &body.name)?;
     let now = cx.now();
@@ -191,7 +191,7 @@ pub async fn create_account(cx: Ctx<'_>) -> Result<Reply, ApiError> {
 
 /// Links an existing account of the workspace's owner. Linking it again changes nothing.
 pub async fn link_account(cx: Ctx<'_>) -> Result<Reply, ApiError> {
-    let workspace = visible_workspace(&cx, &workspace_id(&cx)?).await?;
+    let workspace = owned_workspace(&cx, &workspace_id(&cx)?).await?;
     let body: LinkAccount = cx.body()?;
     let outcome = cx
         .app
@@ -214,7 +214,7 @@ pub async fn link_account(cx: Ctx<'_>) -> Result<Reply, ApiError> {
 }
 
 pub async fn set_default_account(cx: Ctx<'_>) -> Result<Reply, ApiError> {
-    let workspace = visible_workspace(&cx, &workspace_id(&cx)?).await?;
+    let workspace = owned_workspace(&cx, &workspace_id(&cx)?).await?;
     let account = account_id(&cx)?;
     if !cx
         .app
@@ -233,7 +233,7 @@ pub async fn set_default_account(cx: Ctx<'_>) -> Result<Reply, ApiError> {
 }
 
 pub async fn unlink_account(cx: Ctx<'_>) -> Result<Reply, ApiError> {
-    let workspace = visible_workspace(&cx, &workspace_id(&cx)?).await?;
+    let workspace = owned_workspace(&cx, &workspace_id(&cx)?).await?;
     let account = account_id(&cx)?;
     match cx.app.store.unlink_account(&workspace.id, &account).await? {
         UnlinkOutcome::Unlinked => Reply::ok(&Unlinked {

@@ -42,6 +42,8 @@ pub struct WorkspaceBudget {
     pub held_cents: i64,
     pub soft_cap_cents: Option<i64>,
     pub hard_cap_cents: Option<i64>,
+    /// Whose authority `hard_cap_cents` carries (`None` while there is no cap).
+    pub hard_cap_set_by: Option<CapSetter>,
     /// Runs authorized and not yet settled.
     pub open_runs: i64,
     /// Actions used over the workspace's lifetime (the trial ends at the catalog's limit).
@@ -49,6 +51,22 @@ pub struct WorkspaceBudget {
     /// What is left of this period's included plan credit: spent first, expired at the period's
     /// end.
     pub included_cents: i64,
+}
+
+/// Who set a workspace's hard cap: the workspace's owner (a user key, or the service acting for
+/// it), or the workspace's own key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CapSetter {
+    Owner,
+    Workspace,
+}
+
+/// A workspace key tried to widen the spending authority its owner gave it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the workspace's hard cap of {cap_cents} cents was set by its owner: a workspace key may only lower it")]
+pub struct OwnerCapProtected {
+    pub cap_cents: i64,
 }
 
 /// Why money can't move.
@@ -157,6 +175,34 @@ impl AccountMoney {
 }
 
 impl WorkspaceBudget {
+    /// Who the hard cap is set by after `by` sets it to `next`, or the refusal. A workspace key
+    /// may set, lower or remove a cap of its own, but only lower one its owner set (removing
+    /// or raising it is refused). A cap the workspace lowered from its owner's keeps the
+    /// owner's authority, so lowering it and then raising it again can't get past the owner.
+    pub fn hard_cap_change(
+        &self,
+        next: Option<i64>,
+        by: CapSetter,
+    ) -> Result<Option<CapSetter>, OwnerCapProtected> {
+        // A cap recorded before its setter was kept is taken to be the owner's: the safe side.
+        let owner_cap = self
+            .hard_cap_cents
+            .filter(|_| self.hard_cap_set_by != Some(CapSetter::Workspace));
+        let Some(next) = next else {
+            return match (by, owner_cap) {
+                (CapSetter::Workspace, Some(cap_cents)) => Err(OwnerCapProtected { cap_cents }),
+                _ => Ok(None),
+            };
+        };
+        match (by, owner_cap) {
+            (CapSetter::Workspace, Some(cap_cents)) if next > cap_cents => {
+                Err(OwnerCapProtected { cap_cents })
+            }
+            (CapSetter::Workspace, Some(_)) => Ok(Some(CapSetter::Owner)),
+            (by, _) => Ok(Some(by)),
+        }
+    }
+
     /// As [`AccountMoney::in_month`].
     pub fn in_month(mut self, month: &str) -> Self {
         start_month(
@@ -426,6 +472,54 @@ mod tests {
             month: "2026-03".into(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_workspace_key_may_only_lower_a_hard_cap_its_owner_set() {
+        let capped = |cap: i64, by: CapSetter| WorkspaceBudget {
+            hard_cap_cents: Some(cap),
+            hard_cap_set_by: Some(by),
+            ..budget()
+        };
+        let owners = capped(1000, CapSetter::Owner);
+        let refused = Err(OwnerCapProtected { cap_cents: 1000 });
+        assert_eq!(owners.hard_cap_change(None, CapSetter::Workspace), refused);
+        assert_eq!(
+            owners.hard_cap_change(Some(1001), CapSetter::Workspace),
+            refused
+        );
+        assert_eq!(
+            owners.hard_cap_change(Some(1000), CapSetter::Workspace),
+            Ok(Some(CapSetter::Owner)),
+            "lowered (or kept), it is still the owner's"
+        );
+        assert_eq!(
+            owners.hard_cap_change(None, CapSetter::Owner),
+            Ok(None),
+            "the owner may remove it"
+        );
+        assert_eq!(
+            owners.hard_cap_change(Some(5000), CapSetter::Owner),
+            Ok(Some(CapSetter::Owner))
+        );
+        let own = capped(1000, CapSetter::Workspace);
+        assert_eq!(
+            own.hard_cap_change(Some(5000), CapSetter::Workspace),
+            Ok(Some(CapSetter::Workspace))
+        );
+        assert_eq!(own.hard_cap_change(None, CapSetter::Workspace), Ok(None));
+        assert_eq!(
+            budget().hard_cap_change(Some(10), CapSetter::Workspace),
+            Ok(Some(CapSetter::Workspace))
+        );
+        let unrecorded = WorkspaceBudget {
+            hard_cap_cents: Some(1000),
+            ..budget()
+        };
+        assert_eq!(
+            unrecorded.hard_cap_change(None, CapSetter::Workspace),
+            refused
+        );
     }
 
     #[test]

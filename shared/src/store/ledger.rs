@@ -9,7 +9,7 @@ use super::accounts::TransactionItem;
 use super::{keys, n, s, Cancelled, Item, Store, StoreError, Transacted, NEW_ITEM};
 use crate::domain::account::AccountSettings;
 use crate::domain::ids::{BillingAccountId, EventId, WorkspaceId};
-use crate::domain::ledger::{AccountMoney, CapScope, Crossings, Moved, WorkspaceBudget};
+use crate::domain::ledger::{AccountMoney, CapScope, CapSetter, Crossings, Moved, WorkspaceBudget};
 use crate::domain::pricing::Category;
 use crate::domain::transaction::Transaction;
 use aws_sdk_dynamodb::types::{
@@ -53,6 +53,8 @@ pub(crate) struct BudgetItem {
     soft_cap_cents: Option<i64>,
     #[serde(default)]
     hard_cap_cents: Option<i64>,
+    #[serde(default)]
+    hard_cap_set_by: Option<CapSetter>,
     // A budget item may exist with only caps (set before any money moved).
     #[serde(default)]
     spend_month: String,
@@ -125,6 +127,15 @@ impl RechargeQueue {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(request);
+    }
+
+    /// Whether a recharge is queued and not yet taken.
+    pub fn pending(&self) -> bool {
+        !self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
     }
 
     /// Takes every queued recharge (each is taken once).
@@ -473,6 +484,7 @@ impl Store {
             workspace_id: workspace,
             soft_cap_cents: next.soft_cap_cents,
             hard_cap_cents: next.hard_cap_cents,
+            hard_cap_set_by: next.hard_cap_set_by,
             spend_month: next.month.clone(),
             spent_month_cents: next.spent_cents,
             credited_month_cents: next.credited_cents,
@@ -712,6 +724,7 @@ impl Store {
         snapshot: &Snapshot,
         soft_cap_cents: Option<i64>,
         hard_cap_cents: Option<i64>,
+        hard_cap_set_by: Option<CapSetter>,
     ) -> Result<bool, StoreError> {
         let workspace = snapshot
             .workspace_id
@@ -727,11 +740,16 @@ impl Store {
             .key(keys::SK, s(sk))
             .update_expression(
                 "SET workspace_id = :workspace, soft_cap_cents = :soft, hard_cap_cents = :hard, \
-                 version = if_not_exists(version, :zero) + :one",
+                 hard_cap_set_by = :set_by, version = if_not_exists(version, :zero) + :one",
             )
             .expression_attribute_values(":workspace", s(workspace.to_string()))
             .expression_attribute_values(":soft", cap(soft_cap_cents))
             .expression_attribute_values(":hard", cap(hard_cap_cents))
+            .expression_attribute_values(
+                ":set_by",
+                serde_dynamo::aws_sdk_dynamodb_1::to_attribute_value(hard_cap_set_by)
+                    .map_err(StoreError::codec)?,
+            )
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":one", n(1));
         update = match snapshot.budget_version {
@@ -799,6 +817,7 @@ impl Snapshot {
             held_cents: budget.held_cents,
             soft_cap_cents: budget.soft_cap_cents,
             hard_cap_cents: budget.hard_cap_cents,
+            hard_cap_set_by: budget.hard_cap_set_by,
             open_runs: budget.open_runs,
             actions_used: budget.actions_used,
             included_cents: budget.included_cents,
