@@ -789,3 +789,81 @@ async fn a_refunded_charge_that_bought_no_credit_takes_nothing() {
     );
     assert_eq!(balance(&app, &key, &account).await, 1000);
 }
+
+#[tokio::test]
+async fn a_deployed_stage_sends_customers_back_to_https_urls_only() {
+    let app = spawn_app_with(|c| {
+        c.stage = billing_core::config::Stage::Deployed("prod".into());
+        c.payments = PaymentsConfig::Offline {
+            base_url: "http://127.0.0.1:3000".into(),
+            webhook_secret: SECRET.into(),
+        };
+    })
+    .await;
+    let (key, _, ws) = workspace(&app).await;
+    let checkout = format!("/v1/workspaces/{ws}/billing/checkout");
+    let portal = format!("/v1/workspaces/{ws}/billing/portal");
+    let safe = "https://app.example.com/done";
+    for (path, body, field) in [
+        (
+            &checkout,
+            json!({"amount_cents": 1000, "success_url": "http://app.example.com/done", "cancel_url": safe}),
+            "success_url",
+        ),
+        (
+            &checkout,
+            json!({"amount_cents": 1000, "success_url": safe, "cancel_url": "http://app.example.com/x"}),
+            "cancel_url",
+        ),
+        (
+            &checkout,
+            json!({"amount_cents": 1000, "success_url": "https://", "cancel_url": safe}),
+            "success_url",
+        ),
+        (
+            &portal,
+            json!({"return_url": "http://app.example.com/billing"}),
+            "return_url",
+        ),
+    ] {
+        let refused = app.post(path, &key, body.clone()).await;
+        assert_eq!(
+            (refused.status, refused.error_code()),
+            (StatusCode::BAD_REQUEST, "invalid_request"),
+            "{body}"
+        );
+        let message = refused.body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(field), "{message}");
+    }
+    let accepted = app
+        .post(
+            &checkout,
+            &key,
+            json!({"amount_cents": 1000, "success_url": safe, "cancel_url": safe}),
+        )
+        .await;
+    assert_eq!(accepted.status, StatusCode::OK, "{:?}", accepted.body);
+}
+
+#[tokio::test]
+async fn the_local_stage_also_takes_http_return_urls() {
+    let app = spawn().await;
+    let (key, _, ws) = workspace(&app).await;
+    let local = "http://127.0.0.1:5173/done";
+    let accepted = app
+        .post(
+            &format!("/v1/workspaces/{ws}/billing/checkout"),
+            &key,
+            json!({"amount_cents": 1000, "success_url": local, "cancel_url": local}),
+        )
+        .await;
+    assert_eq!(accepted.status, StatusCode::OK, "{:?}", accepted.body);
+    let no_scheme = app
+        .post(
+            &format!("/v1/workspaces/{ws}/billing/portal"),
+            &key,
+            json!({"return_url": "ftp://example.com"}),
+        )
+        .await;
+    assert_eq!(no_scheme.status, StatusCode::BAD_REQUEST);
+}

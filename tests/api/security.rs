@@ -218,3 +218,57 @@ async fn unknown_query_parameters_are_400_on_every_route() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_read_key_is_refused_every_route_that_writes() {
+    use billing_core::routes::{Access, ROUTES};
+    let app = spawn_app().await;
+    let (_, account, key) = app.user_with_key("pia").await;
+    let workspace = app.create_workspace(&key, "Watched").await;
+    let read = app
+        .create_key(json!({"type": "workspace", "id": workspace, "role": "read"}))
+        .await;
+    let key_id = app.get("/v1/api-keys", &key).await.body["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let run_id = "run_00000000000000000000000000";
+    let writes = ROUTES.iter().filter(|route| {
+        route.method != Method::GET
+            // Public routes take no key; `POST /v1/mcp` is for read keys too.
+            && route.access == Access::Key
+    });
+    let mut checked = 0;
+    for route in writes {
+        let path = route
+            .path
+            .replace("{workspaceId}", &workspace)
+            .replace("{billingAccountId}", &account)
+            .replace("{keyId}", &key_id)
+            .replace("{runId}", run_id);
+        assert!(!path.contains('{'), "{}: fill in {path}", route.name);
+        let refused = app
+            .call(route.method.clone(), &path)
+            .key(&read)
+            .json(json!({}))
+            .send()
+            .await;
+        assert_eq!(
+            (refused.status, refused.error_code()),
+            (StatusCode::FORBIDDEN, "forbidden"),
+            "{} {} {}",
+            route.method,
+            route.path,
+            route.name
+        );
+        checked += 1;
+    }
+    assert!(checked >= 20, "only {checked} routes write?");
+    // Nothing the read key tried took effect: the user's key still works, the account is as it was.
+    assert_eq!(
+        app.get(&format!("/v1/billing-accounts/{account}"), &key)
+            .await
+            .body["name"],
+        "Default"
+    );
+}

@@ -70,16 +70,25 @@ pub async fn customer_of(app: &App, workspace: &Workspace) -> Result<String, Api
     Ok(app.store.claim_customer(&workspace.id, &created).await?)
 }
 
-fn validate_url(field: &str, url: &str) -> Result<(), ApiError> {
-    let ok = (url.starts_with("https://") || url.starts_with("http://"))
-        && url.len() <= 2048
-        && !url.chars().any(char::is_whitespace);
-    if ok {
+/// A URL the customer is sent back to: absolute, with a host, at most 2048 characters. A
+/// deployed stage takes `https` only (a plain-HTTP return leaks the session to the network);
+/// the local stage also takes `http`, for the dev server.
+fn validate_url(app: &App, field: &str, url: &str) -> Result<(), ApiError> {
+    let schemes: &[&str] = match app.config.stage {
+        Stage::Local => &["https://", "http://"],
+        Stage::Deployed(_) => &["https://"],
+    };
+    let has_host = schemes
+        .iter()
+        .filter_map(|scheme| url.strip_prefix(scheme))
+        .any(|rest| !rest.is_empty() && !rest.starts_with(['/', '?', '#']));
+    if has_host && url.len() <= 2048 && !url.chars().any(char::is_whitespace) {
         Ok(())
     } else {
-        Err(ApiError::InvalidRequest(format!(
-            "`{field}` must be an absolute http(s) URL"
-        )))
+        Err(ApiError::InvalidRequest(match app.config.stage {
+            Stage::Local => format!("`{field}` must be an absolute http(s) URL"),
+            Stage::Deployed(_) => format!("`{field}` must be an absolute https URL"),
+        }))
     }
 }
 
@@ -199,8 +208,8 @@ pub async fn checkout(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     let state = visible_workspace_state(&cx, &workspace_id(&cx)?).await?;
     let body: BuyCredits = cx.body()?;
     validate_amount(cx.app, body.amount_cents)?;
-    validate_url("success_url", &body.success_url)?;
-    validate_url("cancel_url", &body.cancel_url)?;
+    validate_url(cx.app, "success_url", &body.success_url)?;
+    validate_url(cx.app, "cancel_url", &body.cancel_url)?;
     start_checkout(
         &cx,
         &state.workspace,
@@ -230,8 +239,8 @@ pub async fn subscribe(cx: Ctx<'_>) -> Result<Reply, ApiError> {
             "the workspace's plan has ended and can't be resumed; create a new workspace".into(),
         ));
     }
-    validate_url("success_url", &body.success_url)?;
-    validate_url("cancel_url", &body.cancel_url)?;
+    validate_url(cx.app, "success_url", &body.success_url)?;
+    validate_url(cx.app, "cancel_url", &body.cancel_url)?;
     let plan = cx
         .app
         .catalog
@@ -268,7 +277,7 @@ pub struct PortalSession {
 pub async fn portal(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     let state = visible_workspace_state(&cx, &workspace_id(&cx)?).await?;
     let body: OpenPortal = cx.body()?;
-    validate_url("return_url", &body.return_url)?;
+    validate_url(cx.app, "return_url", &body.return_url)?;
     let customer = customer_of(cx.app, &state.workspace).await?;
     let payments = cx.app.payments().await?;
     let url = payments
