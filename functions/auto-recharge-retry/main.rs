@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    billing_core::lambda::serve_job("auto-recharge-retry").await
+    billing_core::lambda::serve_job(&billing_core::routes::AUTO_RECHARGE_RETRY).await
 }

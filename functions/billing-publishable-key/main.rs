@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    billing_core::lambda::serve("billing-publishable-key").await
+    billing_core::lambda::serve(&billing_core::routes::BILLING_PUBLISHABLE_KEY).await
 }

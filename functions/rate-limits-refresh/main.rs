@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    billing_core::lambda::serve("rate-limits-refresh").await
+    billing_core::lambda::serve(&billing_core::routes::RATE_LIMITS_REFRESH).await
 }

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    billing_core::lambda::serve("workspace-billing-credits-create").await
+    billing_core::lambda::serve(&billing_core::routes::WORKSPACE_BILLING_CREDITS_CREATE).await
 }

@@ -2,5 +2,6 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    billing_core::lambda::serve("workspace-billing-no-cap-reminder-dismiss").await
+    billing_core::lambda::serve(&billing_core::routes::WORKSPACE_BILLING_NO_CAP_REMINDER_DISMISS)
+        .await
 }

@@ -4,13 +4,13 @@
 use crate::app::App;
 use crate::http::dispatch::dispatch;
 use crate::http::{ApiRequest, ApiResponse};
-use crate::routes::{self, Route};
+use crate::routes::{self, Job, Route};
 use lambda_http::{service_fn, Body, Error, Request, RequestExt, Response};
 
-/// Runs the function named `name` (as in the route table) until the runtime stops it.
-pub async fn serve(name: &str) -> Result<(), Error> {
+/// Runs `route`'s function until the runtime stops it. A binary names its route's `static`
+/// (`serve(&routes::HEALTH)`), so it links that route's handler and no other.
+pub async fn serve(route: &'static Route) -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
-    let route = routes::by_name(name).ok_or_else(|| format!("no route is named {name}"))?;
     let app: &'static App = Box::leak(Box::new(App::from_env().await?));
     lambda_http::run(service_fn(move |event: Request| async move {
         Ok::<_, Error>(handle(app, route, event).await)
@@ -18,16 +18,16 @@ pub async fn serve(name: &str) -> Result<(), Error> {
     .await
 }
 
-/// Runs the scheduled job named `name` (as in the job table) for each scheduled invocation.
-pub async fn serve_job(name: &str) -> Result<(), Error> {
+/// Runs `job` for each scheduled invocation.
+pub async fn serve_job(job: &'static Job) -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
-    let job = routes::job_by_name(name).ok_or_else(|| format!("no job is named {name}"))?;
     let app: &'static App = Box::leak(Box::new(App::from_env().await?));
     lambda_http::lambda_runtime::run(lambda_http::lambda_runtime::service_fn(
         move |event: lambda_http::lambda_runtime::LambdaEvent<serde_json::Value>| async move {
             let result = (job.run)(app, event.payload).await;
-            // Money the job moved may have started an auto-recharge.
-            crate::api::auto_recharge::charge_started(app).await;
+            if let Some(after) = job.after {
+                after(app).await;
+            }
             match result {
                 Ok(handled) => {
                     tracing::info!(job = job.name, handled, "job done");

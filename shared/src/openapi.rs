@@ -1,7 +1,7 @@
 //! The OpenAPI 3.1 document, generated from the route table and the request and response types,
 //! so it cannot drift from what the handlers accept and return.
 
-use crate::routes::{Access, ROUTES};
+use crate::routes::{Access, SPECS};
 use schemars::generate::SchemaSettings;
 use serde_json::{json, Map, Value};
 use std::sync::OnceLock;
@@ -20,7 +20,7 @@ fn build() -> Value {
         })
         .into_generator();
     let mut paths = Map::new();
-    for route in ROUTES {
+    for route in SPECS {
         let mut parameters: Vec<Value> = path_params(route.path)
             .map(|name| {
                 json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}})

@@ -32,9 +32,13 @@ pub enum Access {
 pub type Handler = for<'a> fn(Ctx<'a>) -> BoxFuture<'a, Result<Reply, ApiError>>;
 pub type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
 
-pub struct Route {
+/// What the API says of a route: everything but its code. The OpenAPI document and the
+/// template check read these, so building them links no handler.
+pub struct RouteSpec {
     /// The function's one name: binary, directory, `template.yaml` and cargo-lambda output.
     pub name: &'static str,
+    /// The `static` that serves it (`health` → `HEALTH`): what `functions/<name>/main.rs` names.
+    pub ident: &'static str,
     pub method: Method,
     /// The path template, with `{param}` segments as API Gateway writes them.
     pub path: &'static str,
@@ -46,7 +50,31 @@ pub struct Route {
     /// The success status and body.
     pub status: u16,
     pub response: SchemaFn,
+}
+
+/// A route with its code: one `static` per route, so a function binary that names its own
+/// links only that handler (and Stripe only where the route may call it).
+pub struct Route {
+    pub spec: &'static RouteSpec,
     pub handler: Handler,
+    /// Work after the response is ready, while the function still runs: charging the
+    /// auto-recharges that the request's movements started. Only routes that move money have it.
+    pub after: Option<AfterHook>,
+}
+
+impl std::ops::Deref for Route {
+    type Target = RouteSpec;
+    fn deref(&self) -> &RouteSpec {
+        self.spec
+    }
+}
+
+/// Work a route or job does after its own: see [`Route::after`].
+pub type AfterHook = for<'a> fn(&'a crate::app::App) -> BoxFuture<'a, ()>;
+
+/// Charges the auto-recharges this process's movements started.
+fn charge_started_recharges(app: &crate::app::App) -> BoxFuture<'_, ()> {
+    Box::pin(auto_recharge::charge_started(app))
 }
 
 fn schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
@@ -62,13 +90,37 @@ macro_rules! handler {
     }};
 }
 
+/// The route table: `IDENT { spec fields } serves handler[, then hook];` for each route. It
+/// emits `routes::spec::IDENT` (the spec), `routes::IDENT` (the route), and [`SPECS`] and
+/// [`ROUTES`] over all of them, in this order.
+macro_rules! route_table {
+    ($($ident:ident { $($field:ident: $value:expr),* $(,)? } serves $handler:path $(, then $after:path)?;)*) => {
+        /// Each route's [`RouteSpec`], by the same name as its [`Route`].
+        pub mod spec {
+            use super::*;
+            $(pub static $ident: RouteSpec = RouteSpec { ident: stringify!($ident), $($field: $value),* };)*
+        }
+        $(pub static $ident: Route = Route {
+            spec: &spec::$ident,
+            handler: handler!($handler),
+            after: route_table!(@after $($after)?),
+        };)*
+        /// Every route's spec, with no handler: for the OpenAPI document and the template check.
+        pub static SPECS: &[&RouteSpec] = &[$(&spec::$ident),*];
+        /// Every route: for the dev server, which serves them all.
+        pub static ROUTES: &[&Route] = &[$(&$ident),*];
+    };
+    (@after) => { None };
+    (@after $after:path) => { Some($after as AfterHook) };
+}
+
 const PAGE: [(&str, &str); 2] = [
     ("limit", "Page size, 1–100 (default 20)."),
     ("cursor", "The `next_cursor` of the previous page."),
 ];
 
-pub static ROUTES: &[Route] = &[
-    Route {
+route_table! {
+    HEALTH {
         name: "health",
         method: Method::GET,
         path: "/v1/health",
@@ -78,9 +130,8 @@ pub static ROUTES: &[Route] = &[
         request: None,
         status: 200,
         response: schema::<meta::Health>,
-        handler: handler!(meta::health),
-    },
-    Route {
+    } serves meta::health;
+    OPENAPI {
         name: "openapi",
         method: Method::GET,
         path: "/v1/openapi.json",
@@ -90,9 +141,8 @@ pub static ROUTES: &[Route] = &[
         request: None,
         status: 200,
         response: schema::<serde_json::Value>,
-        handler: handler!(meta::openapi),
-    },
-    Route {
+    } serves meta::openapi;
+    USERS_CREATE {
         name: "users-create",
         method: Method::POST,
         path: "/v1/users",
@@ -102,9 +152,8 @@ pub static ROUTES: &[Route] = &[
         request: Some(schema::<users::CreateUser>),
         status: 201,
         response: schema::<users::UserCreated>,
-        handler: handler!(users::create),
-    },
-    Route {
+    } serves users::create;
+    API_KEYS_CREATE {
         name: "api-keys-create",
         method: Method::POST,
         path: "/v1/api-keys",
@@ -114,9 +163,8 @@ pub static ROUTES: &[Route] = &[
         request: Some(schema::<api_keys::CreateApiKey>),
         status: 201,
         response: schema::<api_keys::ApiKeyCreated>,
-        handler: handler!(api_keys::create),
-    },
-    Route {
+    } serves api_keys::create;
+    API_KEYS_LIST {
         name: "api-keys-list",
         method: Method::GET,
         path: "/v1/api-keys",
@@ -131,9 +179,8 @@ pub static ROUTES: &[Route] = &[
         request: None,
         status: 200,
         response: schema::<List<ApiKey>>,
-        handler: handler!(api_keys::list),
-    },
-    Route {
+    } serves api_keys::list;
+    API_KEYS_REVOKE {
         name: "api-keys-revoke",
         method: Method::DELETE,
         path: "/v1/api-keys/{keyId}",
@@ -143,9 +190,8 @@ pub static ROUTES: &[Route] = &[
         request: None,
         status: 200,
         response: schema::<ApiKey>,
-        handler: handler!(api_keys::revoke),
-    },
-    Route {
+    } serves api_keys::revoke;
+    BILLING_ACCOUNTS_LIST {
         name: "billing-accounts-list",
         method: Method::GET,
         path: "/v1/billing-accounts",
@@ -155,9 +201,8 @@ pub static ROUTES: &[Route] = &[
         request: None,
         status: 200,
         response: schema::<List<BillingAccount>>,
-        handler: handler!(billing_accounts::list),
-    },
-    Route {
+    } serves billing_accounts::list;
+    BILLING_ACCOUNTS_GET {
         name: "billing-accounts-get",
         method: Method::GET,
         path: "/v1/billing-accounts/{billingAccountId}",
@@ -167,9 +212,8 @@ pub static ROUTES: &[Route] = &[
         request: None,
         status: 200,
         response: schema::<BillingAccount>,
-        handler: handler!(billing_accounts::get),
-    },
-    Route {
+    } serves billing_accounts::get;
+    BILLING_ACCOUNTS_UPDATE {
         name: "billing-accounts-update",
         method: Method::PATCH,
         path: "/v1/billing-accounts/{billingAccountId}",
@@ -179,9 +223,8 @@ pub static ROUTES: &[Route] = &[
         request: Some(schema::<billing_accounts::UpdateAccount>),
         status: 200,
         response: schema::<BillingAccount>,
-        handler: handler!(billing_accounts::update),
-    },
-    Route {
+    } serves billing_accounts::update;
+    BILLING_ACCOUNTS_BALANCE {
         name: "billing-accounts-balance",
         method: Method::GET,
         path: "/v1/billing-accounts/{billingAccountId}/balance",
@@ -191,9 +234,8 @@ pub static ROUTES: &[Route] = &[
         request: None,
         status: 200,
         response: schema::<billing_accounts::Balance>,
-        handler: handler!(billing_accounts::balance),
-    },
-    Route {
+    } serves billing_accounts::balance;
+    BILLING_ACCOUNTS_SUMMARY {
         name: "billing-accounts-summary",
         method: Method::GET,
         path: "/v1/billing-accounts/{billingAccountId}/summary",
@@ -203,9 +245,8 @@ pub static ROUTES: &[Route] = &[
         request: None,
         status: 200,
         response: schema::<views::Summary>,
-        handler: handler!(views::account_summary),
-    },
-    Route {
+    } serves views::account_summary;
+    BILLING_ACCOUNTS_TRANSACTIONS {
         name: "billing-accounts-transactions",
         method: Method::GET,
         path: "/v1/billing-accounts/{billingAccountId}/transactions",
@@ -220,9 +261,8 @@ pub static ROUTES: &[Route] = &[
         request: None,
         status: 200,
         response: schema::<List<Transaction>>,
-        handler: handler!(billing_accounts::transactions),
-    },
-    Route {
+    } serves billing_accounts::transactions;
+    WORKSPACES_CREATE {
         name: "workspaces-create",
         method: Method::POST,
         path: "/v1/workspaces",
@@ -232,9 +272,8 @@ pub static ROUTES: &[Route] = &[
         request: Some(schema::<workspaces::CreateWorkspace>),
         status: 201,
         response: schema::<Workspace>,
-        handler: handler!(workspaces::create),
-    },
-    Route {
+    } serves workspaces::create;
+    WORKSPACES_GET {
         name: "workspaces-get",
         method: Method::GET,
         path: "/v1/workspaces/{workspaceId}",
@@ -244,9 +283,8 @@ pub static ROUTES: &[Route] = &[
         request: None,
         status: 200,
         response: schema::<Workspace>,
-        handler: handler!(workspaces::get),
-    },
-    Route {
+    } serves workspaces::get;
+    WORKSPACE_ACCOUNTS_LIST {
         name: "workspace-accounts-list",
         method: Method::GET,
         path: "/v1/workspaces/{workspaceId}/billing/accounts",
@@ -256,9 +294,8 @@ pub static ROUTES: &[Route] = &[
         request: None,
         status: 200,
         response: schema::<List<workspaces::LinkedAccount>>,
-        handler: handler!(workspaces::list_accounts),
-    },
-    Route {
+    } serves workspaces::list_accounts;
+    WORKSPACE_ACCOUNTS_CREATE {
         name: "workspace-accounts-create",
         method: Method::POST,
         path: "/v1/workspaces/{workspaceId}/billing/accounts",
@@ -268,9 +305,8 @@ pub static ROUTES: &[Route] = &[
         request: Some(schema::<workspaces::CreateLinkedAccount>),
         status: 201,
         response: schema::<workspaces::LinkedAccount>,
-        handler: handler!(workspaces::create_account),
-    },
-    Route {
+    } serves workspaces::create_account;
+    WORKSPACE_ACCOUNTS_LINK {
         name: "workspace-accounts-link",
         method: Method::POST,
         path: "/v1/workspaces/{workspaceId}/billing/accounts/link",
@@ -280,9 +316,8 @@ pub static ROUTES: &[Route] = &[
         request: Some(schema::<workspaces::LinkAccount>),
         status: 200,
         response: schema::<workspaces::LinkedAccount>,
-        handler: handler!(workspaces::link_account),
-    },
-    Route {
+    } serves workspaces::link_account;
+    WORKSPACE_ACCOUNTS_SET_DEFAULT {
         name: "workspace-accounts-set-default",
         method: Method::POST,
         path: "/v1/workspaces/{workspaceId}/billing/accounts/{billingAccountId}/default",
@@ -292,9 +327,8 @@ pub static ROUTES: &[Route] = &[
         request: None,
         status: 200,
         response: schema::<Workspace>,
-        handler: handler!(workspaces::set_default_account),
-    },
-    Route {
+    } serves workspaces::set_default_account;
+    WORKSPACE_ACCOUNTS_UNLINK {
         name: "workspace-accounts-unlink",
         method: Method::DELETE,
         path: "/v1/workspaces/{workspaceId}/billing/accounts/{billingAccountId}",
@@ -304,9 +338,8 @@ pub static ROUTES: &[Route] = &[
         request: None,
         status: 200,
         response: schema::<workspaces::Unlinked>,
-        handler: handler!(workspaces::unlink_account),
-    },
-    Route {
+    } serves workspaces::unlink_account;
+    PRICING {
         name: "pricing",
         method: Method::GET,
         path: "/v1/pricing",
@@ -316,9 +349,8 @@ pub static ROUTES: &[Route] = &[
         request: None,
         status: 200,
         response: schema::<metering::PricingView>,
-        handler: handler!(metering::pricing),
-    },
-    Route {
+    } serves metering::pricing;
+    PLANS_LIST {
         name: "plans-list",
         method: Method::GET,
         path: "/v1/plans",
@@ -328,9 +360,8 @@ pub static ROUTES: &[Route] = &[
         request: None,
         status: 200,
         response: schema::<Vec<crate::domain::plan::Plan>>,
-        handler: handler!(views::plans),
-    },
-    Route {
+    } serves views::plans;
+    USAGE_EVENTS_CREATE {
         name: "usage-events-create",
         method: Method::POST,
         path: "/v1/workspaces/{workspaceId}/usage-events",
@@ -340,9 +371,8 @@ pub static ROUTES: &[Route] = &[
         request: Some(schema::<metering::UsageEvent>),
         status: 201,
         response: schema::<crate::store::usage::UsageResult>,
-        handler: handler!(metering::record_usage),
-    },
-    Route {
+    } serves metering::record_usage, then charge_started_recharges;
+    RUNS_CREATE {
         name: "runs-create",
         method: Method::POST,
         path: "/v1/workspaces/{workspaceId}/runs",
@@ -352,9 +382,8 @@ pub static ROUTES: &[Route] = &[
         request: Some(schema::<runs::AuthorizeRun>),
         status: 201,
         response: schema::<runs::Authorized>,
-        handler: handler!(runs::authorize),
-    },
-    Route {
+    } serves runs::authorize, then charge_started_recharges;
+    RUNS_USAGE {
         name: "runs-usage",
         method: Method::POST,
         path: "/v1/workspaces/{workspaceId}/runs/{runId}/usage",
@@ -364,9 +393,8 @@ pub static ROUTES: &[Route] = &[
         request: Some(schema::<runs::ReportUsage>),
         status: 200,
         response: schema::<crate::domain::run::Run>,
-        handler: handler!(runs::report_usage),
-    },
-    Route {
+    } serves runs::report_usage, then charge_started_recharges;
+    RUNS_COMPLETE {
         name: "runs-complete",
         method: Method::POST,
         path: "/v1/workspaces/{workspaceId}/runs/{runId}/complete",
@@ -376,9 +404,8 @@ pub static ROUTES: &[Route] = &[
         request: Some(schema::<runs::CompleteRun>),
         status: 200,
         response: schema::<runs::Completed>,
-        handler: handler!(runs::complete),
-    },
-    Route {
+    } serves runs::complete, then charge_started_recharges;
+    RUNS_GET {
         name: "runs-get",
         method: Method::GET,
         path: "/v1/workspaces/{workspaceId}/runs/{runId}",
@@ -388,9 +415,8 @@ pub static ROUTES: &[Route] = &[
         request: None,
         status: 200,
         response: schema::<crate::domain::run::Run>,
-        handler: handler!(runs::get),
-    },
-    Route {
+    } serves runs::get;
+    WORKSPACE_BILLING_UPDATE {
         name: "workspace-billing-update",
         method: Method::PATCH,
         path: "/v1/workspaces/{workspaceId}/billing",
@@ -400,9 +426,8 @@ pub static ROUTES: &[Route] = &[
         request: Some(schema::<workspace_billing::UpdateBudget>),
         status: 200,
         response: schema::<workspace_billing::Budget>,
-        handler: handler!(workspace_billing::update_budget),
-    },
-    Route {
+    } serves workspace_billing::update_budget;
+    WORKSPACE_BILLING_BALANCE {
         name: "workspace-billing-balance",
         method: Method::GET,
         path: "/v1/workspaces/{workspaceId}/billing/balance",
@@ -412,9 +437,8 @@ pub static ROUTES: &[Route] = &[
         request: None,
         status: 200,
         response: schema::<billing_accounts::Balance>,
-        handler: handler!(workspace_billing::balance),
-    },
-    Route {
+    } serves workspace_billing::balance;
+    WORKSPACE_BILLING_STATUS {
         name: "workspace-billing-status",
         method: Method::GET,
         path: "/v1/workspaces/{workspaceId}/billing",
@@ -424,9 +448,8 @@ pub static ROUTES: &[Route] = &[
         request: None,
         status: 200,
         response: schema::<views::BillingStatus>,
-        handler: handler!(views::status),
-    },
-    Route {
+    } serves views::status;
+    WORKSPACE_BILLING_CREDITS {
         name: "workspace-billing-credits",
         method: Method::GET,
         path: "/v1/workspaces/{workspaceId}/billing/credits",
@@ -436,9 +459,8 @@ pub static ROUTES: &[Route] = &[
         request: None,
         status: 200,
         response: schema::<views::Credits>,
-        handler: handler!(views::credits),
-    },
-    Route {
+    } serves views::credits;
+    WORKSPACE_BILLING_SUMMARY {
         name: "workspace-billing-summary",
         method: Method::GET,
         path: "/v1/workspaces/{workspaceId}/billing/summary",
@@ -448,9 +470,8 @@ pub static ROUTES: &[Route] = &[
         request: None,
         status: 200,
         response: schema::<views::Summary>,
-        handler: handler!(views::workspace_summary),
-    },
-    Route {
+    } serves views::workspace_summary;
+    WORKSPACE_BILLING_USAGE {
         name: "workspace-billing-usage",
         method: Method::GET,
         path: "/v1/workspaces/{workspaceId}/billing/usage",
@@ -465,9 +486,8 @@ pub static ROUTES: &[Route] = &[
         request: None,
         status: 200,
         response: schema::<views::UsageReport>,
-        handler: handler!(views::usage),
-    },
-    Route {
+    } serves views::usage;
+    WORKSPACE_BILLING_USAGE_DAILY {
         name: "workspace-billing-usage-daily",
         method: Method::GET,
         path: "/v1/workspaces/{workspaceId}/billing/usage/daily",
@@ -480,9 +500,8 @@ pub static ROUTES: &[Route] = &[
         request: None,
         status: 200,
         response: schema::<Vec<views::DailyUsage>>,
-        handler: handler!(views::usage_daily),
-    },
-    Route {
+    } serves views::usage_daily;
+    WORKSPACE_BILLING_USAGE_OVERVIEW {
         name: "workspace-billing-usage-overview",
         method: Method::GET,
         path: "/v1/workspaces/{workspaceId}/billing/usage-overview",
@@ -492,9 +511,8 @@ pub static ROUTES: &[Route] = &[
         request: None,
         status: 200,
         response: schema::<views::UsageOverview>,
-        handler: handler!(views::usage_overview),
-    },
-    Route {
+    } serves views::usage_overview;
+    WORKSPACE_BILLING_LIMITS {
         name: "workspace-billing-limits",
         method: Method::GET,
         path: "/v1/workspaces/{workspaceId}/billing/limits",
@@ -504,9 +522,8 @@ pub static ROUTES: &[Route] = &[
         request: None,
         status: 200,
         response: schema::<views::Limits>,
-        handler: handler!(views::limits),
-    },
-    Route {
+    } serves views::limits;
+    WORKSPACE_BILLING_TRANSACTIONS {
         name: "workspace-billing-transactions",
         method: Method::GET,
         path: "/v1/workspaces/{workspaceId}/billing/transactions",
@@ -516,9 +533,8 @@ pub static ROUTES: &[Route] = &[
         request: None,
         status: 200,
         response: schema::<List<Transaction>>,
-        handler: handler!(workspace_billing::transactions),
-    },
-    Route {
+    } serves workspace_billing::transactions;
+    WORKSPACE_BILLING_CREDITS_CREATE {
         name: "workspace-billing-credits-create",
         method: Method::POST,
         path: "/v1/workspaces/{workspaceId}/billing/credits",
@@ -528,9 +544,8 @@ pub static ROUTES: &[Route] = &[
         request: Some(schema::<workspace_billing::ServiceCredit>),
         status: 201,
         response: schema::<Transaction>,
-        handler: handler!(workspace_billing::create_credit),
-    },
-    Route {
+    } serves workspace_billing::create_credit, then charge_started_recharges;
+    WORKSPACE_BILLING_SUBSCRIPTION {
         name: "workspace-billing-subscription",
         method: Method::GET,
         path: "/v1/workspaces/{workspaceId}/billing/subscription",
@@ -540,9 +555,8 @@ pub static ROUTES: &[Route] = &[
         request: None,
         status: 200,
         response: schema::<lifecycle::SubscriptionView>,
-        handler: handler!(lifecycle::subscription),
-    },
-    Route {
+    } serves lifecycle::subscription;
+    WORKSPACE_BILLING_CANCELLATION {
         name: "workspace-billing-cancellation",
         method: Method::GET,
         path: "/v1/workspaces/{workspaceId}/billing/subscription/cancellation",
@@ -552,9 +566,8 @@ pub static ROUTES: &[Route] = &[
         request: None,
         status: 200,
         response: schema::<lifecycle::CancellationView>,
-        handler: handler!(lifecycle::cancellation),
-    },
-    Route {
+    } serves lifecycle::cancellation;
+    RATE_LIMITS_GET {
         name: "rate-limits-get",
         method: Method::GET,
         path: "/v1/workspaces/{workspaceId}/rate-limits",
@@ -564,9 +577,8 @@ pub static ROUTES: &[Route] = &[
         request: None,
         status: 200,
         response: schema::<rate_limits::RateLimitStatus>,
-        handler: handler!(rate_limits::get),
-    },
-    Route {
+    } serves rate_limits::get;
+    RATE_LIMITS_REFRESH {
         name: "rate-limits-refresh",
         method: Method::POST,
         path: "/v1/workspaces/{workspaceId}/rate-limits/refresh",
@@ -576,9 +588,8 @@ pub static ROUTES: &[Route] = &[
         request: None,
         status: 200,
         response: schema::<rate_limits::RateLimitStatus>,
-        handler: handler!(rate_limits::refresh),
-    },
-    Route {
+    } serves rate_limits::refresh;
+    BILLING_PUBLISHABLE_KEY {
         name: "billing-publishable-key",
         method: Method::GET,
         path: "/v1/billing/publishable-key",
@@ -588,9 +599,8 @@ pub static ROUTES: &[Route] = &[
         request: None,
         status: 200,
         response: schema::<payments::PublishableKey>,
-        handler: handler!(payments::publishable_key),
-    },
-    Route {
+    } serves payments::publishable_key;
+    WORKSPACE_BILLING_CHECKOUT {
         name: "workspace-billing-checkout",
         method: Method::POST,
         path: "/v1/workspaces/{workspaceId}/billing/checkout",
@@ -600,9 +610,8 @@ pub static ROUTES: &[Route] = &[
         request: Some(schema::<payments::BuyCredits>),
         status: 200,
         response: schema::<payments::CheckoutCreated>,
-        handler: handler!(payments::checkout),
-    },
-    Route {
+    } serves payments::checkout;
+    WORKSPACE_BILLING_SUBSCRIBE {
         name: "workspace-billing-subscribe",
         method: Method::POST,
         path: "/v1/workspaces/{workspaceId}/billing/subscribe",
@@ -612,9 +621,8 @@ pub static ROUTES: &[Route] = &[
         request: Some(schema::<payments::Subscribe>),
         status: 200,
         response: schema::<payments::CheckoutCreated>,
-        handler: handler!(payments::subscribe),
-    },
-    Route {
+    } serves payments::subscribe, then charge_started_recharges;
+    WORKSPACE_BILLING_PORTAL {
         name: "workspace-billing-portal",
         method: Method::POST,
         path: "/v1/workspaces/{workspaceId}/billing/portal",
@@ -624,9 +632,8 @@ pub static ROUTES: &[Route] = &[
         request: Some(schema::<payments::OpenPortal>),
         status: 200,
         response: schema::<payments::PortalSession>,
-        handler: handler!(payments::portal),
-    },
-    Route {
+    } serves payments::portal;
+    WORKSPACE_BILLING_SETUP_INTENT {
         name: "workspace-billing-setup-intent",
         method: Method::POST,
         path: "/v1/workspaces/{workspaceId}/billing/setup-intent",
@@ -636,9 +643,8 @@ pub static ROUTES: &[Route] = &[
         request: None,
         status: 200,
         response: schema::<payments::SetupIntentCreated>,
-        handler: handler!(payments::setup_intent),
-    },
-    Route {
+    } serves payments::setup_intent;
+    WORKSPACE_BILLING_PAYMENT_METHOD {
         name: "workspace-billing-payment-method",
         method: Method::POST,
         path: "/v1/workspaces/{workspaceId}/billing/payment-method",
@@ -648,9 +654,8 @@ pub static ROUTES: &[Route] = &[
         request: Some(schema::<payments::AttachPaymentMethod>),
         status: 200,
         response: schema::<payments::PaymentMethodSaved>,
-        handler: handler!(payments::payment_method),
-    },
-    Route {
+    } serves payments::payment_method, then charge_started_recharges;
+    WORKSPACE_BILLING_INVOICES {
         name: "workspace-billing-invoices",
         method: Method::GET,
         path: "/v1/workspaces/{workspaceId}/billing/invoices",
@@ -660,9 +665,8 @@ pub static ROUTES: &[Route] = &[
         request: None,
         status: 200,
         response: schema::<List<crate::domain::invoice::Invoice>>,
-        handler: handler!(payments::invoices),
-    },
-    Route {
+    } serves payments::invoices;
+    WORKSPACE_BILLING_TOP_UP {
         name: "workspace-billing-top-up",
         method: Method::POST,
         path: "/v1/workspaces/{workspaceId}/billing/top-up",
@@ -672,9 +676,8 @@ pub static ROUTES: &[Route] = &[
         request: Some(schema::<payments::TopUp>),
         status: 200,
         response: schema::<Transaction>,
-        handler: handler!(payments::top_up),
-    },
-    Route {
+    } serves payments::top_up, then charge_started_recharges;
+    WORKSPACE_BILLING_RECHARGE_ACTION {
         name: "workspace-billing-recharge-action",
         method: Method::GET,
         path: "/v1/workspaces/{workspaceId}/billing/auto-recharge/requires-action",
@@ -684,9 +687,8 @@ pub static ROUTES: &[Route] = &[
         request: None,
         status: 200,
         response: schema::<payments::RequiresActionView>,
-        handler: handler!(payments::recharge_requires_action),
-    },
-    Route {
+    } serves payments::recharge_requires_action;
+    WORKSPACE_BILLING_NO_CAP_REMINDER {
         name: "workspace-billing-no-cap-reminder",
         method: Method::GET,
         path: "/v1/workspaces/{workspaceId}/billing/no-cap-reminder",
@@ -696,9 +698,8 @@ pub static ROUTES: &[Route] = &[
         request: None,
         status: 200,
         response: schema::<payments::NoCapReminder>,
-        handler: handler!(payments::no_cap_reminder),
-    },
-    Route {
+    } serves payments::no_cap_reminder;
+    WORKSPACE_BILLING_NO_CAP_REMINDER_DISMISS {
         name: "workspace-billing-no-cap-reminder-dismiss",
         method: Method::POST,
         path: "/v1/workspaces/{workspaceId}/billing/no-cap-reminder/dismiss",
@@ -708,9 +709,8 @@ pub static ROUTES: &[Route] = &[
         request: None,
         status: 200,
         response: schema::<payments::ReminderDismissed>,
-        handler: handler!(payments::dismiss_no_cap_reminder),
-    },
-    Route {
+    } serves payments::dismiss_no_cap_reminder;
+    WORKSPACE_BILLING_COMPLETE_LOCAL {
         name: "workspace-billing-complete-local",
         method: Method::POST,
         path: "/v1/workspaces/{workspaceId}/billing/dev/complete-local",
@@ -720,9 +720,8 @@ pub static ROUTES: &[Route] = &[
         request: Some(schema::<payments::CompleteLocal>),
         status: 200,
         response: schema::<payments::CompletedLocally>,
-        handler: handler!(payments::complete_local),
-    },
-    Route {
+    } serves payments::complete_local, then charge_started_recharges;
+    STRIPE_WEBHOOK {
         name: "stripe-webhook",
         method: Method::POST,
         path: "/v1/webhooks/stripe",
@@ -732,18 +731,21 @@ pub static ROUTES: &[Route] = &[
         request: None,
         status: 200,
         response: schema::<stripe_webhook::Received>,
-        handler: handler!(stripe_webhook::receive),
-    },
-];
+    } serves stripe_webhook::receive, then charge_started_recharges;
+}
 
 /// A scheduled job: its own Lambda, invoked by an EventBridge schedule (and by the dev server).
 pub struct Job {
     pub name: &'static str,
+    /// The `static` that serves it, as for routes.
+    pub ident: &'static str,
     /// An EventBridge Scheduler expression for a recurring job; `None` for a job that one-time
     /// schedules invoke (the dev server's sweep does its work locally).
     pub schedule: Option<&'static str>,
     pub summary: &'static str,
     pub run: JobFn,
+    /// As [`Route::after`]: every job moves money, so every job charges what it started.
+    pub after: Option<AfterHook>,
 }
 
 /// A job's work on the invocation's payload; returns how many things it handled.
@@ -772,39 +774,51 @@ macro_rules! job {
     }};
 }
 
-pub static JOBS: &[Job] = &[
-    Job {
+/// The job table, as the route table: one `static` per job, and [`JOBS`].
+macro_rules! job_table {
+    ($($ident:ident { $($field:ident: $value:expr),* $(,)? };)*) => {
+        $(pub static $ident: Job = Job { ident: stringify!($ident), $($field: $value),* };)*
+        pub static JOBS: &[&Job] = &[$(&$ident),*];
+    };
+}
+
+job_table! {
+    RUNS_EXPIRE {
         name: "runs-expire",
         schedule: Some("rate(5 minutes)"),
         summary: "Settle runs whose hold expired: debit what was reported, release the rest.",
         run: job!(runs::expire_overdue),
-    },
-    Job {
+        after: Some(charge_started_recharges),
+    };
+    LIFECYCLE_SWEEP {
         name: "lifecycle-sweep",
         schedule: Some("rate(1 hour)"),
         summary: "Fire every overdue lifecycle deadline (trial, promo, period and grace ends) that a one-time schedule missed.",
         run: job!(lifecycle::sweep),
-    },
-    Job {
+        after: Some(charge_started_recharges),
+    };
+    AUTO_RECHARGE_RETRY {
         name: "auto-recharge-retry",
         schedule: Some("rate(15 minutes)"),
         summary: "Charge auto-recharges that were started but never charged (their function stopped in between), under the same idempotency key.",
         run: job!(auto_recharge::retry_stale),
-    },
-    Job {
+        after: Some(charge_started_recharges),
+    };
+    LIFECYCLE_TRANSITION {
         name: "lifecycle-transition",
         schedule: None,
         summary: "Fire one workspace's lifecycle deadline; invoked by its EventBridge Scheduler one-time schedule with {workspace_id, trigger, due_at, version}.",
         run: job!(lifecycle::on_schedule, payload),
-    },
-];
+        after: Some(charge_started_recharges),
+    };
+}
 
 pub fn job_by_name(name: &str) -> Option<&'static Job> {
-    JOBS.iter().find(|j| j.name == name)
+    JOBS.iter().copied().find(|j| j.name == name)
 }
 
 pub fn by_name(name: &str) -> Option<&'static Route> {
-    ROUTES.iter().find(|r| r.name == name)
+    ROUTES.iter().copied().find(|r| r.name == name)
 }
 
 /// What a method and path lead to.
@@ -817,7 +831,7 @@ pub enum Resolved {
 
 pub fn resolve(method: &Method, path: &str) -> Resolved {
     let mut path_exists = false;
-    for route in ROUTES {
+    for &route in ROUTES {
         if let Some(params) = match_path(route.path, path) {
             if route.method == method {
                 return Resolved::Route(route, params);
@@ -857,6 +871,18 @@ pub fn match_path(template: &str, path: &str) -> Option<HashMap<String, String>>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_static_is_named_after_its_function() {
+        let upper = |name: &str| name.to_uppercase().replace('-', "_");
+        for route in ROUTES {
+            assert_eq!(route.ident, upper(route.name));
+        }
+        for job in JOBS {
+            assert_eq!(job.ident, upper(job.name));
+        }
+        assert_eq!(SPECS.len(), ROUTES.len());
+    }
 
     #[test]
     fn names_and_method_path_pairs_are_unique() {

@@ -192,3 +192,56 @@ async fn every_job_binary_boots_and_runs_on_a_scheduled_event() {
         assert_eq!(result, json!({"handled": 0}), "{}", job.name);
     }
 }
+
+/// Whether a function binary links the Stripe client: async-stripe's API host is in its data
+/// only when some code that can reach the client is linked. (`grep`: a byte scan of 35 debug
+/// binaries of 50 MB in an unoptimised test takes over a minute.)
+fn links_stripe(name: &str) -> bool {
+    let status = std::process::Command::new("grep")
+        .args(["-q", "-F", "api.stripe.com"])
+        .arg(binary(name))
+        .status()
+        .expect("run grep");
+    match status.code() {
+        Some(0) => true,
+        Some(1) => false,
+        _ => panic!("grep failed on {name}: {status}"),
+    }
+}
+
+#[test]
+fn a_function_that_never_calls_stripe_links_no_stripe_code() {
+    // Every route outside payments, and that moves no money (a movement may start an
+    // auto-recharge, which the route then charges through Stripe).
+    let stripe_free: Vec<&str> = ROUTES
+        .iter()
+        .filter(|route| route.after.is_none())
+        .map(|route| route.name)
+        .filter(|name| {
+            ![
+                "checkout",
+                "subscribe",
+                "portal",
+                "setup-intent",
+                "payment-method",
+                "invoices",
+                "recharge-action",
+                "publishable-key",
+                "no-cap-reminder",
+            ]
+            .iter()
+            .any(|payments| name.contains(payments))
+        })
+        .collect();
+    assert!(stripe_free.contains(&"health"));
+    assert!(stripe_free.len() >= 30, "{stripe_free:?}");
+    let linked: Vec<&str> = stripe_free
+        .iter()
+        .copied()
+        .filter(|name| links_stripe(name))
+        .collect();
+    assert!(linked.is_empty(), "these link Stripe: {linked:?}");
+    // The probe finds Stripe where it is.
+    assert!(links_stripe("stripe-webhook"));
+    assert!(links_stripe("usage-events-create"));
+}

@@ -108,7 +108,9 @@ async fn run() -> Result<(), String> {
                 .filter(|j| j.schedule.is_some())
             {
                 let result = (job.run)(&jobs_app, serde_json::Value::Null).await;
-                billing_core::api::auto_recharge::charge_started(&jobs_app).await;
+                if let Some(after) = job.after {
+                    after(&jobs_app).await;
+                }
                 match result {
                     Ok(0) => {}
                     Ok(handled) => tracing::info!(job = job.name, handled, "job done"),
