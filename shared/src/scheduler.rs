@@ -85,19 +85,9 @@ impl Scheduler {
         target_arn: &str,
         role_arn: &str,
     ) -> Self {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-        if let Some(endpoint) = endpoint {
-            // moto accepts any credentials; us-east-1 is where its state lives for the tests.
-            loader = loader
-                .endpoint_url(endpoint)
-                .region(aws_config::Region::new("us-east-1"))
-                .credentials_provider(aws_sdk_scheduler::config::Credentials::new(
-                    "local", "local", None, None, "local",
-                ));
-        }
-        let config = loader.load().await;
+        // moto's state for the tests lives in us-east-1, the local stand-ins' region.
         Self {
-            client: Client::new(&config),
+            client: Client::new(&crate::aws::sdk_config(endpoint).await),
             group: group.to_owned(),
             target_arn: target_arn.to_owned(),
             role_arn: role_arn.to_owned(),

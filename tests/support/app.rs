@@ -74,9 +74,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = Config::local(store.table_name(), &dynamodb_endpoint(), &service_key);
     adjust(&mut config);
     let clock = Arc::new(ManualClock::at(time::OffsetDateTime::now_utc()));
-    let mut app = App::new(config, store, clock.clone() as Arc<dyn Clock>);
-    app.connect_scheduler().await;
-    let app = Arc::new(app);
+    let app = Arc::new(App::new(config, store, clock.clone() as Arc<dyn Clock>));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

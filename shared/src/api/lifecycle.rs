@@ -82,7 +82,7 @@ pub async fn fire(app: &App, id: &WorkspaceId, trigger: Trigger) -> Result<Fired
 /// Keeps the workspace's one-time schedule on its next deadline. A failure is logged, not
 /// returned: the transition is written, and the hourly sweep fires whatever a schedule missed.
 pub async fn schedule_deadline(app: &App, id: &WorkspaceId, lifecycle: &Lifecycle, version: i64) {
-    let Some(scheduler) = &app.deadlines else {
+    let Some(scheduler) = app.deadlines().await else {
         return;
     };
     let result = match next_deadline(lifecycle) {

@@ -158,18 +158,7 @@ impl Store {
 
     /// A client for DynamoDB (or DynamoDB Local at `endpoint`) built from the environment.
     pub async fn connect(table: &str, endpoint: Option<&str>) -> Self {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-        if let Some(endpoint) = endpoint {
-            // DynamoDB Local accepts any credentials and region; don't require real ones.
-            loader = loader
-                .endpoint_url(endpoint)
-                .region(aws_config::Region::new("us-east-1"))
-                .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                    "local", "local", None, None, "local",
-                ));
-        }
-        let config = loader.load().await;
-        Self::new(Client::new(&config), table)
+        Self::new(Client::new(&crate::aws::sdk_config(endpoint).await), table)
     }
 
     /// This handle, reading time from `clock` (the app's, so tests can move it).
