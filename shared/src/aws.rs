@@ -35,29 +35,32 @@ fn loader() -> aws_config::ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest()).http_client(http_client())
 }
 
-/// One HTTPS client for every SDK client (they share its connection pool).
+/// An HTTPS client for the clients of one configuration (they share its connection pool). Not
+/// one per process: a pool's connections belong to the tokio runtime that opened them, and the
+/// tests run many runtimes in one process.
 fn http_client() -> SharedHttpClient {
-    static CLIENT: OnceLock<SharedHttpClient> = OnceLock::new();
-    CLIENT
-        .get_or_init(|| {
-            let trust = TrustStore::empty()
-                .with_native_roots(false)
-                .with_pem_certificate(root_certificates_pem());
-            aws_smithy_http_client::Builder::new()
-                .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
-                .tls_context(
-                    TlsContext::builder()
-                        .with_trust_store(trust)
-                        .build()
-                        .expect("a trust store of PEM certificates is a valid TLS context"),
-                )
-                .build_https()
-        })
-        .clone()
+    let trust = TrustStore::empty()
+        .with_native_roots(false)
+        .with_pem_certificate(root_certificates_pem());
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+        .tls_context(
+            TlsContext::builder()
+                .with_trust_store(trust)
+                .build()
+                .expect("a trust store of PEM certificates is a valid TLS context"),
+        )
+        .build_https()
 }
 
-/// The compiled-in root certificates as one PEM bundle, the form the SDK's trust store takes.
-fn root_certificates_pem() -> Vec<u8> {
+/// The compiled-in root certificates as one PEM bundle, the form the SDK's trust store takes
+/// (encoded once per process).
+fn root_certificates_pem() -> &'static [u8] {
+    static PEM: OnceLock<Vec<u8>> = OnceLock::new();
+    PEM.get_or_init(encode_root_certificates)
+}
+
+fn encode_root_certificates() -> Vec<u8> {
     let base64 = base64::engine::general_purpose::STANDARD;
     let mut pem = String::new();
     for certificate in webpki_root_certs::TLS_SERVER_ROOT_CERTS {

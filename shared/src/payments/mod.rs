@@ -6,6 +6,7 @@
 pub mod offline;
 pub mod signature;
 pub mod stripe;
+pub mod stripe_http;
 
 use offline::OfflineGateway;
 use stripe::StripeGateway;

@@ -1,5 +1,6 @@
-//! Stripe through async-stripe 1.x: one HTTP client built per cold start, one request type per
-//! call, Stripe's answers and errors mapped onto the gateway's vocabulary.
+//! Stripe through async-stripe 1.x: its typed request per call, sent by our transport
+//! ([`super::stripe_http`], one per cold start), and only the fields of each answer the gateway
+//! uses read into small types of its own, then mapped onto the gateway's vocabulary.
 //!
 //! Every call that creates something sends the caller's idempotency key as `Idempotency-Key`, so
 //! a retried request (ours or a client's) gets Stripe's first answer instead of a second object.
@@ -7,8 +8,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use stripe::{ApiErrors, ApiErrorsCode, ApiErrorsType, IdempotencyKey, RequestStrategy};
-use stripe::{Client, ClientBuilder, StripeError, StripeRequest};
+use stripe_client_core::{IdempotencyKey, RequestStrategy, StripeRequest};
 use stripe_billing::billing_portal_session::CreateBillingPortalSession;
 use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionLineItemsPriceData,
@@ -21,10 +21,10 @@ use stripe_core::payment_intent::{
     CreatePaymentIntentAutomaticPaymentMethodsAllowRedirects, CreatePaymentIntentOffSession,
 };
 use stripe_core::setup_intent::{CreateSetupIntent, CreateSetupIntentUsage};
-use stripe_core::{PaymentIntent, PaymentIntentStatus};
 use stripe_payment::payment_method::AttachPaymentMethod;
 use stripe_types::Currency;
 
+use super::stripe_http::{ApiError, StripeHttp, StripeHttpError};
 use super::{Charge, CheckoutMode, CheckoutRequest, CheckoutSession, GatewayError, SetupIntent};
 
 /// The product name a credits checkout shows the customer.
@@ -35,26 +35,64 @@ const CREDITS_PRODUCT_NAME: &str = "Credits";
 /// timed-out create is safe to retry with the same idempotency key.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(8);
 
+/// Stripe's API, unless the configuration names a stand-in.
+const STRIPE_API_BASE: &str = "https://api.stripe.com/";
+
 pub struct StripeGateway {
-    /// The client, or why it could not be built (a malformed key or base URL). Kept as an error
-    /// rather than a panic so a bad Stripe setting fails the payment routes, not every route.
-    /// Boxed: the client is ~700 bytes, and `Gateway` holds this beside a tiny offline gateway.
-    client: Result<Box<Client>, String>,
+    /// The client, or why it could not be built (a malformed key). Kept as an error rather than
+    /// a panic so a bad Stripe setting fails the payment routes, not every route. Boxed: the
+    /// client is large, and `Gateway` holds this beside a tiny offline gateway.
+    client: Result<Box<StripeHttp>, String>,
     publishable_key: String,
+}
+
+/// The fields of Stripe's answers that the gateway reads (the rest is skipped unread).
+#[derive(miniserde::Deserialize)]
+struct Created {
+    id: String,
+}
+
+#[derive(miniserde::Deserialize)]
+struct CreatedCheckout {
+    id: String,
+    url: Option<String>,
+}
+
+#[derive(miniserde::Deserialize)]
+struct CreatedPortal {
+    url: String,
+}
+
+#[derive(miniserde::Deserialize)]
+struct CreatedSetupIntent {
+    id: String,
+    client_secret: Option<String>,
+}
+
+#[derive(miniserde::Deserialize)]
+struct ConfirmedPaymentIntent {
+    id: String,
+    status: String,
+    client_secret: Option<String>,
+    last_payment_error: Option<LastPaymentError>,
+}
+
+#[derive(miniserde::Deserialize)]
+struct LastPaymentError {
+    message: Option<String>,
 }
 
 impl StripeGateway {
     /// Builds the client once (per cold start); `base_url` replaces `https://api.stripe.com/`
     /// (the tests point it at a fake Stripe).
     pub fn new(secret_key: &str, publishable_key: &str, base_url: Option<&str>) -> Self {
-        let mut builder = ClientBuilder::new(secret_key).timeout(REQUEST_TIMEOUT);
-        if let Some(base_url) = base_url {
-            builder = builder.url(api_base(base_url));
-        }
-        let client = builder
-            .build()
-            .map(Box::new)
-            .map_err(|error| format!("the Stripe client could not be built: {error}"));
+        let client = StripeHttp::new(
+            secret_key,
+            base_url.unwrap_or(STRIPE_API_BASE),
+            REQUEST_TIMEOUT,
+        )
+        .map(Box::new)
+        .map_err(|error| format!("the Stripe client could not be built: {error}"));
         Self {
             client,
             publishable_key: publishable_key.to_owned(),
@@ -65,7 +103,7 @@ impl StripeGateway {
         &self.publishable_key
     }
 
-    fn client(&self) -> Result<&Client, GatewayError> {
+    fn client(&self) -> Result<&StripeHttp, GatewayError> {
         self.client
             .as_deref()
             .map_err(|reason| GatewayError::Provider(reason.clone()))
@@ -86,12 +124,13 @@ impl StripeGateway {
             request = request.email(email);
         }
         let customer = request
-            .customize()
+            .build()
+            .customize::<Created>()
             .request_strategy(idempotent(idempotency_key)?)
             .send(self.client()?)
             .await
             .map_err(provider_error)?;
-        Ok(customer.id.to_string())
+        Ok(customer.id)
     }
 
     /// A hosted Checkout session: a one-off payment for credits, or a subscription to a price.
@@ -132,7 +171,8 @@ impl StripeGateway {
             }
         };
         let created = session
-            .customize()
+            .build()
+            .customize::<CreatedCheckout>()
             .request_strategy(idempotent(request.idempotency_key)?)
             .send(self.client()?)
             .await
@@ -144,7 +184,7 @@ impl StripeGateway {
             ))
         })?;
         Ok(CheckoutSession {
-            id: created.id.to_string(),
+            id: created.id,
             url,
         })
     }
@@ -159,6 +199,8 @@ impl StripeGateway {
         let session = CreateBillingPortalSession::new()
             .customer(customer_id)
             .return_url(return_url)
+            .build()
+            .customize::<CreatedPortal>()
             .send(self.client()?)
             .await
             .map_err(provider_error)?;
@@ -174,7 +216,8 @@ impl StripeGateway {
         let intent = CreateSetupIntent::new()
             .customer(customer_id)
             .usage(CreateSetupIntentUsage::OffSession)
-            .customize()
+            .build()
+            .customize::<CreatedSetupIntent>()
             .request_strategy(idempotent(idempotency_key)?)
             .send(self.client()?)
             .await
@@ -186,7 +229,7 @@ impl StripeGateway {
             ))
         })?;
         Ok(SetupIntent {
-            id: intent.id.to_string(),
+            id: intent.id,
             client_secret,
         })
     }
@@ -202,6 +245,8 @@ impl StripeGateway {
         let client = self.client()?;
         AttachPaymentMethod::new(payment_method_id)
             .customer(customer_id)
+            .build()
+            .customize::<Created>()
             .send(client)
             .await
             .map_err(rejected_or_provider_error)?;
@@ -209,6 +254,8 @@ impl StripeGateway {
         invoice_settings.default_payment_method = Some(payment_method_id.to_owned());
         UpdateCustomer::new(customer_id)
             .invoice_settings(invoice_settings)
+            .build()
+            .customize::<Created>()
             .send(client)
             .await
             .map_err(provider_error)?;
@@ -237,23 +284,19 @@ impl StripeGateway {
             .confirm(true)
             .automatic_payment_methods(automatic_methods)
             .metadata(metadata_map(metadata))
-            .customize()
+            .build()
+            .customize::<ConfirmedPaymentIntent>()
             .request_strategy(idempotent(idempotency_key)?)
             .send(self.client()?)
             .await;
         match outcome {
             Ok(intent) => charge_from_intent(intent),
-            Err(StripeError::Stripe(error, _)) if error.type_ == ApiErrorsType::CardError => {
-                Ok(charge_from_card_error(*error))
+            Err(StripeHttpError::Api { error, .. }) if error.kind == "card_error" => {
+                Ok(charge_from_card_error(error))
             }
             Err(error) => Err(provider_error(error)),
         }
     }
-}
-
-/// async-stripe appends `v1/…` to the base as written, so it must end with a slash.
-fn api_base(base_url: &str) -> String {
-    format!("{}/", base_url.trim_end_matches('/'))
 }
 
 fn idempotent(key: &str) -> Result<RequestStrategy, GatewayError> {
@@ -270,12 +313,12 @@ fn metadata_map(metadata: &[(&'static str, String)]) -> HashMap<String, String> 
 }
 
 /// What a confirmed PaymentIntent's status means for the caller.
-fn charge_from_intent(intent: PaymentIntent) -> Result<Charge, GatewayError> {
-    let payment_intent_id = intent.id.to_string();
-    match intent.status {
-        PaymentIntentStatus::Succeeded => Ok(Charge::Succeeded { payment_intent_id }),
-        PaymentIntentStatus::Processing => Ok(Charge::Processing { payment_intent_id }),
-        PaymentIntentStatus::RequiresAction => match intent.client_secret {
+fn charge_from_intent(intent: ConfirmedPaymentIntent) -> Result<Charge, GatewayError> {
+    let payment_intent_id = intent.id;
+    match intent.status.as_str() {
+        "succeeded" => Ok(Charge::Succeeded { payment_intent_id }),
+        "processing" => Ok(Charge::Processing { payment_intent_id }),
+        "requires_action" => match intent.client_secret {
             Some(client_secret) => Ok(Charge::RequiresAction {
                 payment_intent_id,
                 client_secret,
@@ -286,7 +329,7 @@ fn charge_from_intent(intent: PaymentIntent) -> Result<Charge, GatewayError> {
         },
         // Stripe normally reports a failed confirmation as a 402 card error; this is the same
         // outcome seen through the object.
-        PaymentIntentStatus::RequiresPaymentMethod => Ok(Charge::Declined {
+        "requires_payment_method" => Ok(Charge::Declined {
             message: intent
                 .last_payment_error
                 .and_then(|error| error.message)
@@ -294,8 +337,7 @@ fn charge_from_intent(intent: PaymentIntent) -> Result<Charge, GatewayError> {
             payment_intent_id: Some(payment_intent_id),
         }),
         other => Err(GatewayError::Provider(format!(
-            "payment intent {payment_intent_id} is in unexpected status {}",
-            other.as_str()
+            "payment intent {payment_intent_id} is in unexpected status {other}"
         ))),
     }
 }
@@ -303,13 +345,13 @@ fn charge_from_intent(intent: PaymentIntent) -> Result<Charge, GatewayError> {
 /// A 402 card error. With `authentication_required` (an off-session charge the bank wants 3-D
 /// Secure for) Stripe returns the PaymentIntent, which the customer can confirm on-session with
 /// its client secret: that is "requires action", not a decline.
-fn charge_from_card_error(error: ApiErrors) -> Charge {
-    let needs_authentication = error.code == Some(ApiErrorsCode::AuthenticationRequired)
+fn charge_from_card_error(error: ApiError) -> Charge {
+    let needs_authentication = error.code.as_deref() == Some("authentication_required")
         || error.decline_code.as_deref() == Some("authentication_required")
         || error
             .payment_intent
             .as_ref()
-            .is_some_and(|intent| intent.status == PaymentIntentStatus::RequiresAction);
+            .is_some_and(|intent| intent.status == "requires_action");
     let message = error
         .message
         .clone()
@@ -318,12 +360,12 @@ fn charge_from_card_error(error: ApiErrors) -> Charge {
     match error.payment_intent {
         Some(intent) if needs_authentication && intent.client_secret.is_some() => {
             Charge::RequiresAction {
-                payment_intent_id: intent.id.to_string(),
+                payment_intent_id: intent.id,
                 client_secret: intent.client_secret.unwrap_or_default(),
             }
         }
         intent => Charge::Declined {
-            payment_intent_id: intent.map(|intent| intent.id.to_string()),
+            payment_intent_id: intent.map(|intent| intent.id),
             message,
         },
     }
@@ -331,13 +373,14 @@ fn charge_from_card_error(error: ApiErrors) -> Charge {
 
 /// Stripe refusing the caller's own input (no such payment method, a card that can't be
 /// attached) is the caller's to fix; anything else is the provider's failure.
-fn rejected_or_provider_error(error: StripeError) -> GatewayError {
-    if let StripeError::Stripe(details, status) = &error {
+fn rejected_or_provider_error(error: StripeHttpError) -> GatewayError {
+    if let StripeHttpError::Api {
+        error: details,
+        status,
+    } = &error
+    {
         let callers_input = matches!(status, 400 | 402 | 404)
-            && matches!(
-                details.type_.as_str(),
-                "invalid_request_error" | "card_error"
-            );
+            && matches!(details.kind.as_str(), "invalid_request_error" | "card_error");
         if callers_input {
             return GatewayError::Rejected(
                 details
@@ -350,14 +393,13 @@ fn rejected_or_provider_error(error: StripeError) -> GatewayError {
     provider_error(error)
 }
 
-/// Any other failure, described for the log. Built by hand because `StripeError`'s own `Display`
-/// dumps the whole error object, which can hold a PaymentIntent's client secret.
-fn provider_error(error: StripeError) -> GatewayError {
+/// Any other failure, described for the log (never the PaymentIntent's client secret).
+fn provider_error(error: StripeHttpError) -> GatewayError {
     let detail = match error {
-        StripeError::Stripe(error, status) => {
-            let mut detail = format!("Stripe answered {status} {}", error.type_.as_str());
+        StripeHttpError::Api { error, status } => {
+            let mut detail = format!("Stripe answered {status} {}", error.kind);
             if let Some(code) = &error.code {
-                detail.push_str(&format!(" ({})", code.as_str()));
+                detail.push_str(&format!(" ({code})"));
             }
             if let Some(param) = &error.param {
                 detail.push_str(&format!(" on {param}"));
@@ -367,22 +409,9 @@ fn provider_error(error: StripeError) -> GatewayError {
             }
             detail
         }
-        StripeError::Timeout => "Stripe did not answer in time".into(),
-        StripeError::JSONDeserialize(reason) => format!("Stripe's answer was unreadable: {reason}"),
-        StripeError::ClientError(reason) => format!("Stripe could not be reached: {reason}"),
-        StripeError::ConfigError(reason) => format!("the Stripe client is misconfigured: {reason}"),
+        StripeHttpError::Timeout => "Stripe did not answer in time".into(),
+        StripeHttpError::Unreadable(reason) => format!("Stripe's answer was unreadable: {reason}"),
+        StripeHttpError::Transport(reason) => format!("Stripe could not be reached: {reason}"),
     };
     GatewayError::Provider(detail)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::api_base;
-
-    #[test]
-    fn the_api_base_always_ends_with_one_slash() {
-        assert_eq!(api_base("http://127.0.0.1:9"), "http://127.0.0.1:9/");
-        assert_eq!(api_base("http://127.0.0.1:9/"), "http://127.0.0.1:9/");
-        assert_eq!(api_base("https://proxy/stripe"), "https://proxy/stripe/");
-    }
 }
