@@ -668,3 +668,154 @@ async fn a_workspace_key_may_lower_but_never_raise_or_remove_the_owners_hard_cap
         .await;
     assert_eq!(gone.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_usage_quantity_out_of_range_is_400_naming_it_and_debits_nothing() {
+    let (app, account, key, workspace) = funded(100).await;
+    let path = format!("/v1/workspaces/{workspace}/usage-events");
+    for quantity in [json!(1_000_000_000_001_u64), json!(0), json!(u64::MAX)] {
+        let refused = app
+            .post(
+                &path,
+                &key,
+                json!({"event_id": "huge", "category": "actions", "quantity": quantity}),
+            )
+            .await;
+        assert_eq!(
+            (refused.status, refused.error_code()),
+            (StatusCode::BAD_REQUEST, "invalid_request"),
+            "{quantity}"
+        );
+        let message = refused.body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("quantity"), "{message}");
+    }
+    // The largest quantity is in range: priced, and refused for credit.
+    let largest = app
+        .post(
+            &path,
+            &key,
+            json!({"event_id": "largest", "category": "actions", "quantity": 1_000_000_000_000_u64}),
+        )
+        .await;
+    assert_eq!(largest.error_code(), "insufficient_credits");
+    let after = balance(&app, &account, &key).await;
+    assert_eq!(after["balance_cents"], 100);
+    let status = app
+        .get(&format!("/v1/workspaces/{workspace}/billing"), &key)
+        .await;
+    assert_eq!(status.body["actions_used"], 0);
+}
+
+#[tokio::test]
+async fn a_credit_above_the_money_range_is_400() {
+    let (app, account, key, workspace) = funded(100).await;
+    let path = format!("/v1/workspaces/{workspace}/billing/credits");
+    for (kind, amount) in [
+        ("grant", 10_000_000_001_i64),
+        ("adjustment", -10_000_000_001),
+    ] {
+        let refused = app
+            .post(
+                &path,
+                &app.service_key,
+                json!({"amount_cents": amount, "type": kind, "reason": "too much"}),
+            )
+            .await;
+        assert_eq!(
+            (refused.status, refused.error_code()),
+            (StatusCode::BAD_REQUEST, "invalid_request"),
+            "{kind} {amount}"
+        );
+        assert!(refused.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("amount_cents"));
+    }
+    assert_eq!(balance(&app, &account, &key).await["balance_cents"], 100);
+    let largest = app
+        .post(
+            &path,
+            &app.service_key,
+            json!({"amount_cents": 10_000_000_000_i64, "type": "grant", "reason": "the most"}),
+        )
+        .await;
+    assert_eq!(largest.status, StatusCode::CREATED, "{:?}", largest.body);
+}
+
+#[tokio::test]
+async fn a_run_completed_with_counts_out_of_range_is_400_and_changes_nothing() {
+    let (app, account, key, workspace) = funded(100).await;
+    let authorized = app
+        .post(
+            &format!("/v1/workspaces/{workspace}/runs"),
+            &key,
+            json!({"agent_id": "a1", "agent_tier": "basic", "max_cost_cents": 10}),
+        )
+        .await;
+    assert_eq!(
+        authorized.status,
+        StatusCode::CREATED,
+        "{:?}",
+        authorized.body
+    );
+    let run = authorized.body["run_id"].as_str().unwrap().to_owned();
+    let run_path = format!("/v1/workspaces/{workspace}/runs/{run}");
+    for body in [
+        json!({"actions": u64::MAX}),
+        json!({"actions": 1_000_000_000_001_u64}),
+        json!({"input_tokens": 1_000_000_000_001_u64}),
+        json!({"output_tokens": -1}),
+    ] {
+        let refused = app
+            .post(&format!("{run_path}/complete"), &key, body.clone())
+            .await;
+        assert_eq!(
+            (refused.status, refused.error_code()),
+            (StatusCode::BAD_REQUEST, "invalid_request"),
+            "{body}"
+        );
+        let reported = app
+            .post(
+                &format!("{run_path}/usage"),
+                &key,
+                json!({"sequence": 1})
+                    .as_object()
+                    .unwrap()
+                    .clone()
+                    .into_iter()
+                    .chain(body.as_object().unwrap().clone())
+                    .collect::<serde_json::Map<_, _>>()
+                    .into(),
+            )
+            .await;
+        assert_eq!(reported.status, StatusCode::BAD_REQUEST, "{body}");
+    }
+    let still = app.get(&run_path, &key).await;
+    assert_eq!(still.body["status"], "authorized");
+    assert_eq!(still.body["usage"], json!({}));
+    let money = balance(&app, &account, &key).await;
+    assert_eq!(
+        (
+            money["balance_cents"].as_i64(),
+            money["held_cents"].as_i64()
+        ),
+        (Some(100), Some(10))
+    );
+    let status = app
+        .get(&format!("/v1/workspaces/{workspace}/billing"), &key)
+        .await;
+    assert_eq!(status.body["actions_used"], 0);
+    // In range, it completes as usual.
+    let done = app
+        .post(
+            &format!("{run_path}/complete"),
+            &key,
+            json!({"actions": 10}),
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{:?}", done.body);
+    let status = app
+        .get(&format!("/v1/workspaces/{workspace}/billing"), &key)
+        .await;
+    assert_eq!(status.body["actions_used"], 10, "{:?}", status.body);
+}

@@ -272,3 +272,69 @@ async fn a_read_key_is_refused_every_route_that_writes() {
         "Default"
     );
 }
+
+/// Every integer any request body may carry, by its path in the OpenAPI document.
+fn request_integers(
+    document: &serde_json::Value,
+    schema: &serde_json::Value,
+    at: String,
+    found: &mut Vec<(String, serde_json::Value)>,
+) {
+    if let Some(reference) = schema["$ref"].as_str() {
+        let name = reference.trim_start_matches("#/components/schemas/");
+        return request_integers(
+            document,
+            &document["components"]["schemas"][name],
+            at,
+            found,
+        );
+    }
+    let is_integer = schema["type"] == "integer"
+        || schema["type"]
+            .as_array()
+            .is_some_and(|types| types.iter().any(|t| t == "integer"));
+    if is_integer {
+        found.push((at.clone(), schema.clone()));
+    }
+    for (name, property) in schema["properties"].as_object().into_iter().flatten() {
+        request_integers(document, property, format!("{at}.{name}"), found);
+    }
+    for key in ["anyOf", "oneOf", "allOf"] {
+        for variant in schema[key].as_array().into_iter().flatten() {
+            request_integers(document, variant, at.clone(), found);
+        }
+    }
+    if schema["items"].is_object() {
+        request_integers(document, &schema["items"], format!("{at}[]"), found);
+    }
+}
+
+#[test]
+fn every_integer_a_request_may_carry_has_a_stated_range() {
+    let document = billing_core::openapi::document();
+    let mut integers = Vec::new();
+    for (path, operations) in document["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            let body = &operation["requestBody"]["content"]["application/json"]["schema"];
+            if body.is_object() {
+                request_integers(document, body, format!("{method} {path}"), &mut integers);
+            }
+        }
+    }
+    assert!(integers.len() >= 15, "{integers:?}");
+    for (at, schema) in &integers {
+        assert!(
+            schema["minimum"].is_i64() && schema["maximum"].is_i64(),
+            "{at} has no stated range: {schema}"
+        );
+    }
+    let quantity = integers
+        .iter()
+        .find(|(at, _)| at.ends_with("usage-events.quantity"))
+        .map(|(_, schema)| schema)
+        .unwrap();
+    assert_eq!(
+        (&quantity["minimum"], &quantity["maximum"]),
+        (&json!(1), &json!(1_000_000_000_000_i64))
+    );
+}

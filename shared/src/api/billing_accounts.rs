@@ -3,6 +3,7 @@
 use super::access::{managed_account, visible_account};
 use crate::domain::account::{AccountPatch, AutoRechargePatch, BillingAccount};
 use crate::domain::api_key::Principal;
+use crate::domain::bounds::{AmountCents, Bounded, PositiveCents};
 use crate::domain::ids::{BillingAccountId, UserId, WorkspaceId};
 use crate::domain::transaction::TransactionType;
 use crate::http::request::nullable;
@@ -20,9 +21,9 @@ pub struct UpdateAccount {
     #[serde(default, deserialize_with = "nullable")]
     pub billing_email: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    pub soft_cap_cents: Option<Option<i64>>,
+    pub soft_cap_cents: Option<Option<AmountCents>>,
     #[serde(default, deserialize_with = "nullable")]
-    pub hard_cap_cents: Option<Option<i64>>,
+    pub hard_cap_cents: Option<Option<AmountCents>>,
     pub auto_recharge: Option<UpdateAutoRecharge>,
 }
 
@@ -30,10 +31,10 @@ pub struct UpdateAccount {
 #[serde(deny_unknown_fields)]
 pub struct UpdateAutoRecharge {
     pub enabled: Option<bool>,
-    pub threshold_cents: Option<i64>,
-    pub amount_cents: Option<i64>,
+    pub threshold_cents: Option<AmountCents>,
+    pub amount_cents: Option<PositiveCents>,
     #[serde(default, deserialize_with = "nullable")]
-    pub monthly_limit_cents: Option<Option<i64>>,
+    pub monthly_limit_cents: Option<Option<PositiveCents>>,
 }
 
 impl From<UpdateAccount> for AccountPatch {
@@ -41,13 +42,13 @@ impl From<UpdateAccount> for AccountPatch {
         AccountPatch {
             name: body.name,
             billing_email: body.billing_email,
-            soft_cap_cents: body.soft_cap_cents,
-            hard_cap_cents: body.hard_cap_cents,
+            soft_cap_cents: body.soft_cap_cents.map(|cap| cap.map(Bounded::get)),
+            hard_cap_cents: body.hard_cap_cents.map(|cap| cap.map(Bounded::get)),
             auto_recharge: body.auto_recharge.map(|r| AutoRechargePatch {
                 enabled: r.enabled,
-                threshold_cents: r.threshold_cents,
-                amount_cents: r.amount_cents,
-                monthly_limit_cents: r.monthly_limit_cents,
+                threshold_cents: r.threshold_cents.map(Bounded::get),
+                amount_cents: r.amount_cents.map(Bounded::get),
+                monthly_limit_cents: r.monthly_limit_cents.map(|limit| limit.map(Bounded::get)),
             }),
         }
     }

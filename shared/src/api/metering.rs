@@ -3,6 +3,7 @@
 use super::access::visible_workspace_state;
 use super::lifecycle;
 use crate::clock::{rfc3339, unix_millis};
+use crate::domain::bounds::Quantity;
 use crate::domain::ledger::Refusal;
 use crate::domain::pricing::{round_up_to_cents, Category, Tier};
 use crate::http::{ApiError, Ctx, Reply};
@@ -54,8 +55,8 @@ pub struct UsageEvent {
     pub event_id: String,
     /// One of `input_tokens`, `output_tokens`, `actions`, `api_calls`, `agent_invocations`.
     pub category: String,
-    /// Units consumed, at least 1.
-    pub quantity: u64,
+    /// Units consumed.
+    pub quantity: Quantity,
     pub agent_id: Option<String>,
     /// The agent's pricing tier; the catalog's default tier when absent.
     pub agent_tier: Option<String>,
@@ -109,6 +110,7 @@ impl From<Refusal> for ApiError {
                 message: refusal.to_string(),
                 retry_after_secs: 5,
             },
+            Refusal::OutOfRange(_) => ApiError::InvalidRequest(refusal.to_string()),
         }
     }
 }
@@ -130,11 +132,6 @@ pub async fn record_usage(cx: Ctx<'_>) -> Result<Reply, ApiError> {
         validate_id("agent_id", agent)?;
     }
     let category = parse_category(&body.category)?;
-    if body.quantity == 0 {
-        return Err(ApiError::InvalidRequest(
-            "`quantity` must be at least 1".into(),
-        ));
-    }
     let tier = tier(&cx, body.agent_tier.as_deref())?;
     lifecycle::may_run(cx.app, workspace, body.agent_id.as_deref()).await?;
     let now = cx.now();
@@ -164,14 +161,14 @@ pub async fn record_usage(cx: Ctx<'_>) -> Result<Reply, ApiError> {
             at
         }
     };
-    let cost_cents = round_up_to_cents(tier.cost_micros(category, body.quantity));
+    let cost_cents = round_up_to_cents(tier.cost_micros(category, body.quantity.unsigned()));
     let charge = UsageCharge {
         workspace_id: workspace.id.clone(),
         account_id: workspace.default_billing_account_id.clone(),
         fingerprint: fingerprint(&body, &tier.id),
         event_id: body.event_id,
         category,
-        quantity: body.quantity,
+        quantity: body.quantity.unsigned(),
         agent_id: body.agent_id,
         cost_cents,
         day: rfc3339(occurred)[..10].to_owned(),

@@ -8,6 +8,7 @@ use super::stripe_webhook::{self, Handled};
 use crate::app::App;
 use crate::clock::{rfc3339, unix_millis};
 use crate::config::Stage;
+use crate::domain::bounds::PositiveCents;
 use crate::domain::ids::TransactionId;
 use crate::domain::invoice::InvoiceStatus;
 use crate::domain::lifecycle::Trigger;
@@ -132,7 +133,8 @@ fn stripe_key(cx: &Ctx<'_>, what: &str, workspace: &Workspace) -> Result<String,
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BuyCredits {
-    pub amount_cents: i64,
+    /// Within the configured purchase limits (by default 500 to 1,000,000).
+    pub amount_cents: PositiveCents,
     pub success_url: String,
     pub cancel_url: String,
 }
@@ -207,7 +209,7 @@ async fn start_checkout(
 pub async fn checkout(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     let state = visible_workspace_state(&cx, &workspace_id(&cx)?).await?;
     let body: BuyCredits = cx.body()?;
-    validate_amount(cx.app, body.amount_cents)?;
+    validate_amount(cx.app, body.amount_cents.get())?;
     validate_url(cx.app, "success_url", &body.success_url)?;
     validate_url(cx.app, "cancel_url", &body.cancel_url)?;
     start_checkout(
@@ -215,7 +217,7 @@ pub async fn checkout(cx: Ctx<'_>) -> Result<Reply, ApiError> {
         &state.workspace,
         CheckoutKind::Credits,
         CheckoutMode::Credits {
-            amount_cents: body.amount_cents,
+            amount_cents: body.amount_cents.get(),
         },
         None,
         (&body.success_url, &body.cancel_url),
@@ -420,7 +422,8 @@ pub async fn invoices(cx: Ctx<'_>) -> Result<Reply, ApiError> {
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TopUp {
-    pub amount_cents: i64,
+    /// Within the configured purchase limits (by default 500 to 1,000,000).
+    pub amount_cents: PositiveCents,
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -492,7 +495,7 @@ pub async fn top_up(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     let state = visible_workspace_state(&cx, &workspace_id(&cx)?).await?;
     let workspace = &state.workspace;
     let body: TopUp = cx.body()?;
-    validate_amount(cx.app, body.amount_cents)?;
+    validate_amount(cx.app, body.amount_cents.get())?;
     let profile = cx.app.store.billing_profile(&workspace.id).await?;
     let (Some(customer), Some(method)) = (profile.customer_id, profile.payment_method_id) else {
         return Err(ApiError::PaymentRequired(
@@ -511,7 +514,7 @@ pub async fn top_up(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     ];
     let charge = payments
         .gateway
-        .charge_off_session(&customer, &method, body.amount_cents, &metadata, &key)
+        .charge_off_session(&customer, &method, body.amount_cents.get(), &metadata, &key)
         .await?;
     match charge {
         Charge::Succeeded { payment_intent_id } => {
@@ -522,7 +525,7 @@ pub async fn top_up(cx: Ctx<'_>) -> Result<Reply, ApiError> {
                     account: &workspace.default_billing_account_id,
                     kind: TransactionType::TopUp,
                     payment_intent_id: &payment_intent_id,
-                    amount_cents: body.amount_cents,
+                    amount_cents: body.amount_cents.get(),
                     recharge_marker: None,
                 },
                 Vec::new(),

@@ -4,6 +4,7 @@ use super::access::{visible_workspace, visible_workspace_state, workspace_id};
 use super::lifecycle;
 use super::metering::{tier, validate_id};
 use crate::clock::{rfc3339, unix_millis};
+use crate::domain::bounds::{HoldCents, ReportSequence, ReportedCount};
 use crate::domain::ids::RunId;
 use crate::domain::run::{Run, RunStatus, RunUsage};
 use crate::domain::workspace::Workspace;
@@ -18,7 +19,7 @@ pub struct AuthorizeRun {
     pub agent_id: String,
     pub agent_tier: String,
     /// The hold: at most this much is set aside now (more only as usage needs and credit allows).
-    pub max_cost_cents: i64,
+    pub max_cost_cents: HoldCents,
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -33,24 +34,24 @@ pub struct Authorized {
 #[serde(deny_unknown_fields)]
 pub struct ReportUsage {
     /// Increases with each report; a report whose sequence was already applied changes nothing.
-    pub sequence: i64,
+    pub sequence: ReportSequence,
     #[serde(default)]
-    pub input_tokens: u64,
+    pub input_tokens: ReportedCount,
     #[serde(default)]
-    pub output_tokens: u64,
+    pub output_tokens: ReportedCount,
     #[serde(default)]
-    pub actions: u64,
+    pub actions: ReportedCount,
 }
 
 #[derive(Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct CompleteRun {
     #[serde(default)]
-    pub input_tokens: u64,
+    pub input_tokens: ReportedCount,
     #[serde(default)]
-    pub output_tokens: u64,
+    pub output_tokens: ReportedCount,
     #[serde(default)]
-    pub actions: u64,
+    pub actions: ReportedCount,
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -64,9 +65,6 @@ pub struct Completed {
     /// `completed`, or `expired` when the sweep settled the run first.
     pub status: RunStatus,
 }
-
-/// The largest hold one run may ask for ($1,000,000).
-pub const MAX_HOLD_CENTS: i64 = 100_000_000;
 
 /// The run, if it belongs to a workspace the caller may see.
 async fn visible_run(cx: &Ctx<'_>) -> Result<(Workspace, Run), ApiError> {
@@ -88,11 +86,7 @@ pub async fn authorize(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     let body: AuthorizeRun = cx.body()?;
     validate_id("agent_id", &body.agent_id)?;
     let tier = tier(&cx, Some(&body.agent_tier))?;
-    if !(1..=MAX_HOLD_CENTS).contains(&body.max_cost_cents) {
-        return Err(ApiError::InvalidRequest(format!(
-            "`max_cost_cents` must be from 1 to {MAX_HOLD_CENTS}"
-        )));
-    }
+    let max_cost_cents = body.max_cost_cents.get();
     lifecycle::may_run(cx.app, workspace, Some(&body.agent_id)).await?;
     let max_open_runs = lifecycle::rate_tier(cx.app, &state).concurrent_runs;
     let now = cx.now();
@@ -111,8 +105,8 @@ pub async fn authorize(cx: Ctx<'_>) -> Result<Reply, ApiError> {
         agent_id: body.agent_id,
         agent_tier: tier.id.clone(),
         status: RunStatus::Authorized,
-        max_cost_cents: body.max_cost_cents,
-        hold_cents: body.max_cost_cents,
+        max_cost_cents,
+        hold_cents: max_cost_cents,
         captured_micros: 0,
         captured_cost_cents: 0,
         usage: Default::default(),
@@ -155,11 +149,6 @@ pub async fn authorize(cx: Ctx<'_>) -> Result<Reply, ApiError> {
 pub async fn report_usage(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     let (_, run) = visible_run(&cx).await?;
     let body: ReportUsage = cx.body()?;
-    if body.sequence < 1 {
-        return Err(ApiError::InvalidRequest(
-            "`sequence` must be 1 or more".into(),
-        ));
-    }
     if run.status != RunStatus::Authorized {
         return Err(ApiError::Conflict(format!(
             "the run is {}",
@@ -168,9 +157,9 @@ pub async fn report_usage(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     }
     let tier = tier(&cx, Some(&run.agent_tier))?;
     let usage = RunUsage {
-        input_tokens: body.input_tokens,
-        output_tokens: body.output_tokens,
-        actions: body.actions,
+        input_tokens: body.input_tokens.unsigned(),
+        output_tokens: body.output_tokens.unsigned(),
+        actions: body.actions.unsigned(),
     };
     let now = rfc3339(cx.now());
     match cx
@@ -178,7 +167,7 @@ pub async fn report_usage(cx: Ctx<'_>) -> Result<Reply, ApiError> {
         .store
         .capture_run_usage(
             &run.run_id,
-            body.sequence,
+            body.sequence.get(),
             &usage,
             tier,
             &now,
@@ -197,9 +186,9 @@ pub async fn complete(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     let body: CompleteRun = cx.body()?;
     let tier = tier(&cx, Some(&run.agent_tier))?;
     let usage = RunUsage {
-        input_tokens: body.input_tokens,
-        output_tokens: body.output_tokens,
-        actions: body.actions,
+        input_tokens: body.input_tokens.unsigned(),
+        output_tokens: body.output_tokens.unsigned(),
+        actions: body.actions.unsigned(),
     };
     let now = cx.now();
     let at = rfc3339(now);

@@ -5,6 +5,7 @@ use super::billing_accounts::{type_filter, Balance};
 use crate::clock::{rfc3339, unix_millis};
 use crate::domain::account::validate_caps;
 use crate::domain::api_key::Principal;
+use crate::domain::bounds::{AmountCents, Bounded, SignedCents};
 use crate::domain::ids::{BillingAccountId, TransactionId, WorkspaceId};
 use crate::domain::ledger::CapSetter;
 use crate::domain::transaction::{Transaction, TransactionType};
@@ -19,9 +20,9 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct UpdateBudget {
     #[serde(default, deserialize_with = "nullable")]
-    pub soft_cap_cents: Option<Option<i64>>,
+    pub soft_cap_cents: Option<Option<AmountCents>>,
     #[serde(default, deserialize_with = "nullable")]
-    pub hard_cap_cents: Option<Option<i64>>,
+    pub hard_cap_cents: Option<Option<AmountCents>>,
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -46,18 +47,16 @@ pub async fn update_budget(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     let workspace = visible_workspace(&cx, &workspace_id(&cx)?).await?;
     let body: UpdateBudget = cx.body()?;
     let setter = cap_setter(cx.caller()?);
+    let soft_cap = body.soft_cap_cents.map(|cap| cap.map(Bounded::get));
+    let hard_cap = body.hard_cap_cents.map(|cap| cap.map(Bounded::get));
     let month = &rfc3339(cx.now())[..7];
     for _ in 0..PATCH_ATTEMPTS {
         // Read, check the caps as a whole, write if nobody changed them meanwhile.
         let snapshot = cx.app.store.workspace_snapshot(&workspace, month).await?;
-        let soft = body
-            .soft_cap_cents
-            .unwrap_or(snapshot.budget.soft_cap_cents);
-        let hard = body
-            .hard_cap_cents
-            .unwrap_or(snapshot.budget.hard_cap_cents);
+        let soft = soft_cap.unwrap_or(snapshot.budget.soft_cap_cents);
+        let hard = hard_cap.unwrap_or(snapshot.budget.hard_cap_cents);
         validate_caps(soft, hard)?;
-        let hard_cap_set_by = match body.hard_cap_cents {
+        let hard_cap_set_by = match hard_cap {
             Some(next) => snapshot.budget.hard_cap_change(next, setter)?,
             None => snapshot.budget.hard_cap_set_by,
         };
@@ -119,7 +118,7 @@ pub async fn transactions(cx: Ctx<'_>) -> Result<Reply, ApiError> {
 pub struct ServiceCredit {
     /// Positive for `grant` and `refund`; an `adjustment` may be negative but never takes
     /// `available_cents` below 0.
-    pub amount_cents: i64,
+    pub amount_cents: SignedCents,
     #[serde(rename = "type")]
     pub kind: CreditKind,
     pub reason: String,
@@ -133,9 +132,6 @@ pub enum CreditKind {
     Refund,
 }
 
-/// The largest single credit or adjustment: $1,000,000,000.
-pub const MAX_CREDIT_CENTS: u64 = 100_000_000_000;
-
 /// Service only: credit (or adjust) the workspace's default account.
 pub async fn create_credit(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     require_service(&cx)?;
@@ -147,12 +143,8 @@ pub async fn create_credit(cx: Ctx<'_>) -> Result<Reply, ApiError> {
         CreditKind::Refund => TransactionType::Refund,
     };
     let positive_only = !matches!(body.kind, CreditKind::Adjustment);
-    if body.amount_cents.unsigned_abs() > MAX_CREDIT_CENTS {
-        return Err(ApiError::InvalidRequest(format!(
-            "`amount_cents` must be at most {MAX_CREDIT_CENTS} in size"
-        )));
-    }
-    if body.amount_cents == 0 || (positive_only && body.amount_cents < 0) {
+    let amount_cents = body.amount_cents.get();
+    if amount_cents == 0 || (positive_only && amount_cents < 0) {
         return Err(ApiError::InvalidRequest(if positive_only {
             "`amount_cents` must be greater than 0 for a grant or a refund".into()
         } else {
@@ -171,7 +163,7 @@ pub async fn create_credit(cx: Ctx<'_>) -> Result<Reply, ApiError> {
         billing_account_id: workspace.default_billing_account_id.clone(),
         workspace_id: Some(workspace.id.clone()),
         kind,
-        amount_cents: body.amount_cents,
+        amount_cents,
         balance_after_cents: 0,
         description: reason.to_owned(),
         category: None,

@@ -3,6 +3,7 @@
 //! writes the result with one conditional transaction; these rules decide what to write.
 
 use super::account::AutoRecharge;
+use super::bounds::{add_kept, OutOfRange};
 
 /// `YYYY-MM`: caps and spend are per calendar month (UTC).
 pub type Month = String;
@@ -86,6 +87,8 @@ pub enum Refusal {
     },
     #[error("{open} runs are open, the rate-limit tier allows {limit} at once")]
     ConcurrentRuns { open: i64, limit: u32 },
+    #[error(transparent)]
+    OutOfRange(#[from] OutOfRange),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,16 +138,21 @@ impl AccountMoney {
     }
 
     pub fn hard_cap_reached(&self) -> bool {
-        reached(self.hard_cap_cents, self.spent_cents + self.held_cents)
+        reached(
+            self.hard_cap_cents,
+            self.spent_cents.saturating_add(self.held_cents),
+        )
     }
 
     /// The auto-recharge this state calls for: on, none under way, `available_cents` under
     /// the threshold, and the month's limit not crossed by one more.
     pub fn recharge_due(&self) -> Option<i64> {
         let settings = self.auto_recharge.as_ref().filter(|r| r.enabled)?;
-        let within_limit = settings
-            .monthly_limit_cents
-            .is_none_or(|limit| self.recharged_cents + settings.amount_cents <= limit);
+        let within_limit = settings.monthly_limit_cents.is_none_or(|limit| {
+            self.recharged_cents
+                .checked_add(settings.amount_cents)
+                .is_some_and(|total| total <= limit)
+        });
         (!self.recharge_pending
             && self.available_cents() < settings.threshold_cents
             && settings.amount_cents > 0
@@ -162,8 +170,9 @@ impl AccountMoney {
             return None;
         }
         let amount = self.recharge_due()?;
+        self.recharged_cents =
+            add_kept("recharged_month_cents", self.recharged_cents, amount).ok()?;
         self.recharge_pending = true;
-        self.recharged_cents += amount;
         Some(amount)
     }
 
@@ -203,6 +212,13 @@ impl WorkspaceBudget {
         }
     }
 
+    /// Counts `actions` more against the lifetime total (what the trial's action limit reads).
+    pub fn count_actions(&mut self, actions: u64) -> Result<(), OutOfRange> {
+        let actions = i64::try_from(actions).map_err(|_| OutOfRange("actions_used"))?;
+        self.actions_used = add_kept("actions_used", self.actions_used, actions)?;
+        Ok(())
+    }
+
     /// As [`AccountMoney::in_month`].
     pub fn in_month(mut self, month: &str) -> Self {
         start_month(
@@ -219,7 +235,10 @@ impl WorkspaceBudget {
     }
 
     pub fn hard_cap_reached(&self) -> bool {
-        reached(self.hard_cap_cents, self.spent_cents + self.held_cents)
+        reached(
+            self.hard_cap_cents,
+            self.spent_cents.saturating_add(self.held_cents),
+        )
     }
 }
 
@@ -257,17 +276,17 @@ pub fn may_commit(
         (
             CapScope::Account,
             account.hard_cap_cents,
-            account.spent_cents + account.held_cents,
+            account.spent_cents.saturating_add(account.held_cents),
         ),
         (
             CapScope::Workspace,
             budget.hard_cap_cents,
-            budget.spent_cents + budget.held_cents,
+            budget.spent_cents.saturating_add(budget.held_cents),
         ),
     ];
     for (scope, cap, committed) in checks {
         if let Some(cap) = cap {
-            if committed + needed > cap {
+            if committed.saturating_add(needed) > cap {
                 return Err(Refusal::HardCap {
                     scope,
                     cap_cents: cap,
@@ -317,9 +336,9 @@ pub fn debit(
     may_commit(account, budget, amount)?;
     let mut next_account = account.clone();
     let mut next_budget = budget.clone();
-    next_account.balance_cents -= amount;
-    next_account.spent_cents += amount;
-    next_budget.spent_cents += amount;
+    next_account.balance_cents = add_kept("balance_cents", account.balance_cents, -amount)?;
+    next_account.spent_cents = add_kept("spent_cents", account.spent_cents, amount)?;
+    next_budget.spent_cents = add_kept("spent_cents", budget.spent_cents, amount)?;
     next_budget.included_cents = (budget.included_cents - amount).max(0);
     Ok(Moved {
         crossings: crossings((account, budget), (&next_account, &next_budget)),
@@ -337,8 +356,8 @@ pub fn hold(
     may_commit(account, budget, amount)?;
     let mut next_account = account.clone();
     let mut next_budget = budget.clone();
-    next_account.held_cents += amount;
-    next_budget.held_cents += amount;
+    next_account.held_cents = add_kept("held_cents", account.held_cents, amount)?;
+    next_budget.held_cents = add_kept("held_cents", budget.held_cents, amount)?;
     Ok(Moved {
         crossings: crossings((account, budget), (&next_account, &next_budget)),
         account: next_account,
@@ -364,26 +383,32 @@ pub fn open_run(
         }
     }
     let mut moved = hold(account, budget, amount)?;
-    moved.budget.open_runs += 1;
+    moved.budget.open_runs = add_kept("open_runs", budget.open_runs, 1)?;
     Ok(moved)
 }
 
 /// Ends a run: releases its hold, spends `spend`, closes it.
-pub fn settle(account: &AccountMoney, budget: &WorkspaceBudget, held: i64, spend: i64) -> Moved {
+pub fn settle(
+    account: &AccountMoney,
+    budget: &WorkspaceBudget,
+    held: i64,
+    spend: i64,
+) -> Result<Moved, Refusal> {
     let mut next_account = account.clone();
     let mut next_budget = budget.clone();
-    next_account.held_cents -= held;
-    next_budget.held_cents -= held;
-    next_account.balance_cents -= spend;
-    next_account.spent_cents += spend;
-    next_budget.spent_cents += spend;
+    // Releasing and spending only shrink what they touch: nothing to overflow.
+    next_account.held_cents = account.held_cents.saturating_sub(held);
+    next_budget.held_cents = budget.held_cents.saturating_sub(held);
+    next_account.balance_cents = account.balance_cents.saturating_sub(spend);
+    next_account.spent_cents = add_kept("spent_cents", account.spent_cents, spend)?;
+    next_budget.spent_cents = add_kept("spent_cents", budget.spent_cents, spend)?;
     next_budget.included_cents = (budget.included_cents - spend).max(0);
     next_budget.open_runs = (budget.open_runs - 1).max(0);
-    Moved {
+    Ok(Moved {
         crossings: crossings((account, budget), (&next_account, &next_budget)),
         account: next_account,
         budget: next_budget,
-    }
+    })
 }
 
 /// The most a run holding `held` may spend at settlement: its hold plus what could still be
@@ -393,18 +418,18 @@ pub fn affordable(account: &AccountMoney, budget: &WorkspaceBudget, held: i64) -
     for (cap, committed) in [
         (
             account.hard_cap_cents,
-            account.spent_cents + account.held_cents,
+            account.spent_cents.saturating_add(account.held_cents),
         ),
         (
             budget.hard_cap_cents,
-            budget.spent_cents + budget.held_cents,
+            budget.spent_cents.saturating_add(budget.held_cents),
         ),
     ] {
         if let Some(cap) = cap {
-            room = room.min(cap - committed);
+            room = room.min(cap.saturating_sub(committed));
         }
     }
-    held + room.max(0)
+    held.saturating_add(room.max(0))
 }
 
 /// Adds credit (grant, purchase, refund…) or, for a negative `amount`, removes it without ever
@@ -422,10 +447,10 @@ pub fn credit(
     }
     let mut next_account = account.clone();
     let mut next_budget = budget.clone();
-    next_account.balance_cents += amount;
+    next_account.balance_cents = add_kept("balance_cents", account.balance_cents, amount)?;
     if amount > 0 {
-        next_account.credited_cents += amount;
-        next_budget.credited_cents += amount;
+        next_account.credited_cents = add_kept("credited_cents", account.credited_cents, amount)?;
+        next_budget.credited_cents = add_kept("credited_cents", budget.credited_cents, amount)?;
     }
     Ok(Moved {
         crossings: Crossings::default(),
@@ -437,22 +462,26 @@ pub fn credit(
 /// A billing period's start: what is left of the last period's included credit expires (never
 /// taking `available_cents` below 0), and the new period's `grant` is credited. Returns the state
 /// and the amount expired.
-pub fn roll_period(account: &AccountMoney, budget: &WorkspaceBudget, grant: i64) -> (Moved, i64) {
+pub fn roll_period(
+    account: &AccountMoney,
+    budget: &WorkspaceBudget,
+    grant: i64,
+) -> Result<(Moved, i64), OutOfRange> {
     let expired = budget.included_cents.min(account.available_cents()).max(0);
     let mut next_account = account.clone();
     let mut next_budget = budget.clone();
-    next_account.balance_cents += grant - expired;
-    next_account.credited_cents += grant;
-    next_budget.credited_cents += grant;
+    next_account.balance_cents = add_kept("balance_cents", account.balance_cents - expired, grant)?;
+    next_account.credited_cents = add_kept("credited_cents", account.credited_cents, grant)?;
+    next_budget.credited_cents = add_kept("credited_cents", budget.credited_cents, grant)?;
     next_budget.included_cents = grant;
-    (
+    Ok((
         Moved {
             crossings: Crossings::default(),
             account: next_account,
             budget: next_budget,
         },
         expired,
-    )
+    ))
 }
 
 #[cfg(test)]
@@ -523,6 +552,38 @@ mod tests {
     }
 
     #[test]
+    fn a_movement_that_would_take_a_kept_sum_out_of_range_is_refused() {
+        use crate::domain::bounds::MAX_KEPT;
+        let full = account(MAX_KEPT - 5);
+        assert!(credit(&full, &budget(), 5).is_ok());
+        assert_eq!(
+            credit(&full, &budget(), 6),
+            Err(Refusal::OutOfRange(OutOfRange("balance_cents")))
+        );
+        let mut spent = account(100);
+        spent.spent_cents = MAX_KEPT;
+        assert_eq!(
+            debit(&spent, &budget(), 1),
+            Err(Refusal::OutOfRange(OutOfRange("spent_cents")))
+        );
+        let held = hold(&account(100), &budget(), 10).unwrap();
+        let mut ws = held.budget.clone();
+        ws.spent_cents = MAX_KEPT - 3;
+        assert!(settle(&held.account, &ws, 10, 3).is_ok());
+        assert_eq!(
+            settle(&held.account, &ws, 10, 4),
+            Err(Refusal::OutOfRange(OutOfRange("spent_cents")))
+        );
+        assert!(roll_period(&full, &budget(), 6).is_err());
+        let mut busy = budget();
+        busy.open_runs = MAX_KEPT;
+        assert_eq!(
+            open_run(&account(100), &busy, 1, None),
+            Err(Refusal::OutOfRange(OutOfRange("open_runs")))
+        );
+    }
+
+    #[test]
     fn a_debit_never_overdraws() {
         assert!(debit(&account(5), &budget(), 5).is_ok());
         assert_eq!(
@@ -582,7 +643,7 @@ mod tests {
     #[test]
     fn settling_spends_part_of_a_hold_and_releases_the_rest() {
         let held = hold(&account(100), &budget(), 40).unwrap();
-        let settled = settle(&held.account, &held.budget, 40, 25);
+        let settled = settle(&held.account, &held.budget, 40, 25).unwrap();
         assert_eq!(settled.account.balance_cents, 75);
         assert_eq!(settled.account.held_cents, 0);
         assert_eq!(settled.account.spent_cents, 25);
@@ -620,17 +681,17 @@ mod tests {
 
     #[test]
     fn included_credit_is_spent_first_and_its_rest_expires_at_the_period_end() {
-        let (granted, expired) = roll_period(&account(100), &budget(), 500);
+        let (granted, expired) = roll_period(&account(100), &budget(), 500).unwrap();
         assert_eq!((granted.account.balance_cents, expired), (600, 0));
         assert_eq!(granted.budget.included_cents, 500);
         let spent = debit(&granted.account, &granted.budget, 200).unwrap();
         assert_eq!(spent.budget.included_cents, 300);
-        let (rolled, expired) = roll_period(&spent.account, &spent.budget, 500);
+        let (rolled, expired) = roll_period(&spent.account, &spent.budget, 500).unwrap();
         assert_eq!(expired, 300);
         assert_eq!(rolled.account.balance_cents, 400 - 300 + 500);
         // Held money never expires: only what is available.
         let held = hold(&spent.account, &spent.budget, 350).unwrap();
-        let (_, expired) = roll_period(&held.account, &held.budget, 0);
+        let (_, expired) = roll_period(&held.account, &held.budget, 0).unwrap();
         assert_eq!(expired, 50);
     }
 
@@ -642,7 +703,7 @@ mod tests {
             open_run(&first.account, &first.budget, 10, Some(1)),
             Err(Refusal::ConcurrentRuns { open: 1, limit: 1 })
         );
-        let settled = settle(&first.account, &first.budget, 10, 4);
+        let settled = settle(&first.account, &first.budget, 10, 4).unwrap();
         assert_eq!(settled.budget.open_runs, 0);
         assert!(open_run(&settled.account, &settled.budget, 10, Some(1)).is_ok());
     }

@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod api_key;
+pub mod bounds;
 pub mod ids;
 pub mod invoice;
 pub mod ledger;

@@ -1,5 +1,6 @@
 //! Agent runs: authorized with a hold, usage captured against it, settled once.
 
+use super::bounds::{add_kept_count, OutOfRange};
 use super::ids::{BillingAccountId, RunId, TransactionId, WorkspaceId};
 use super::pricing::{round_up_to_cents, Category, Tier};
 use schemars::JsonSchema;
@@ -67,20 +68,22 @@ impl RunUsage {
 }
 
 impl Run {
-    /// The run with `usage` added (priced at its tier), not yet checked against its hold.
-    pub fn with_usage(&self, tier: &Tier, usage: &RunUsage) -> Run {
+    /// The run with `usage` added (priced at its tier), not yet checked against its hold; or
+    /// which of its totals would leave its range.
+    pub fn with_usage(&self, tier: &Tier, usage: &RunUsage) -> Result<Run, OutOfRange> {
         let mut next = self.clone();
         for (category, quantity) in usage.by_category() {
             if quantity == 0 {
                 continue;
             }
             let total = next.usage.entry(category).or_default();
-            *total = total.saturating_add(quantity);
-            let micros = u64::try_from(tier.cost_micros(category, quantity)).unwrap_or(u64::MAX);
-            next.captured_micros = next.captured_micros.saturating_add(micros);
+            *total = add_kept_count(category.as_str(), *total, quantity)?;
+            let micros = u64::try_from(tier.cost_micros(category, quantity))
+                .map_err(|_| OutOfRange("captured_micros"))?;
+            next.captured_micros = add_kept_count("captured_micros", next.captured_micros, micros)?;
         }
         next.captured_cost_cents = round_up_to_cents(u128::from(next.captured_micros));
-        next
+        Ok(next)
     }
 
     /// The exact cost per category of what was captured, for the usage counters.
@@ -125,6 +128,41 @@ pub fn allocate_cents(total_cents: i64, parts: &[(Category, u128)]) -> Vec<(Cate
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usage_that_would_take_a_run_total_out_of_range_is_refused() {
+        let tier = Tier {
+            id: "t".into(),
+            prices: Category::ALL.iter().map(|c| (*c, 0)).collect(),
+        };
+        let run = Run {
+            run_id: RunId::generate(1),
+            workspace_id: WorkspaceId::generate(1),
+            billing_account_id: BillingAccountId::generate(1),
+            agent_id: "a".into(),
+            agent_tier: "t".into(),
+            status: RunStatus::Authorized,
+            max_cost_cents: 1,
+            hold_cents: 1,
+            captured_micros: 0,
+            captured_cost_cents: 0,
+            usage: [(Category::Actions, u64::try_from(i64::MAX).unwrap() - 1)].into(),
+            last_sequence: 0,
+            expires_at: String::new(),
+            created_at: String::new(),
+            settlement: None,
+        };
+        let one = RunUsage {
+            actions: 1,
+            ..Default::default()
+        };
+        let full = run.with_usage(&tier, &one).unwrap();
+        assert_eq!(
+            full.with_usage(&tier, &one),
+            Err(OutOfRange("actions")),
+            "free actions still count, and their total stays an i64"
+        );
+    }
 
     #[test]
     fn allocation_adds_up_to_the_total_and_follows_the_weights() {

@@ -2,6 +2,7 @@
 
 use super::ledger::{Written, MOVE_ATTEMPTS};
 use super::{keys, Store, StoreError, NEW_ITEM};
+use crate::domain::bounds::add_kept;
 use crate::domain::ledger::{credit, Refusal};
 use crate::domain::transaction::{Transaction, TransactionType};
 use aws_sdk_dynamodb::types::TransactWriteItem;
@@ -76,12 +77,22 @@ impl Store {
                 Err(refusal) => return Ok(CreditOutcome::Refused(refusal)),
             };
             if transaction.kind.is_payment() {
-                moved.account.paid_cents += transaction.amount_cents;
+                match add_kept(
+                    "lifetime_paid_cents",
+                    moved.account.paid_cents,
+                    transaction.amount_cents,
+                ) {
+                    Ok(paid) => moved.account.paid_cents = paid,
+                    Err(out_of_range) => return Ok(CreditOutcome::Refused(out_of_range.into())),
+                }
             }
             // A payment refunded to the card no longer counts as paid.
             if transaction.kind == TransactionType::Refund && transaction.amount_cents < 0 {
-                moved.account.paid_cents =
-                    (moved.account.paid_cents + transaction.amount_cents).max(0);
+                moved.account.paid_cents = moved
+                    .account
+                    .paid_cents
+                    .saturating_add(transaction.amount_cents)
+                    .max(0);
             }
             if marker.is_some_and(|m| m == moved.account.recharge_marker) {
                 // Its money arrived: that recharge is over.

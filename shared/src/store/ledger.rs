@@ -8,6 +8,7 @@
 use super::accounts::TransactionItem;
 use super::{keys, n, s, Cancelled, Item, Store, StoreError, Transacted, NEW_ITEM};
 use crate::domain::account::AccountSettings;
+use crate::domain::bounds::MAX_KEPT;
 use crate::domain::ids::{BillingAccountId, EventId, WorkspaceId};
 use crate::domain::ledger::{AccountMoney, CapScope, CapSetter, Crossings, Moved, WorkspaceBudget};
 use crate::domain::pricing::Category;
@@ -507,7 +508,8 @@ impl Store {
 
     /// Usage counters for views and limits: per workspace × day × category × agent (the day the
     /// usage occurred), and per workspace and per account × month × category (the month it was
-    /// charged in, like the month's spend, so the two always agree).
+    /// charged in, like the month's spend, so the two always agree). Each refuses the write
+    /// when it would pass [`MAX_KEPT`].
     pub(crate) fn counter_updates(
         &self,
         account: &BillingAccountId,
@@ -534,18 +536,23 @@ impl Store {
                     keys::monthly_usage_sk(month, category),
                 ),
             ];
+            let quantity = i64::try_from(increment.quantity).unwrap_or(MAX_KEPT);
             for (pk, sk) in targets {
+                // A counter that would leave its range refuses the whole movement: its condition
+                // leaves room for this increment (see `Written::Refused`).
                 items.push(self.update(
                     pk,
                     &sk,
                     "ADD quantity :quantity, cost_cents :cost",
-                    None,
+                    Some(
+                        "attribute_not_exists(quantity) OR \
+                         (quantity <= :quantity_room AND cost_cents <= :cost_room)",
+                    ),
                     &[
-                        (
-                            ":quantity",
-                            n(i64::try_from(increment.quantity).unwrap_or(i64::MAX)),
-                        ),
+                        (":quantity", n(quantity)),
                         (":cost", n(increment.cost_cents)),
+                        (":quantity_room", n(MAX_KEPT - quantity)),
+                        (":cost_room", n(MAX_KEPT - increment.cost_cents)),
                     ],
                 )?);
             }

@@ -166,7 +166,9 @@ impl Store {
                 &snapshot.account,
                 &snapshot.budget,
                 write.included_credits_cents,
-            );
+            )
+            // Only an account already holding ~2^63 cents gets here: nothing to retry.
+            .map_err(|out_of_range| StoreError::Corrupt(out_of_range.to_string()))?;
             let mut extra = items.clone();
             let mut balance = snapshot.account.balance_cents;
             for (kind, amount, what) in [

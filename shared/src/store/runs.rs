@@ -3,6 +3,7 @@
 
 use super::ledger::{CounterIncrement, Written, MOVE_ATTEMPTS};
 use super::{keys, Store, StoreError};
+use crate::domain::bounds::OutOfRange;
 use crate::domain::ids::{RunId, TransactionId};
 use crate::domain::ledger::{affordable, hold, open_run, settle, Refusal};
 use crate::domain::pricing::Category;
@@ -147,7 +148,10 @@ impl Store {
             if run.status != RunStatus::Authorized || sequence <= run.last_sequence {
                 return Ok(RunOutcome::Done(Box::new(run)));
             }
-            let mut next = run.with_usage(tier, usage);
+            let mut next = match run.with_usage(tier, usage) {
+                Ok(next) => next,
+                Err(out_of_range) => return Ok(RunOutcome::Refused(out_of_range.into())),
+            };
             next.last_sequence = sequence;
             let expires_epoch = epoch_of(&run.expires_at);
             let extension = next.captured_cost_cents - run.hold_cents;
@@ -207,8 +211,9 @@ impl Store {
             if turn.is_none() {
                 turn = Some(self.account_turn(&run.billing_account_id).await);
             }
-            let mut next = match at.final_usage {
-                Some(usage) => run.with_usage(tier, usage),
+            let mut next = match at.final_usage.map(|usage| run.with_usage(tier, usage)) {
+                Some(Ok(next)) => next,
+                Some(Err(out_of_range)) => return Ok(RunOutcome::Refused(out_of_range.into())),
                 None => run.clone(),
             };
             // Settling can't be refused, but what is affordable beyond the hold must be fresh.
@@ -220,9 +225,16 @@ impl Store {
                 &snapshot.budget,
                 run.hold_cents,
             ));
-            let mut moved = settle(&snapshot.account, &snapshot.budget, run.hold_cents, spend);
-            let actions = next.usage.get(&Category::Actions).copied().unwrap_or(0);
-            moved.budget.actions_used += i64::try_from(actions).unwrap_or(i64::MAX);
+            let reported_actions = next.usage.get(&Category::Actions).copied().unwrap_or(0);
+            let settled = settle(&snapshot.account, &snapshot.budget, run.hold_cents, spend)
+                .and_then(|mut moved| {
+                    moved.budget.count_actions(reported_actions)?;
+                    Ok(moved)
+                });
+            let moved = match settled {
+                Ok(moved) => moved,
+                Err(refusal) => return Ok(RunOutcome::Refused(refusal)),
+            };
             let transaction = (spend > 0).then(|| Transaction {
                 id: TransactionId::generate(at.millis),
                 billing_account_id: run.billing_account_id.clone(),
@@ -259,6 +271,7 @@ impl Store {
                 })
                 .filter(|i| i.quantity > 0)
                 .collect();
+            let counters_from = extra.len();
             extra.extend(self.counter_updates(
                 &run.billing_account_id,
                 &run.workspace_id,
@@ -267,9 +280,15 @@ impl Store {
                 &month,
                 &increments,
             )?);
+            let counters = counters_from..extra.len();
             extra.extend(self.crossing_events(&snapshot, &moved, at.settled_at, at.millis)?);
-            if let Written::Committed = self.write_movement(&snapshot, &moved, extra).await? {
-                return Ok(RunOutcome::Done(Box::new(next)));
+            match self.write_movement(&snapshot, &moved, extra).await? {
+                Written::Committed => return Ok(RunOutcome::Done(Box::new(next))),
+                Written::Refused { index } if counters.contains(&index) => {
+                    return Ok(RunOutcome::Refused(OutOfRange("usage counter").into()))
+                }
+                // The run or the account changed meanwhile: decide again.
+                Written::Stale(_) | Written::Refused { .. } => {}
             }
         }
         Err(StoreError::Contention)

@@ -2,6 +2,7 @@
 
 use super::ledger::{CounterIncrement, Written, MOVE_ATTEMPTS};
 use super::{keys, Store, StoreError, NEW_ITEM};
+use crate::domain::bounds::OutOfRange;
 use crate::domain::ids::{BillingAccountId, TransactionId, WorkspaceId};
 use crate::domain::ledger::{debit, Refusal};
 use crate::domain::pricing::Category;
@@ -97,7 +98,9 @@ impl Store {
                 }
             };
             if charge.category == Category::Actions {
-                moved.budget.actions_used += i64::try_from(charge.quantity).unwrap_or(i64::MAX);
+                if let Err(out_of_range) = moved.budget.count_actions(charge.quantity) {
+                    return Ok(UsageOutcome::Refused(out_of_range.into()));
+                }
             }
             let result = UsageResult {
                 event_id: charge.event_id.clone(),
@@ -134,6 +137,7 @@ impl Store {
             if let Some(transaction) = &transaction {
                 extra.push(self.transaction_put(transaction)?);
             }
+            let counters_from = extra.len();
             extra.extend(self.counter_updates(
                 &charge.account_id,
                 &charge.workspace_id,
@@ -146,6 +150,7 @@ impl Store {
                     cost_cents: charge.cost_cents,
                 }],
             )?);
+            let counters = counters_from..extra.len();
             extra.extend(self.crossing_events(
                 &snapshot,
                 &moved,
@@ -164,6 +169,9 @@ impl Store {
                         .await?
                         .ok_or_else(|| StoreError::Corrupt("an event claim vanished".into()))?;
                     return Ok(claim.answer(&charge.fingerprint));
+                }
+                Written::Refused { index } if counters.contains(&index) => {
+                    return Ok(UsageOutcome::Refused(OutOfRange("usage counter").into()))
                 }
                 Written::Refused { .. } => {
                     return Err(StoreError::Corrupt(
