@@ -1,6 +1,6 @@
 //! The `api-keys-revoke` Lambda: its route, handler and schemas are in billing-core's route table.
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     billing_core::lambda::serve(&billing_core::routes::API_KEYS_REVOKE).await
 }

@@ -1,6 +1,6 @@
 //! The `lifecycle-transition` Lambda: a job; its work is in billing-core's job table.
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     billing_core::lambda::serve_job(&billing_core::routes::LIFECYCLE_TRANSITION).await
 }

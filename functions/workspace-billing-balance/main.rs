@@ -1,6 +1,6 @@
 //! The `workspace-billing-balance` Lambda: its route, handler and schemas are in billing-core's route table.
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     billing_core::lambda::serve(&billing_core::routes::WORKSPACE_BILLING_BALANCE).await
 }

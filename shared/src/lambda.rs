@@ -8,7 +8,9 @@ use crate::routes::{self, Job, Route};
 use lambda_http::{service_fn, Body, Error, Request, RequestExt, Response};
 
 /// Runs `route`'s function until the runtime stops it. A binary names its route's `static`
-/// (`serve(&routes::HEALTH)`), so it links that route's handler and no other.
+/// (`serve(&routes::HEALTH)`), so it links that route's handler and no other. Binaries run it on
+/// a current-thread runtime: a Lambda handles one event at a time, and worker threads would
+/// only lengthen its init.
 pub async fn serve(route: &'static Route) -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let app: &'static App = Box::leak(Box::new(App::from_env().await?));

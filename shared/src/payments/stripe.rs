@@ -8,13 +8,13 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use stripe_client_core::{IdempotencyKey, RequestStrategy, StripeRequest};
 use stripe_billing::billing_portal_session::CreateBillingPortalSession;
 use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionLineItemsPriceData,
     CreateCheckoutSessionPaymentIntentData, ProductData,
 };
 use stripe_checkout::CheckoutSessionMode;
+use stripe_client_core::{IdempotencyKey, RequestStrategy, StripeRequest};
 use stripe_core::customer::{CreateCustomer, UpdateCustomer, UpdateCustomerInvoiceSettings};
 use stripe_core::payment_intent::{
     CreatePaymentIntent, CreatePaymentIntentAutomaticPaymentMethods,
@@ -380,7 +380,10 @@ fn rejected_or_provider_error(error: StripeHttpError) -> GatewayError {
     } = &error
     {
         let callers_input = matches!(status, 400 | 402 | 404)
-            && matches!(details.kind.as_str(), "invalid_request_error" | "card_error");
+            && matches!(
+                details.kind.as_str(),
+                "invalid_request_error" | "card_error"
+            );
         if callers_input {
             return GatewayError::Rejected(
                 details

@@ -43,7 +43,10 @@ pub struct StripeHttp {
 #[derive(Debug)]
 pub enum StripeHttpError {
     /// Stripe answered with its error object.
-    Api { status: u16, error: ApiError },
+    Api {
+        status: u16,
+        error: ApiError,
+    },
     Timeout,
     /// No answer: the connection failed.
     Transport(String),
@@ -224,13 +227,24 @@ mod tests {
 
     #[test]
     fn requests_go_to_v1_under_the_base_with_or_without_its_slash() {
-        assert_eq!(uri_for("http://127.0.0.1:9"), "http://127.0.0.1:9/v1/customers");
-        assert_eq!(uri_for("http://127.0.0.1:9/"), "http://127.0.0.1:9/v1/customers");
-        assert_eq!(uri_for("https://proxy/stripe"), "https://proxy/stripe/v1/customers");
+        assert_eq!(
+            uri_for("http://127.0.0.1:9"),
+            "http://127.0.0.1:9/v1/customers"
+        );
+        assert_eq!(
+            uri_for("http://127.0.0.1:9/"),
+            "http://127.0.0.1:9/v1/customers"
+        );
+        assert_eq!(
+            uri_for("https://proxy/stripe"),
+            "https://proxy/stripe/v1/customers"
+        );
     }
 
     #[test]
     fn a_key_with_a_newline_is_refused_not_sent() {
-        assert!(StripeHttp::new("sk_test\nx", "http://127.0.0.1:9", Duration::from_secs(1)).is_err());
+        assert!(
+            StripeHttp::new("sk_test\nx", "http://127.0.0.1:9", Duration::from_secs(1)).is_err()
+        );
     }
 }
