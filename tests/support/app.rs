@@ -69,9 +69,41 @@ pub async fn spawn_app() -> TestApp {
 
 /// Like [`spawn_app`], letting the test adjust the configuration first.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
-    let store = fresh_store().await;
+    spawn_app_on(fresh_store().await, &dynamodb_endpoint(), adjust).await
+}
+
+/// Like [`spawn_app_with`], with the app's store reaching DynamoDB Local through `endpoint`
+/// (a [`crate::fault_proxy::FaultProxy`]); the table is created directly.
+pub async fn spawn_app_through(endpoint: &str, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    use aws_sdk_dynamodb::config::retry::{RetryPartition, TokenBucket};
+    static PARTITIONS: AtomicU64 = AtomicU64::new(0);
+    let table = fresh_store().await.table_name().to_owned();
+    // Its own retry budget: the SDK's is shared by every client of a partition in the process,
+    // and injected faults must not spend the one the other tests retry on.
+    let partition = RetryPartition::custom(format!(
+        "fault-proxy-{}",
+        PARTITIONS.fetch_add(1, Ordering::Relaxed)
+    ))
+    .token_bucket(TokenBucket::unlimited())
+    .build();
+    let config = aws_sdk_dynamodb::config::Builder::from(
+        &billing_core::aws::sdk_config(Some(endpoint)).await,
+    )
+    .retry_partition(partition)
+    .build();
+    let store = Store::new(aws_sdk_dynamodb::Client::from_conf(config), table);
+    spawn_app_on(store, endpoint, adjust).await
+}
+
+/// A store on the same table as `app`'s, reaching DynamoDB Local directly (no proxy), sharing
+/// nothing with the app's: what checks read the table with.
+pub async fn direct_store(app: &TestApp) -> Store {
+    Store::connect(app.app.store.table_name(), Some(&dynamodb_endpoint())).await
+}
+
+async fn spawn_app_on(store: Store, endpoint: &str, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let service_key = billing_core::domain::api_key::mint_key().plaintext;
-    let mut config = Config::local(store.table_name(), &dynamodb_endpoint(), &service_key);
+    let mut config = Config::local(store.table_name(), endpoint, &service_key);
     adjust(&mut config);
     let clock = Arc::new(ManualClock::at(time::OffsetDateTime::now_utc()));
     let app = Arc::new(App::new(config, store, clock.clone() as Arc<dyn Clock>));

@@ -3,5 +3,6 @@
 
 pub mod app;
 pub mod fake_stripe;
+pub mod fault_proxy;
 pub mod report;
 pub mod runtime_api;
