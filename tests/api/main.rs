@@ -3,6 +3,7 @@
 
 mod accounts;
 mod consistency;
+mod faults;
 mod idempotency;
 mod lambda_boot;
 mod ledger;

@@ -140,6 +140,10 @@ impl Transacted {
 /// backoff capped at 200 ms: about five seconds in all.
 const TRANSACTION_ATTEMPTS: u32 = 30;
 
+/// How often a transaction the SDK gave up on (after its own retries of a 5xx, a throttle or a
+/// lost connection) is sent again under its token: a few, since each already retried.
+const UNANSWERED_ATTEMPTS: u32 = 3;
+
 /// The condition that makes a put create, never overwrite.
 pub(crate) const NEW_ITEM: &str = "attribute_not_exists(pk)";
 
@@ -206,17 +210,23 @@ impl Store {
             .transpose()
     }
 
-    /// Runs a transaction, retrying when it only lost a race (TransactionConflict), and
-    /// reporting which conditions failed when it was refused.
+    /// Runs a transaction, retrying when it only lost a race (TransactionConflict) or its answer
+    /// did not arrive, and reporting which conditions failed when it was refused.
     pub(crate) async fn transact(
         &self,
         items: Vec<TransactWriteItem>,
     ) -> Result<Transacted, StoreError> {
+        // One token for every attempt: when an attempt committed and its answer was lost,
+        // DynamoDB answers a retry of the same token and items as the success it was (for 10
+        // minutes), where a new token would be refused by the conditions the attempt changed.
+        let token = format!("{:032x}", rand::random::<u128>());
+        let mut unanswered = 0;
         for attempt in 0..TRANSACTION_ATTEMPTS {
             let result = self
                 .client
                 .transact_write_items()
                 .set_transact_items(Some(items.clone()))
+                .client_request_token(&token)
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
                 .await;
@@ -255,7 +265,14 @@ impl Store {
                         .iter()
                         .all(|c| matches!(*c, "None" | "TransactionConflict" | "ThrottlingError"))
                 }
+                // The same token still running (an attempt whose answer was lost).
                 Some(TransactWriteItemsError::TransactionInProgressException(_)) => true,
+                // The SDK gave up on its own retries of this token: whether it committed is
+                // unknown, and only another attempt with the token can tell.
+                _ if is_transient(&error) && unanswered < UNANSWERED_ATTEMPTS => {
+                    unanswered += 1;
+                    true
+                }
                 _ => false,
             };
             if !retryable {
@@ -609,6 +626,30 @@ fn to_key_item(key: PageKey) -> Item {
 
 pub(crate) fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {
     serde_dynamo::aws_sdk_dynamodb_1::to_item(value).map_err(StoreError::codec)
+}
+
+/// Whether a request failed without an answer about its effect: no connection, no response, a
+/// server error or a throttle. Trying again may help; a refusal or a bad request would not.
+pub(crate) fn is_transient<E, R>(error: &SdkError<E, R>) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    match error {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(service) => matches!(
+            service.err().code(),
+            Some(
+                "InternalServerError"
+                    | "ServiceUnavailable"
+                    | "ThrottlingException"
+                    | "ProvisionedThroughputExceededException"
+                    | "RequestLimitExceeded"
+            )
+        ),
+        _ => false,
+    }
 }
 
 /// Jittered exponential backoff: 5 ms, 10 ms, 20 ms … capped at 200 ms.
