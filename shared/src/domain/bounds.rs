@@ -61,12 +61,49 @@ impl<const MIN: i64, const MAX: i64> Default for Bounded<MIN, MAX> {
     }
 }
 
+/// Takes any JSON number that is a whole number in range: JSON Schema's `integer` (what the
+/// schema says) includes `5.0`, so a client's serializer that writes one is not refused.
 impl<'de, const MIN: i64, const MAX: i64> Deserialize<'de> for Bounded<MIN, MAX> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = i64::deserialize(deserializer)?;
-        Self::new(value).ok_or_else(|| {
-            serde::de::Error::custom(format!("{value} is out of range: must be {MIN} to {MAX}"))
-        })
+        deserializer.deserialize_any(BoundedVisitor::<MIN, MAX>)
+    }
+}
+
+struct BoundedVisitor<const MIN: i64, const MAX: i64>;
+
+impl<const MIN: i64, const MAX: i64> BoundedVisitor<MIN, MAX> {
+    fn out_of_range<E: serde::de::Error>(value: impl std::fmt::Display) -> E {
+        E::custom(format!("{value} is out of range: must be {MIN} to {MAX}"))
+    }
+}
+
+impl<'de, const MIN: i64, const MAX: i64> serde::de::Visitor<'de> for BoundedVisitor<MIN, MAX> {
+    type Value = Bounded<MIN, MAX>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "a whole number from {MIN} to {MAX}")
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<Self::Value, E> {
+        Bounded::new(value).ok_or_else(|| Self::out_of_range(value))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<Self::Value, E> {
+        i64::try_from(value)
+            .ok()
+            .and_then(Bounded::new)
+            .ok_or_else(|| Self::out_of_range(value))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<Self::Value, E> {
+        if value.fract() != 0.0 || !value.is_finite() {
+            return Err(E::invalid_type(serde::de::Unexpected::Float(value), &self));
+        }
+        // Every bound is far below 2^53, so a whole float in range converts exactly.
+        if value < MIN as f64 || value > MAX as f64 {
+            return Err(Self::out_of_range(value));
+        }
+        Ok(Bounded(value as i64))
     }
 }
 
@@ -127,7 +164,18 @@ mod tests {
                 .get(),
             MAX_QUANTITY
         );
-        for bad in ["0", "1000000000001", "-1", "18446744073709551615", "1.5"] {
+        assert_eq!(serde_json::from_str::<Quantity>("5.0").unwrap().get(), 5);
+        assert_eq!(serde_json::from_str::<Quantity>("1e3").unwrap().get(), 1000);
+        for bad in [
+            "0",
+            "1000000000001",
+            "-1",
+            "18446744073709551615",
+            "1.5",
+            "0.0",
+            "1e13",
+            "\"1\"",
+        ] {
             assert!(serde_json::from_str::<Quantity>(bad).is_err(), "{bad}");
         }
         assert!(serde_json::from_str::<SignedCents>("-10000000000").is_ok());
