@@ -12,6 +12,7 @@ mod lifecycle;
 mod payments;
 mod rate_limits;
 mod scheduler;
+mod schema_conformance;
 mod security;
 mod stripe_gateway;
 mod stripe_routes;

@@ -13,6 +13,10 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKey {
     pub owner: KeyOwner,
+    #[schemars(
+        length(min = 1, max = 200),
+        pattern(crate::domain::account::NAME_PATTERN)
+    )]
     pub name: Option<String>,
 }
 

@@ -17,8 +17,13 @@ use serde::{Deserialize, Serialize};
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateAccount {
+    #[schemars(
+        length(min = 1, max = 200),
+        pattern(crate::domain::account::NAME_PATTERN)
+    )]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schemars(length(max = 254), pattern(crate::domain::account::EMAIL_PATTERN))]
     pub billing_email: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     pub soft_cap_cents: Option<Option<AmountCents>>,

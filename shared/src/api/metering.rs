@@ -52,15 +52,27 @@ pub async fn pricing(cx: Ctx<'_>) -> Result<Reply, ApiError> {
 pub struct UsageEvent {
     /// The caller's id for this event (1–255 characters); the same id again is the same event,
     /// charged once, forever.
+    #[schemars(
+        length(min = 1, max = 255),
+        pattern(crate::domain::user::NO_CONTROL_CHARS_PATTERN)
+    )]
     pub event_id: String,
     /// One of `input_tokens`, `output_tokens`, `actions`, `api_calls`, `agent_invocations`.
+    #[schemars(with = "Category")]
     pub category: String,
     /// Units consumed.
     pub quantity: Quantity,
+    #[schemars(
+        length(min = 1, max = 255),
+        pattern(crate::domain::user::NO_CONTROL_CHARS_PATTERN)
+    )]
     pub agent_id: Option<String>,
     /// The agent's pricing tier; the catalog's default tier when absent.
+    #[schemars(schema_with = "crate::openapi::optional_agent_tier")]
     pub agent_tier: Option<String>,
-    /// When it happened (RFC 3339, not in the future): the day it counts on in usage views.
+    /// When it happened (RFC 3339, at most 5 minutes ahead of the server's clock): the day it
+    /// counts on in usage views.
+    #[schemars(extend("format" = "date-time"))]
     pub occurred_at: Option<String>,
 }
 
@@ -68,7 +80,7 @@ pub const MAX_ID_LEN: usize = 255;
 
 /// A caller-chosen id (event, agent): 1–255 visible characters.
 pub fn validate_id(field: &str, id: &str) -> Result<(), ApiError> {
-    if id.is_empty() || id.len() > MAX_ID_LEN || id.chars().any(char::is_control) {
+    if id.is_empty() || id.chars().count() > MAX_ID_LEN || id.chars().any(char::is_control) {
         return Err(ApiError::InvalidRequest(format!(
             "`{field}` must be 1 to {MAX_ID_LEN} visible characters"
         )));

@@ -71,6 +71,16 @@ pub async fn customer_of(app: &App, workspace: &Workspace) -> Result<String, Api
     Ok(app.store.claim_customer(&workspace.id, &created).await?)
 }
 
+/// What [`validate_url`] takes on the local stage, for the schema (with `maxLength` 2048): a
+/// deployed stage takes only the `https` ones.
+const RETURN_URL_PATTERN: &str = concat!(
+    "^https?://[^/?#",
+    crate::domain::account::white_space!(),
+    "][^",
+    crate::domain::account::white_space!(),
+    "]*$"
+);
+
 /// A URL the customer is sent back to: absolute, with a host, at most 2048 characters. A
 /// deployed stage takes `https` only (a plain-HTTP return leaks the session to the network);
 /// the local stage also takes `http`, for the dev server.
@@ -83,7 +93,7 @@ fn validate_url(app: &App, field: &str, url: &str) -> Result<(), ApiError> {
         .iter()
         .filter_map(|scheme| url.strip_prefix(scheme))
         .any(|rest| !rest.is_empty() && !rest.starts_with(['/', '?', '#']));
-    if has_host && url.len() <= 2048 && !url.chars().any(char::is_whitespace) {
+    if has_host && url.chars().count() <= 2048 && !url.chars().any(char::is_whitespace) {
         Ok(())
     } else {
         Err(ApiError::InvalidRequest(match app.config.stage {
@@ -134,8 +144,11 @@ fn stripe_key(cx: &Ctx<'_>, what: &str, workspace: &Workspace) -> Result<String,
 #[serde(deny_unknown_fields)]
 pub struct BuyCredits {
     /// Within the configured purchase limits (by default 500 to 1,000,000).
+    #[schemars(schema_with = "crate::openapi::purchase_cents")]
     pub amount_cents: PositiveCents,
+    #[schemars(length(max = 2048), pattern(RETURN_URL_PATTERN))]
     pub success_url: String,
+    #[schemars(length(max = 2048), pattern(RETURN_URL_PATTERN))]
     pub cancel_url: String,
 }
 
@@ -228,8 +241,11 @@ pub async fn checkout(cx: Ctx<'_>) -> Result<Reply, ApiError> {
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Subscribe {
+    #[schemars(schema_with = "crate::openapi::sold_plan")]
     pub plan_id: String,
+    #[schemars(length(max = 2048), pattern(RETURN_URL_PATTERN))]
     pub success_url: String,
+    #[schemars(length(max = 2048), pattern(RETURN_URL_PATTERN))]
     pub cancel_url: String,
 }
 
@@ -268,6 +284,7 @@ pub async fn subscribe(cx: Ctx<'_>) -> Result<Reply, ApiError> {
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OpenPortal {
+    #[schemars(length(max = 2048), pattern(RETURN_URL_PATTERN))]
     pub return_url: String,
 }
 
@@ -313,6 +330,7 @@ pub async fn setup_intent(cx: Ctx<'_>) -> Result<Reply, ApiError> {
 #[serde(deny_unknown_fields)]
 pub struct AttachPaymentMethod {
     /// Stripe's `pm_…`.
+    #[schemars(length(max = 255), pattern(r"^pm_[A-Za-z0-9_]*$"))]
     pub payment_method_id: String,
 }
 
@@ -423,6 +441,7 @@ pub async fn invoices(cx: Ctx<'_>) -> Result<Reply, ApiError> {
 #[serde(deny_unknown_fields)]
 pub struct TopUp {
     /// Within the configured purchase limits (by default 500 to 1,000,000).
+    #[schemars(schema_with = "crate::openapi::purchase_cents")]
     pub amount_cents: PositiveCents,
 }
 

@@ -16,7 +16,12 @@ use serde::{Deserialize, Serialize};
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthorizeRun {
+    #[schemars(
+        length(min = 1, max = 255),
+        pattern(crate::domain::user::NO_CONTROL_CHARS_PATTERN)
+    )]
     pub agent_id: String,
+    #[schemars(schema_with = "crate::openapi::agent_tier")]
     pub agent_tier: String,
     /// The hold: at most this much is set aside now (more only as usage needs and credit allows).
     pub max_cost_cents: HoldCents,

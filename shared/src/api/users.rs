@@ -16,7 +16,12 @@ use serde::{Deserialize, Serialize};
 pub struct CreateUser {
     /// The platform's id for this person. Creating the same external id again returns the
     /// existing user (200) and grants nothing.
+    #[schemars(
+        length(min = 1, max = 255),
+        pattern(crate::domain::user::NO_CONTROL_CHARS_PATTERN)
+    )]
     pub external_id: String,
+    #[schemars(length(max = 254), pattern(crate::domain::account::EMAIL_PATTERN))]
     pub email: Option<String>,
 }
 

@@ -190,7 +190,7 @@ pub struct LimitUse {
 /// How many agents the overview ranks.
 const TOP_AGENTS: usize = 5;
 /// `?days=` of the daily view: at most, and by default.
-const MAX_DAYS: u32 = 90;
+pub const MAX_DAYS: u32 = 90;
 const DEFAULT_DAYS: u32 = 30;
 
 fn today(cx: &Ctx<'_>) -> Date {

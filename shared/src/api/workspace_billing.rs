@@ -115,12 +115,20 @@ pub async fn transactions(cx: Ctx<'_>) -> Result<Reply, ApiError> {
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+// The schema of `amount_cents` depends on `type`: positive for a grant or a refund.
+#[schemars(extend("if" = {"properties": {"type": {"enum": ["grant", "refund"]}}}, "then" = {"properties": {"amount_cents": {"minimum": 1}}}))]
 pub struct ServiceCredit {
-    /// Positive for `grant` and `refund`; an `adjustment` may be negative but never takes
-    /// `available_cents` below 0.
+    /// Never 0. Positive for `grant` and `refund`; an `adjustment` may be negative but never
+    /// takes `available_cents` below 0.
+    #[schemars(extend("not" = {"const": 0}))]
     pub amount_cents: SignedCents,
     #[serde(rename = "type")]
     pub kind: CreditKind,
+    /// Becomes the transaction's description (trimmed).
+    #[schemars(
+        length(min = 1, max = 500),
+        pattern(crate::domain::account::NAME_PATTERN)
+    )]
     pub reason: String,
 }
 
@@ -152,7 +160,8 @@ pub async fn create_credit(cx: Ctx<'_>) -> Result<Reply, ApiError> {
         }));
     }
     let reason = body.reason.trim();
-    if reason.is_empty() || reason.len() > 500 {
+    // Characters as given, as the schema's `maxLength` counts them.
+    if reason.is_empty() || body.reason.chars().count() > 500 {
         return Err(ApiError::InvalidRequest(
             "`reason` must be 1 to 500 characters".into(),
         ));

@@ -17,16 +17,26 @@ use serde::{Deserialize, Serialize};
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWorkspace {
+    #[schemars(
+        length(min = 1, max = 200),
+        pattern(crate::domain::account::NAME_PATTERN)
+    )]
     pub name: String,
     /// Bind this account (owned by the owner) instead of the owner's default one.
     pub billing_account_id: Option<BillingAccountId>,
-    /// Service only: whose workspace this is. A user key creates its own.
+    /// Service only, and required from the service: whose workspace this is. A user key
+    /// creates its own (and giving this answers 400).
+    #[schemars(required, with = "UserId")]
     pub owner_user_id: Option<UserId>,
 }
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateLinkedAccount {
+    #[schemars(
+        length(min = 1, max = 200),
+        pattern(crate::domain::account::NAME_PATTERN)
+    )]
     pub name: String,
 }
 

@@ -112,13 +112,27 @@ fn invalid(message: impl Into<String>) -> SettingsError {
 
 pub const MAX_NAME_LEN: usize = 200;
 
-/// A display name: trimmed, non-empty, at most 200 characters.
+/// Unicode's `White_Space` characters (what `str::trim` and `char::is_whitespace` take) as the
+/// inside of a regular-expression class, so a schema's pattern and the check agree on each one.
+macro_rules! white_space {
+    () => {
+        r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+    };
+}
+pub(crate) use white_space;
+
+/// What [`validate_name`] takes, for the schema: some character that is not white space (and
+/// 1 to [`MAX_NAME_LEN`] characters).
+pub const NAME_PATTERN: &str = concat!("[^", white_space!(), "]");
+
+/// A display name: non-empty once trimmed, at most 200 characters as given (so the schema's
+/// `maxLength` is the bound), stored trimmed.
 pub fn validate_name(field: &str, name: &str) -> Result<String, SettingsError> {
     let trimmed = name.trim();
     if trimmed.is_empty() {
         return Err(invalid(format!("`{field}` must not be empty")));
     }
-    if trimmed.chars().count() > MAX_NAME_LEN {
+    if name.chars().count() > MAX_NAME_LEN {
         return Err(invalid(format!(
             "`{field}` must be at most {MAX_NAME_LEN} characters"
         )));
@@ -126,10 +140,23 @@ pub fn validate_name(field: &str, name: &str) -> Result<String, SettingsError> {
     Ok(trimmed.to_owned())
 }
 
-/// A plausible e-mail address: one `@` with text on both sides, no spaces, at most 254 bytes.
+pub const MAX_EMAIL_LEN: usize = 254;
+
+/// What [`validate_email`] takes, for the schema (with `maxLength` [`MAX_EMAIL_LEN`]).
+pub const EMAIL_PATTERN: &str = concat!(
+    "^[^@",
+    white_space!(),
+    "]+@[^@",
+    white_space!(),
+    r"]*\.[^@",
+    white_space!(),
+    "]*$"
+);
+
+/// A plausible e-mail address: one `@` with text on both sides, a `.` in the domain, no white
+/// space (none around it either: the address is taken as given), at most 254 characters.
 pub fn validate_email(field: &str, email: &str) -> Result<String, SettingsError> {
-    let email = email.trim();
-    let plausible = email.len() <= 254
+    let plausible = email.chars().count() <= MAX_EMAIL_LEN
         && !email.contains(char::is_whitespace)
         && email.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty() && domain.contains('.') && !domain.contains('@')

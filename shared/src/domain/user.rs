@@ -16,9 +16,13 @@ pub struct User {
 
 pub const MAX_EXTERNAL_ID_LEN: usize = 255;
 
-/// An external id: 1–255 visible characters.
+/// Text without control characters (`char::is_control`: U+0000–U+001F, U+007F–U+009F), for
+/// the schemas of caller-chosen ids.
+pub const NO_CONTROL_CHARS_PATTERN: &str = r"^[^\x00-\x1f\x7f-\x9f]*$";
+
+/// An external id: 1–255 characters (as the schema's `maxLength` counts them), none a control.
 pub fn validate_external_id(external_id: &str) -> Result<(), String> {
-    if external_id.is_empty() || external_id.len() > MAX_EXTERNAL_ID_LEN {
+    if external_id.is_empty() || external_id.chars().count() > MAX_EXTERNAL_ID_LEN {
         return Err(format!(
             "`external_id` must be 1 to {MAX_EXTERNAL_ID_LEN} characters"
         ));
