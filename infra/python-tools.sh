@@ -33,7 +33,7 @@ if [[ -x "$venv/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; t
   exit 0
 fi
 
-echo "python tools: installing cfn-lint, moto, cargo-lambda, ziglang into .tools/venv"
+echo "python tools: installing cfn-lint, moto, cargo-lambda, ziglang, schemathesis into .tools/venv"
 
 if [[ ! -x "$venv/bin/python" ]]; then
   mkdir -p "$(dirname "$venv")"
