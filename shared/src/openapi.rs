@@ -232,7 +232,7 @@ fn other_links() -> Vec<(&'static RouteSpec, &'static RouteSpec, Value)> {
         (
             &spec::USERS_CREATE,
             &spec::WORKSPACES_CREATE,
-            json!({"requestBody": {"owner_user_id": user}}),
+            json!({"requestBody": {"owner_user_id": user, "billing_account_id": "$response.body#/default_billing_account/id"}}),
         ),
         (
             &spec::USERS_CREATE,
@@ -259,6 +259,12 @@ fn other_links() -> Vec<(&'static RouteSpec, &'static RouteSpec, Value)> {
             &spec::API_KEYS_CREATE,
             json!({"requestBody": {"owner": {"type": "workspace", "id": workspace, "role": "admin"}}}),
         ),
+        // Linking the workspace's own default account again: a no-op 200.
+        (
+            &spec::WORKSPACES_CREATE,
+            &spec::WORKSPACE_ACCOUNTS_LINK,
+            json!({"parameters": {"path.workspaceId": workspace}, "requestBody": {"billing_account_id": "$response.body#/default_billing_account_id"}}),
+        ),
         // The local stage completes an offline checkout by its session id.
         (
             &spec::WORKSPACE_BILLING_CHECKOUT,
@@ -273,6 +279,11 @@ fn other_links() -> Vec<(&'static RouteSpec, &'static RouteSpec, Value)> {
         ),
     ]
 }
+
+/// Routes whose body names another object that only one route makes: a link that fills only
+/// their path would be answered 404 for the body's id, which reads as the linked object
+/// missing. Only [`other_links`] lead to them.
+const BODY_NAMES_AN_ID: &[&str] = &[spec::WORKSPACE_BILLING_COMPLETE_LOCAL.name];
 
 /// Adds to each creating route's success responses a link to every route whose path ids it
 /// can fill and that takes at least one id it made (not only the ones it was called with).
@@ -289,7 +300,11 @@ fn add_links(paths: &mut Map<String, Value>) {
                     .iter()
                     .any(|(name, expr)| name == p && expr.starts_with("$response"))
             });
-            if fillable && takes_new_id && target.name != source.name {
+            if fillable
+                && takes_new_id
+                && target.name != source.name
+                && !BODY_NAMES_AN_ID.contains(&target.name)
+            {
                 let parameters: Map<String, Value> = fills
                     .iter()
                     .filter(|(name, _)| params.contains(name))

@@ -40,8 +40,7 @@ def before_call(ctx, case, kwargs):
         if name.lower() == "idempotency-key" and isinstance(value, str) and 1 <= len(value) <= 255:
             headers[name] = uuid.uuid4().hex
     if isinstance(case.body, dict):
-        event_id = case.body.get("event_id")
-        if case.operation.path.endswith("/usage-events") and isinstance(event_id, str) and 1 <= len(event_id) <= 255:
+        if case.operation.path.endswith("/usage-events") and _valid_id(case.body.get("event_id")):
             case.body["event_id"] = uuid.uuid4().hex
         _order_caps(case.body)
         _not_in_future(case.body)
@@ -53,6 +52,11 @@ def before_call(ctx, case, kwargs):
         if not _valid_period(query.get("period_start"), query.get("period_end")):
             query.pop("period_start", None)
             query.pop("period_end", None)
+
+
+def _valid_id(value):
+    # As the schema: 1 to 255 characters, none a control character.
+    return isinstance(value, str) and 1 <= len(value) <= 255 and not re.search("[\x00-\x1f\x7f-\x9f]", value)
 
 
 CAPS_OUT_OF_ORDER = "`soft_cap_cents` must not be greater than `hard_cap_cents`"
