@@ -60,9 +60,9 @@ for _ in $(seq 1 150); do
 done
 curl -sf -o /dev/null "http://127.0.0.1:$api_port/v1/health" || { echo "the dev server did not answer within 30 s; see .local/dev-server-$api_port.log" >&2; exit 1; }
 # unsupported_method is left out: API Gateway answers 404 to a method no route takes, before
-# any function runs. One worker: the two cores serve the dev server too. At most 50 cases per
-# operation and phase (about 3,800 cases) keep the step near 3 minutes; `timeout` stops a hung run (exit 124 fails
-# the step like a failure does).
+# any function runs. One worker: the two cores serve the dev server too. At most 40 cases per
+# operation and phase (about 4,400 in all) keep the step near 4 minutes; `timeout` stops a hung
+# run (exit 124 fails the step like a failure does).
 BILLING_SERVICE_KEY="$service_key" SCHEMATHESIS_HOOKS=tests/schemathesis/hooks.py \
   timeout 420 .tools/venv/bin/schemathesis --config-file tests/schemathesis/schemathesis.toml \
   run "http://127.0.0.1:$api_port/v1/openapi.json" --url "http://127.0.0.1:$api_port" \
