@@ -73,11 +73,19 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
 }
 
 /// Like [`spawn_app_with`], with the app's store reaching DynamoDB Local through `endpoint`
-/// (a [`crate::fault_proxy::FaultProxy`]); the table is created directly.
-pub async fn spawn_app_through(endpoint: &str, adjust: impl FnOnce(&mut Config)) -> TestApp {
+/// (a [`crate::fault_proxy::FaultProxy`]), on `table` (another process of the same
+/// deployment) or on a new one, created directly.
+pub async fn spawn_app_through(
+    endpoint: &str,
+    table: Option<&str>,
+    adjust: impl FnOnce(&mut Config),
+) -> TestApp {
     use aws_sdk_dynamodb::config::retry::{RetryPartition, TokenBucket};
     static PARTITIONS: AtomicU64 = AtomicU64::new(0);
-    let table = fresh_store().await.table_name().to_owned();
+    let table = match table {
+        Some(table) => table.to_owned(),
+        None => fresh_store().await.table_name().to_owned(),
+    };
     // Its own retry budget: the SDK's is shared by every client of a partition in the process,
     // and injected faults must not spend the one the other tests retry on.
     let partition = RetryPartition::custom(format!(
@@ -90,6 +98,13 @@ pub async fn spawn_app_through(endpoint: &str, adjust: impl FnOnce(&mut Config))
         &billing_core::aws::sdk_config(Some(endpoint)).await,
     )
     .retry_partition(partition)
+    // Faults come far more often than in production: the SDK's first backoff (1 s) shortened,
+    // or a campaign of them would outlast its time bound.
+    .retry_config(
+        aws_sdk_dynamodb::config::retry::RetryConfig::standard()
+            .with_initial_backoff(std::time::Duration::from_millis(20))
+            .with_max_backoff(std::time::Duration::from_millis(500)),
+    )
     .build();
     let store = Store::new(aws_sdk_dynamodb::Client::from_conf(config), table);
     spawn_app_on(store, endpoint, adjust).await

@@ -81,10 +81,10 @@ pub struct Plan {
 }
 
 /// A small deterministic PRNG (splitmix64): the same seed gives the same decisions.
-struct SplitMix(u64);
+pub struct SplitMix(pub u64);
 
 impl SplitMix {
-    fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -92,8 +92,9 @@ impl SplitMix {
         z ^ (z >> 31)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
     }
 }
 
@@ -137,7 +138,7 @@ pub fn seed_from_env(name: &str) -> u64 {
             let nanos = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64);
-            SplitMix(nanos ^ u64::from(std::process::id())).next() % 1_000_000_000
+            SplitMix(nanos ^ u64::from(std::process::id())).next_u64() % 1_000_000_000
         }
     };
     println!("{name}: FAULT_SEED={seed}");
