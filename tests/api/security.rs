@@ -338,3 +338,156 @@ fn every_integer_a_request_may_carry_has_a_stated_range() {
         (&json!(1), &json!(1_000_000_000_000_i64))
     );
 }
+
+/// Every route behind a key, with its path filled by these ids.
+fn keyed_routes_filled(
+    workspace: &str,
+    account: &str,
+    key_id: &str,
+    run: &str,
+) -> Vec<(&'static billing_core::routes::Route, String)> {
+    use billing_core::routes::{Access, ROUTES};
+    ROUTES
+        .iter()
+        .copied()
+        .filter(|route| route.access == Access::Key)
+        .map(|route| {
+            let path = route
+                .path
+                .replace("{workspaceId}", workspace)
+                .replace("{billingAccountId}", account)
+                .replace("{keyId}", key_id)
+                .replace("{runId}", run);
+            assert!(!path.contains('{'), "{}: fill in {path}", route.name);
+            (route, path)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_keyed_route_answers_401_to_no_key_a_bad_key_and_a_revoked_key() {
+    let app = spawn_app().await;
+    let (_, account, key) = app.user_with_key("ros").await;
+    let workspace = app.create_workspace(&key, "Locked").await;
+    let revoked = app
+        .create_key(json!({"type": "workspace", "id": workspace, "role": "admin"}))
+        .await;
+    let revoked_id = app
+        .get(
+            &format!("/v1/api-keys?workspace_id={workspace}"),
+            &app.service_key,
+        )
+        .await
+        .body["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let revoke = app
+        .delete(&format!("/v1/api-keys/{revoked_id}"), &app.service_key)
+        .await;
+    assert_eq!(revoke.status, StatusCode::OK);
+    let run = "run_00000000000000000000000000";
+    let routes = keyed_routes_filled(&workspace, &account, &revoked_id, run);
+    assert!(routes.len() >= 45, "{} keyed routes?", routes.len());
+    for (route, path) in routes {
+        let body =
+            (route.method != Method::GET && route.method != Method::DELETE).then(|| json!({}));
+        for (what, authorization) in [
+            ("no key", None),
+            ("a malformed key", Some("Token abc".to_owned())),
+            (
+                "an unknown key",
+                Some("Bearer bk_thisKeyWasNeverIssued0000000000000000000".to_owned()),
+            ),
+            ("a revoked key", Some(format!("Bearer {revoked}"))),
+        ] {
+            let mut call = app.call(route.method.clone(), &path);
+            if let Some(authorization) = &authorization {
+                call = call.header("authorization", authorization);
+            }
+            if let Some(body) = &body {
+                call = call.json(body.clone());
+            }
+            let response = call.send().await;
+            assert_eq!(
+                (response.status, response.error_code()),
+                (StatusCode::UNAUTHORIZED, "unauthorized"),
+                "{} {} with {what}",
+                route.method,
+                route.path
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn another_tenants_ids_answer_on_every_route_as_ids_that_do_not_exist() {
+    let app = spawn_app().await;
+    let (_, account, owner) = app.user_with_key("sol").await;
+    let workspace = app.create_workspace(&owner, "Theirs").await;
+    let key_id = app.get("/v1/api-keys", &owner).await.body["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let run = app
+        .post(
+            &format!("/v1/workspaces/{workspace}/runs"),
+            &owner,
+            json!({"agent_id": "probe", "agent_tier": "basic", "max_cost_cents": 10}),
+        )
+        .await;
+    assert_eq!(run.status, StatusCode::CREATED, "{:?}", run.body);
+    let run = run.body["run_id"].as_str().unwrap().to_owned();
+    let (_, _, stranger) = app.user_with_key("tam").await;
+    let theirs = keyed_routes_filled(&workspace, &account, &key_id, &run);
+    let nobodys = keyed_routes_filled(
+        "ws_00000000000000000000000000",
+        "ba_00000000000000000000000000",
+        "key_00000000000000000000000000",
+        "run_00000000000000000000000000",
+    );
+    let mut probed = 0;
+    for ((route, real), (_, missing)) in theirs.into_iter().zip(nobodys) {
+        if real == missing {
+            continue; // no id in the path
+        }
+        let body =
+            (route.method != Method::GET && route.method != Method::DELETE).then(|| json!({}));
+        let send = |path: String| {
+            let mut call = app.call(route.method.clone(), path).key(&stranger);
+            if let Some(body) = &body {
+                call = call.json(body.clone());
+            }
+            call.send()
+        };
+        let (real, missing) = (send(real).await, send(missing).await);
+        assert!(
+            real.status.is_client_error(),
+            "{} {}: {}",
+            route.method,
+            route.path,
+            real.status
+        );
+        // The same answer as for an id nobody has: an id cannot be probed.
+        assert_eq!(
+            (real.status, real.error_code()),
+            (missing.status, missing.error_code()),
+            "{} {}",
+            route.method,
+            route.path
+        );
+        probed += 1;
+    }
+    assert!(probed >= 40, "only {probed} routes take an id?");
+    // Nothing the stranger tried took effect.
+    let balance = app
+        .get(&format!("/v1/billing-accounts/{account}/balance"), &owner)
+        .await;
+    assert_eq!(balance.body["held_cents"], 10);
+    assert_eq!(
+        app.get(&format!("/v1/billing-accounts/{account}"), &owner)
+            .await
+            .body["name"],
+        "Default"
+    );
+}
