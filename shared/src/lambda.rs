@@ -26,11 +26,7 @@ pub async fn serve_job(job: &'static Job) -> Result<(), Error> {
     let app: &'static App = Box::leak(Box::new(App::from_env().await?));
     lambda_http::lambda_runtime::run(lambda_http::lambda_runtime::service_fn(
         move |event: lambda_http::lambda_runtime::LambdaEvent<serde_json::Value>| async move {
-            let result = (job.run)(app, event.payload).await;
-            if let Some(after) = job.after {
-                after(app).await;
-            }
-            match result {
+            match job.invoke(app, event.payload).await {
                 Ok(handled) => {
                     tracing::info!(job = job.name, handled, "job done");
                     Ok(serde_json::json!({"handled": handled}))

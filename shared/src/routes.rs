@@ -748,6 +748,22 @@ pub struct Job {
     pub after: Option<AfterHook>,
 }
 
+impl Job {
+    /// One invocation: the job's work on its payload, then its `after` work (charging the
+    /// auto-recharges it started), whatever the work's outcome.
+    pub async fn invoke(
+        &self,
+        app: &crate::app::App,
+        payload: serde_json::Value,
+    ) -> Result<usize, ApiError> {
+        let result = (self.run)(app, payload).await;
+        if let Some(after) = self.after {
+            after(app).await;
+        }
+        result
+    }
+}
+
 /// A job's work on the invocation's payload; returns how many things it handled.
 pub type JobFn =
     for<'a> fn(&'a crate::app::App, serde_json::Value) -> BoxFuture<'a, Result<usize, ApiError>>;
@@ -815,10 +831,6 @@ job_table! {
 
 pub fn job_by_name(name: &str) -> Option<&'static Job> {
     JOBS.iter().copied().find(|j| j.name == name)
-}
-
-pub fn by_name(name: &str) -> Option<&'static Route> {
-    ROUTES.iter().copied().find(|r| r.name == name)
 }
 
 /// What a method and path lead to.

@@ -85,7 +85,6 @@ impl Scheduler {
         target_arn: &str,
         role_arn: &str,
     ) -> Self {
-        // moto's state for the tests lives in us-east-1, the local stand-ins' region.
         Self {
             client: Client::new(&crate::aws::sdk_config(endpoint).await),
             group: group.to_owned(),

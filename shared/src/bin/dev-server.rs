@@ -107,11 +107,7 @@ async fn run() -> Result<(), String> {
                 .iter()
                 .filter(|j| j.schedule.is_some())
             {
-                let result = (job.run)(&jobs_app, serde_json::Value::Null).await;
-                if let Some(after) = job.after {
-                    after(&jobs_app).await;
-                }
-                match result {
+                match job.invoke(&jobs_app, serde_json::Value::Null).await {
                     Ok(0) => {}
                     Ok(handled) => tracing::info!(job = job.name, handled, "job done"),
                     Err(error) => tracing::error!(job = job.name, %error, "job failed"),
