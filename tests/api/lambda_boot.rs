@@ -193,20 +193,8 @@ async fn every_job_binary_boots_and_runs_on_a_scheduled_event() {
     }
 }
 
-/// Whether a function binary links the Stripe client: async-stripe's API host is in its data
-/// only when some code that can reach the client is linked. (`grep`: a byte scan of 35 debug
-/// binaries of 50 MB in an unoptimised test takes over a minute.)
 fn links_stripe(name: &str) -> bool {
-    let status = std::process::Command::new("grep")
-        .args(["-q", "-F", "api.stripe.com"])
-        .arg(binary(name))
-        .status()
-        .expect("run grep");
-    match status.code() {
-        Some(0) => true,
-        Some(1) => false,
-        _ => panic!("grep failed on {name}: {status}"),
-    }
+    billing_tests::binaries::links_stripe(&binary(name)).unwrap()
 }
 
 #[test]

@@ -21,6 +21,7 @@
 //! those functions and print the table without writing the document.
 
 use billing_core::routes::{Access, Job, Route, JOBS, ROUTES};
+use billing_tests::binaries::links_stripe;
 use billing_tests::report::{machine, write_section};
 use billing_tests::runtime_api::{http_api_event, lambda_env, InvokeError, RuntimeApi};
 use serde_json::Value;
@@ -269,16 +270,6 @@ async fn measure(
     })
 }
 
-/// Whether a binary links the Stripe client: async-stripe's API host is in its data only when
-/// code that can reach the client is linked.
-fn links_stripe(binary: &Path) -> Result<bool, String> {
-    const STRIPE_HOST: &[u8] = b"api.stripe.com";
-    let bytes = fs::read(binary).map_err(|e| format!("{}: {e}", binary.display()))?;
-    Ok(bytes
-        .windows(STRIPE_HOST.len())
-        .any(|window| window == STRIPE_HOST))
-}
-
 /// How to boot one binary, with its output going to its log.
 struct Boots<'a> {
     binary: &'a Path,
@@ -522,7 +513,7 @@ fn render(rows: &[Row], baseline_rss_mb: f64) -> String {
          *Init + 1st request* is from `spawn()` to the answer of one request against DynamoDB Local (the route's own method \
          and path with an invalid key: the key lookup answers 401; a job runs once on the empty table). \
          Peak RSS is `VmHWM` after that request ({HELLO_WORLD}: {baseline_rss_mb:.1} MB). \
-         *Stripe* says whether the binary contains async-stripe's API host, i.e. links the Stripe client. \
+         *Stripe* says whether the binary contains the Stripe gateway's API host (`api.stripe.com`), i.e. links the Stripe client. \
          Zip is the arm64 `target/lambda/<name>/bootstrap.zip` from `make package`. MB = 2^20 bytes.\n\n"
     ));
     out.push_str("| function | binary MB | zip MB | Stripe | init ms | hello-world ms | init ratio | init + 1st request ms | peak RSS MB | targets |\n");

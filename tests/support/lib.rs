@@ -1,7 +1,9 @@
-//! Test support: the app on a fresh DynamoDB Local table ([`app`]) and a minimal Lambda Runtime
-//! API that boots the real function binaries ([`runtime_api`]).
+//! Test support: the app on a fresh DynamoDB Local table ([`app`]), a minimal Lambda Runtime
+//! API that boots the real function binaries ([`runtime_api`]), and facts read off those
+//! binaries ([`binaries`]).
 
 pub mod app;
+pub mod binaries;
 pub mod fake_stripe;
 pub mod fault_proxy;
 pub mod report;
