@@ -37,6 +37,8 @@ echo "dev: starting DynamoDB Local on 127.0.0.1:$ddb_port (data in .local/dynamo
 ddb_pid=$(bash infra/dynamodb-local.sh start "$ddb_port" "$root/.local/dynamodb-data")
 
 DYNAMODB_ENDPOINT="http://127.0.0.1:$ddb_port" BILLING_PORT="$port" \
-  BILLING_TRIAL_SECONDS="${BILLING_TRIAL_SECONDS:-}" target/debug/dev-server &
+  BILLING_TRIAL_SECONDS="${BILLING_TRIAL_SECONDS:-}" BILLING_PROMO_SECONDS="${BILLING_PROMO_SECONDS:-}" \
+  BILLING_GRACE_SECONDS="${BILLING_GRACE_SECONDS:-}" BILLING_PERIOD_SECONDS="${BILLING_PERIOD_SECONDS:-}" \
+  target/debug/dev-server &
 server_pid=$!
 wait "$server_pid"

@@ -64,7 +64,7 @@ impl App {
         let catalog = Catalog::builtin().expect("the built-in catalog is checked by its tests");
         let store = store.with_clock(clock.clone());
         Self {
-            durations: catalog.durations(config.trial_secs),
+            durations: catalog.durations(&config),
             catalog,
             config,
             store,

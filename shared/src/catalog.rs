@@ -7,7 +7,7 @@
 //! plans: `free` 60 usage events a minute and 2 open runs, `pro` 600/10 (or $50 paid in),
 //! `team` 3000/50 (or $500 paid in), `enterprise` 10000/200 (by plan only).
 
-use crate::domain::lifecycle::Durations;
+use crate::domain::lifecycle::{Durations, Span};
 use crate::domain::plan::{self, LifecycleTerms, Plan, PlanError};
 use crate::domain::pricing::{Pricing, PricingError, Tier};
 use crate::domain::rate_limit::{self, RateTier, RateTierError};
@@ -98,15 +98,22 @@ impl Catalog {
         })
     }
 
-    /// The lifecycle's durations; `trial_secs` (local configuration) shortens the trial.
-    pub fn durations(&self, trial_secs: Option<i64>) -> Durations {
+    /// The lifecycle's durations; the configuration's lengths in seconds (local) replace the
+    /// catalog's.
+    pub fn durations(&self, config: &crate::config::Config) -> Durations {
         let days = |d: u32| time::Duration::days(i64::from(d));
         Durations {
-            trial: trial_secs.map_or(days(self.lifecycle.trial_days), time::Duration::seconds),
+            trial: config
+                .trial_secs
+                .map_or(days(self.lifecycle.trial_days), time::Duration::seconds),
             trial_actions: self.lifecycle.trial_actions,
-            promo_months: self.lifecycle.promo_months,
-            grace: days(self.lifecycle.grace_days),
-            period_months: 1,
+            promo: config
+                .promo_secs
+                .map_or(Span::Months(self.lifecycle.promo_months), Span::Seconds),
+            grace: config
+                .grace_secs
+                .map_or(days(self.lifecycle.grace_days), time::Duration::seconds),
+            period: config.period_secs.map_or(Span::Months(1), Span::Seconds),
         }
     }
 

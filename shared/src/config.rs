@@ -34,6 +34,11 @@ pub struct Config {
     pub run_hold_secs: i64,
     /// Shortens the catalog's trial (`TRIAL_SECONDS`), so a local trial visibly ends.
     pub trial_secs: Option<i64>,
+    /// Shortens the promo (`PROMO_SECONDS`), the grace (`GRACE_SECONDS`) and the plan period
+    /// (`PERIOD_SECONDS`), so a person can watch a subscription renew in minutes.
+    pub promo_secs: Option<i64>,
+    pub grace_secs: Option<i64>,
+    pub period_secs: Option<i64>,
     /// Where lifecycle deadlines are scheduled; `None`: nowhere (the sweep alone fires them, as
     /// the dev server does every few seconds).
     pub scheduler: Option<SchedulerConfig>,
@@ -209,18 +214,10 @@ impl Config {
             }
             Err(_) => DEFAULT_INTRO_CREDIT_CENTS,
         };
-        let trial_secs = match env::var("TRIAL_SECONDS") {
-            Ok(text) if !text.is_empty() => Some(
-                text.parse::<i64>()
-                    .ok()
-                    .filter(|s| *s > 0)
-                    .ok_or(ConfigError::Invalid {
-                        name: "TRIAL_SECONDS",
-                        reason: "must be a whole number of seconds, 1 or more".into(),
-                    })?,
-            ),
-            _ => None,
-        };
+        let trial_secs = seconds_var("TRIAL_SECONDS")?;
+        let promo_secs = seconds_var("PROMO_SECONDS")?;
+        let grace_secs = seconds_var("GRACE_SECONDS")?;
+        let period_secs = seconds_var("PERIOD_SECONDS")?;
         let var = |name: &str| env::var(name).ok().filter(|v| !v.is_empty());
         let scheduler = match (var("LIFECYCLE_TARGET_ARN"), var("SCHEDULER_ROLE_ARN")) {
             (Some(target_arn), Some(role_arn)) => Some(SchedulerConfig {
@@ -271,6 +268,9 @@ impl Config {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             run_hold_secs: DEFAULT_RUN_HOLD_SECS,
             trial_secs,
+            promo_secs,
+            grace_secs,
+            period_secs,
             scheduler,
         })
     }
@@ -286,10 +286,29 @@ impl Config {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             run_hold_secs: DEFAULT_RUN_HOLD_SECS,
             trial_secs: None,
+            promo_secs: None,
+            grace_secs: None,
+            period_secs: None,
             scheduler: None,
             payments: PaymentsConfig::offline(&PaymentsConfig::derived_webhook_secret(service_key)),
             purchase_limits: PurchaseLimits::default(),
         }
+    }
+}
+
+/// A length in seconds from the environment (unset or empty: `None`), 1 or more.
+pub fn seconds_var(name: &'static str) -> Result<Option<i64>, ConfigError> {
+    match env::var(name) {
+        Ok(text) if !text.is_empty() => text
+            .parse::<i64>()
+            .ok()
+            .filter(|s| *s > 0)
+            .map(Some)
+            .ok_or(ConfigError::Invalid {
+                name,
+                reason: "must be a whole number of seconds, 1 or more".into(),
+            }),
+        _ => Ok(None),
     }
 }
 

@@ -15,6 +15,7 @@
 pub mod api;
 pub mod app;
 pub mod aws;
+pub mod billing;
 pub mod catalog;
 pub mod clock;
 pub mod config;

@@ -255,11 +255,35 @@ async fn readonly_runs_only_agents_that_ran_before() {
     );
 }
 
+/// Saves `method` as the workspace's card (a trial moves to promo and starts the subscription).
+async fn attach(app: &TestApp, key: &str, ws: &WorkspaceId, method: &str) -> Value {
+    let response = app
+        .post(
+            &format!("/v1/workspaces/{ws}/billing/payment-method"),
+            key,
+            json!({"payment_method_id": method}),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
+    response.body
+}
+
+async fn invoices(app: &TestApp, key: &str, ws: &WorkspaceId) -> Vec<Value> {
+    let page = app
+        .get(&format!("/v1/workspaces/{ws}/billing/invoices"), key)
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{:?}", page.body);
+    page.body["data"].as_array().unwrap().clone()
+}
+
 #[tokio::test]
-async fn payment_events_move_the_status_and_it_decides_what_runs() {
+async fn invoices_move_the_status_and_it_decides_what_runs() {
     let app = spawn().await;
     let (key, _, ws) = trial(&app).await;
-    applied(&app, &ws, Trigger::PaymentMethodAttached).await;
+    assert_eq!(
+        attach(&app, &key, &ws, "pm_card_visa").await["status"],
+        "promo"
+    );
     let view = subscription(&app, &key, &ws).await;
     assert_eq!(
         (&view["plan_status"], &view["status"]),
@@ -268,14 +292,21 @@ async fn payment_events_move_the_status_and_it_decides_what_runs() {
     assert!(view["promo_ends_at"].is_string() && view["renews_at"].is_string());
     assert_eq!(status(&app, &key, &ws).await["has_payment_method"], true);
 
-    // Three monthly periods of promo, then the paid plan.
-    for _ in 0..3 {
-        app.clock.advance(Duration::days(31));
-        sweep(&app).await;
-    }
+    // The promo's end is invoiced at the plan price and charged: active.
+    app.clock.advance(Duration::days(92));
+    assert_eq!(sweep(&app).await, 1);
     assert_eq!(subscription(&app, &key, &ws).await["plan_status"], "active");
+    let billed = invoices(&app, &key, &ws).await;
+    assert_eq!(billed.len(), 1, "{billed:?}");
+    assert_eq!(
+        (&billed[0]["status"], &billed[0]["amount_due_cents"]),
+        (&json!("paid"), &json!(1900))
+    );
 
-    applied(&app, &ws, Trigger::PaymentFailed).await;
+    // A card that declines every charge: the next period's invoice fails, suspended.
+    attach(&app, &key, &ws, "pm_card_chargeCustomerFail").await;
+    app.clock.advance(Duration::days(31));
+    assert_eq!(sweep(&app).await, 1);
     let suspended = run(&app, &key, &ws, "any").await;
     assert_eq!(
         (suspended.status, suspended.error_code()),
@@ -290,11 +321,18 @@ async fn payment_events_move_the_status_and_it_decides_what_runs() {
         (&json!(false), &json!(false))
     );
 
-    applied(&app, &ws, Trigger::PaymentSucceeded).await;
+    // Fixing the card pays the open invoice: active again.
+    assert_eq!(
+        attach(&app, &key, &ws, "pm_card_visa").await["status"],
+        "active"
+    );
     assert_eq!(
         run(&app, &key, &ws, "any").await.status,
         StatusCode::CREATED
     );
+    let billed = invoices(&app, &key, &ws).await;
+    assert_eq!(billed.len(), 2, "{billed:?}");
+    assert!(billed.iter().all(|i| i["status"] == "paid"), "{billed:?}");
 
     // Canceled: active until the period ends, then deleted.
     applied(&app, &ws, Trigger::CanceledAtPeriodEnd).await;
@@ -328,13 +366,11 @@ async fn payment_events_move_the_status_and_it_decides_what_runs() {
         "plan_inactive"
     );
     assert_eq!(subscription(&app, &key, &ws).await["status"], "canceled");
-    // Nothing moves a deleted workspace.
-    assert!(matches!(
-        fire(&app.app, &ws, Trigger::PaymentSucceeded)
-            .await
-            .unwrap(),
-        Fired::Refused(_)
-    ));
+    assert_eq!(
+        invoices(&app, &key, &ws).await.len(),
+        2,
+        "a canceled period is not billed"
+    );
     let tos: Vec<Value> = status_changes(&app, &ws)
         .await
         .into_iter()
@@ -372,11 +408,18 @@ async fn balance(app: &TestApp, key: &str, account: &str) -> i64 {
 }
 
 #[tokio::test]
-async fn each_period_grants_the_included_credit_once_and_expires_the_unused_rest() {
+async fn each_paid_period_grants_the_included_credit_once_and_expires_the_unused_rest() {
     let app = spawn().await;
     let (key, account, ws) = trial(&app).await;
-    applied(&app, &ws, Trigger::PaymentMethodAttached).await;
-    // Pro includes 500 cents a period.
+    attach(&app, &key, &ws, "pm_card_visa").await;
+    // The promo grants nothing (the plan is not paid yet).
+    assert_eq!(balance(&app, &key, &account).await, 10_000);
+    assert!(transactions(&app, &key, &account, "plan_credit")
+        .await
+        .is_empty());
+    app.clock.advance(Duration::days(92));
+    assert_eq!(sweep(&app).await, 1);
+    // The first paid period: Pro includes 500 cents.
     assert_eq!(balance(&app, &key, &account).await, 10_500);
     let credits = app
         .get(&format!("/v1/workspaces/{ws}/billing/credits"), &key)
@@ -396,15 +439,16 @@ async fn each_period_grants_the_included_credit_once_and_expires_the_unused_rest
         .body;
     assert_eq!(credits["included_credits_cents"], 400);
 
-    // The period ends; the sweep and the schedule race to roll it over.
+    // The period ends; the sweep and the schedule race to bill the next one.
     app.clock.advance(Duration::days(31));
-    let deadline = json!({"workspace_id": ws, "trigger": "period_ended",
-                          "due_at": "2026-01-01T00:00:00Z", "version": 2});
+    let deadline = json!({"workspace_id": ws, "trigger": "invoice_due",
+                          "due_at": "2026-01-01T00:00:00Z", "version": 3});
     let handled = race_sweep_and_schedule(&app, &deadline, 6).await;
     assert_eq!(handled, 1);
+    assert_eq!(invoices(&app, &key, &ws).await.len(), 2);
     let grants = transactions(&app, &key, &account, "plan_credit").await;
     let expiries = transactions(&app, &key, &account, "expiry").await;
-    assert_eq!(grants.len(), 2, "one grant per period: {grants:?}");
+    assert_eq!(grants.len(), 2, "one grant per paid period: {grants:?}");
     assert_eq!(expiries.len(), 1, "{expiries:?}");
     assert_eq!(expiries[0]["amount_cents"], -400);
     assert_eq!(
@@ -430,7 +474,10 @@ async fn illegal_and_early_triggers_change_nothing() {
     let (key, _, ws) = trial(&app).await;
     for trigger in [
         Trigger::PromoEnded,
-        Trigger::PaymentFailed,
+        Trigger::InvoiceFailed(billing_core::domain::lifecycle::BilledPeriod {
+            start: time::OffsetDateTime::UNIX_EPOCH,
+            end: time::OffsetDateTime::UNIX_EPOCH,
+        }),
         Trigger::GraceEnded,
         Trigger::TrialEnded,
     ] {

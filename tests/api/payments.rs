@@ -70,7 +70,7 @@ async fn transactions(app: &TestApp, key: &str, account: &str, kind: &str) -> Ve
         .clone()
 }
 
-/// Saves a card for the workspace (a trial moves to promo, with its included credit).
+/// Saves a card for the workspace (a trial moves to promo; the promo grants no credit).
 async fn save_card(app: &TestApp, key: &str, ws: &str) -> TestResponse {
     app.post(
         &format!("/v1/workspaces/{ws}/billing/payment-method"),
@@ -288,6 +288,7 @@ async fn complete_local_does_not_exist_with_stripe() {
 
 fn invoice(id: &str, customer: &str, status: &str, created: i64) -> Value {
     json!({"id": id, "object": "invoice", "customer": customer, "number": "INV-0001",
+           "subscription": "sub_1",
            "status": status, "amount_due": 1900, "amount_paid": if status == "paid" { 1900 } else { 0 },
            "currency": "usd", "period_start": created, "period_end": created + 2_592_000,
            "hosted_invoice_url": "https://invoice.stripe.com/i/1",
@@ -472,8 +473,8 @@ async fn top_ups_need_a_saved_method_and_credit_once() {
                "status": "succeeded", "metadata": {"workspace_id": ws, "kind": "top_up"}}),
     );
     assert_eq!(send(&app, &succeeded).await.body["handled"], "duplicate");
-    // 1000 introductory, 500 of the promo's included credit, the 1000 top-up.
-    assert_eq!(balance(&app, &key, &account).await, 2500);
+    // 1000 introductory and the 1000 top-up: the promo grants no included credit.
+    assert_eq!(balance(&app, &key, &account).await, 2000);
 }
 
 #[tokio::test]
@@ -516,8 +517,8 @@ async fn one_shortfall_starts_one_auto_recharge_within_the_monthly_limit() {
         )
         .await;
     assert_eq!(enabled.status, StatusCode::OK, "{:?}", enabled.body);
-    // 1500 (intro and promo credit); twenty concurrent 60-cent events cross under 500 once.
-    let events = join_all((0..20).map(|i| {
+    // 1000 of introductory credit; fifteen concurrent 60-cent events cross under 500 once.
+    let events = join_all((0..15).map(|i| {
         let (app, key, ws) = (&app, &key, &ws);
         async move {
             app.post(
@@ -537,7 +538,7 @@ async fn one_shortfall_starts_one_auto_recharge_within_the_monthly_limit() {
     let recharges = transactions(&app, &key, &account, "auto_recharge").await;
     assert_eq!(recharges.len(), 1, "{recharges:?}");
     assert_eq!(recharges[0]["amount_cents"], 2000);
-    assert_eq!(balance(&app, &key, &account).await, 1500 - 20 * 60 + 2000);
+    assert_eq!(balance(&app, &key, &account).await, 1000 - 15 * 60 + 2000);
     // Spend down again: the month's limit is used, so no second recharge.
     for i in 0..30 {
         app.post(
@@ -587,7 +588,7 @@ async fn concurrent_top_ups_under_one_key_charge_and_credit_once() {
         .await;
     assert_eq!(retry.status, StatusCode::OK);
     assert_eq!(transactions(&app, &key, &account, "top_up").await.len(), 1);
-    assert_eq!(balance(&app, &key, &account).await, 1000 + 500 + 1500);
+    assert_eq!(balance(&app, &key, &account).await, 1000 + 1500);
 }
 
 #[tokio::test]
@@ -671,8 +672,9 @@ async fn refunds_reported_as_a_running_total_are_taken_once_each() {
 
 #[tokio::test]
 async fn a_recharge_whose_process_stopped_is_charged_by_the_retry_job() {
-    use billing_core::domain::ids::{BillingAccountId, TransactionId, WorkspaceId};
-    use billing_core::domain::transaction::{Transaction, TransactionType};
+    use billing_core::domain::ids::{BillingAccountId, WorkspaceId};
+    use billing_core::domain::pricing::Category;
+    use billing_core::store::usage::UsageCharge;
     let app = spawn().await;
     let (key, account, ws) = workspace(&app).await;
     save_card(&app, &key, &ws).await;
@@ -682,24 +684,24 @@ async fn a_recharge_whose_process_stopped_is_charged_by_the_retry_job() {
         json!({"auto_recharge": {"enabled": true, "threshold_cents": 500, "amount_cents": 2000}}),
     )
     .await;
-    // A movement outside any request (no one charges what it starts), then the process "stops".
-    let adjustment = Transaction {
-        id: TransactionId::generate(1),
-        billing_account_id: BillingAccountId::parse(&account).unwrap(),
-        workspace_id: WorkspaceId::parse(&ws),
-        kind: TransactionType::Adjustment,
-        amount_cents: -1200,
-        balance_after_cents: 0,
-        description: "correction".into(),
-        category: None,
-        agent_id: None,
-        run_id: None,
-        reference: None,
-        created_at: billing_core::clock::rfc3339(time::OffsetDateTime::now_utc()),
-    };
+    // A debit outside any request (no one charges what it starts), then the process "stops".
+    // (Only a debit starts one: the test once used an adjustment, which no longer does.)
+    let now = time::OffsetDateTime::now_utc();
     app.app
         .store
-        .apply_credit(&adjustment, None, Vec::new())
+        .record_usage(&UsageCharge {
+            workspace_id: WorkspaceId::parse(&ws).unwrap(),
+            account_id: BillingAccountId::parse(&account).unwrap(),
+            event_id: "outside-any-request".into(),
+            fingerprint: "outside-any-request".into(),
+            category: Category::Actions,
+            quantity: 7_000,
+            agent_id: None,
+            cost_cents: 700,
+            day: billing_core::clock::rfc3339(now)[..10].to_owned(),
+            created_at: billing_core::clock::rfc3339(now),
+            millis: billing_core::clock::unix_millis(now),
+        })
         .await
         .unwrap();
     assert_eq!(
@@ -722,7 +724,7 @@ async fn a_recharge_whose_process_stopped_is_charged_by_the_retry_job() {
     );
     let recharges = transactions(&app, &key, &account, "auto_recharge").await;
     assert_eq!(recharges.len(), 1);
-    assert_eq!(balance(&app, &key, &account).await, 1500 - 1200 + 2000);
+    assert_eq!(balance(&app, &key, &account).await, 1000 - 700 + 2000);
 }
 
 #[tokio::test]

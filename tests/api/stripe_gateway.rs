@@ -200,6 +200,7 @@ async fn a_subscription_checkout_names_the_catalog_price() {
         .create_checkout(&CheckoutRequest {
             customer_id: &customer,
             mode: CheckoutMode::Subscription {
+                trial_end: None,
                 price_id: "price_pro_monthly".into(),
             },
             success_url: "https://app.example.com/done",

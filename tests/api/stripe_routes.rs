@@ -201,8 +201,8 @@ async fn stripe_failures_and_3d_secure_reach_the_caller_as_the_contract_says() {
         .get(&format!("/v1/billing-accounts/{account}/balance"), &key)
         .await
         .body;
-    // 1000 introductory, 500 of the promo's included credit, one 1000 top-up.
-    assert_eq!(balance["balance_cents"], 2500);
+    // 1000 introductory and one 1000 top-up: the promo grants no included credit.
+    assert_eq!(balance["balance_cents"], 2000);
     let publishable = app.get("/v1/billing/publishable-key", &key).await;
     assert_eq!(publishable.body["publishable_key"], PUBLISHABLE_KEY);
 }

@@ -144,6 +144,10 @@ struct State {
     next_payments: VecDeque<NextPayment>,
     portal_fails: bool,
     id_counter: u64,
+    /// Subscriptions created, by id.
+    subscriptions: HashMap<String, Value>,
+    /// Invoices asked to be paid, in order.
+    paid_invoices: Vec<String>,
 }
 
 struct SavedAnswer {
@@ -223,6 +227,20 @@ impl FakeStripe {
     /// While `true`, billing portal sessions fail with a 500 `api_error`.
     pub fn fail_portal(&self, fails: bool) {
         lock(&self.shared.state).portal_fails = fails;
+    }
+
+    /// The subscriptions created, as the fake answered them.
+    pub fn subscriptions(&self) -> Vec<Value> {
+        lock(&self.shared.state)
+            .subscriptions
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// The invoices the client asked to pay, in order.
+    pub fn paid_invoices(&self) -> Vec<String> {
+        lock(&self.shared.state).paid_invoices.clone()
     }
 
     /// The customer object as the fake holds it now.
@@ -450,7 +468,11 @@ fn check_envelope(request: &ReceivedRequest) -> Result<(), Outcome> {
 fn creates_an_object(path: &str) -> bool {
     matches!(
         path,
-        "/v1/customers" | "/v1/checkout/sessions" | "/v1/setup_intents" | "/v1/payment_intents"
+        "/v1/customers"
+            | "/v1/checkout/sessions"
+            | "/v1/setup_intents"
+            | "/v1/payment_intents"
+            | "/v1/subscriptions"
     )
 }
 
@@ -499,6 +521,8 @@ fn route(state: &mut State, salt: u64, request: &ReceivedRequest) -> Outcome {
             attach_payment_method(state, id, form)
         }
         (&Method::POST, ["v1", "payment_intents"]) => create_payment_intent(state, salt, form),
+        (&Method::POST, ["v1", "subscriptions"]) => create_subscription(state, salt, form),
+        (&Method::POST, ["v1", "invoices", id, "pay"]) => pay_invoice(state, id),
         _ => Outcome::Refused {
             status: StatusCode::NOT_FOUND,
             error: stripe_error(
@@ -515,6 +539,66 @@ fn route(state: &mut State, salt: u64, request: &ReceivedRequest) -> Outcome {
 }
 
 /* ----------------------------------------- endpoints ----------------------------------------- */
+
+/// `POST /v1/subscriptions`: a known customer, one item with a price, an integer quantity.
+fn create_subscription(state: &mut State, salt: u64, form: &[(String, String)]) -> Outcome {
+    if let Err(refusal) = known_customer(state, form, "customer") {
+        return refusal;
+    }
+    let Some(price) = field(form, "items[0][price]") else {
+        return refused(Some("items"), "Missing required param: items[0][price].");
+    };
+    let quantity = match field(form, "items[0][quantity]").map(str::parse::<u64>) {
+        None => 1,
+        Some(Ok(quantity)) => quantity,
+        Some(Err(_)) => return refused(Some("items[0][quantity]"), "Invalid integer"),
+    };
+    let trial_end = match field(form, "trial_end").map(str::parse::<i64>) {
+        None => None,
+        Some(Ok(at)) if at > now() => Some(at),
+        Some(_) => {
+            return refused(
+                Some("trial_end"),
+                "Invalid timestamp: must be an integer Unix timestamp in the future.",
+            )
+        }
+    };
+    let metadata = match checked_metadata(form, "metadata") {
+        Ok(metadata) => metadata,
+        Err(refusal) => return refusal,
+    };
+    let id = next_id(state, salt, "sub_", 14);
+    let subscription = json!({
+        "id": id,
+        "object": "subscription",
+        "customer": field(form, "customer"),
+        "status": if trial_end.is_some() { "trialing" } else { "active" },
+        "trial_end": trial_end,
+        "default_payment_method": field(form, "default_payment_method"),
+        "cancel_at_period_end": false,
+        "items": {"object": "list", "data": [{"price": {"id": price}, "quantity": quantity}]},
+        "metadata": metadata,
+        "created": now(),
+    });
+    state.subscriptions.insert(id, subscription.clone());
+    Outcome::Ran(StatusCode::OK, subscription)
+}
+
+/// `POST /v1/invoices/{id}/pay`: recorded; the fake answers it paid.
+fn pay_invoice(state: &mut State, id: &str) -> Outcome {
+    if !id.starts_with("in_") {
+        return Outcome::Refused {
+            status: StatusCode::NOT_FOUND,
+            error: resource_missing("invoice", id, "invoice"),
+            violation: format!("No such invoice: '{id}'"),
+        };
+    }
+    state.paid_invoices.push(id.to_owned());
+    Outcome::Ran(
+        StatusCode::OK,
+        json!({"id": id, "object": "invoice", "status": "paid"}),
+    )
+}
 
 fn create_customer(state: &mut State, salt: u64, form: &[(String, String)]) -> Outcome {
     let metadata = match checked_metadata(form, "metadata") {

@@ -7,14 +7,17 @@ use crate::app::App;
 use crate::clock::rfc3339;
 use crate::domain::ids::WorkspaceId;
 use crate::domain::lifecycle::{
-    apply, next_deadline, IllegalTransition, Lifecycle, Transition, Trigger,
+    apply, next_deadline, Billing, IllegalTransition, Lifecycle, Transition, Trigger,
 };
+use crate::domain::plan::Plan;
 use crate::domain::plan::{subscription_status_without_subscription, SubscriptionStatus};
 use crate::domain::rate_limit::{tier_for, RateTier};
 use crate::domain::workspace::{PlanStatus, Workspace};
 use crate::http::{ApiError, Ctx, Reply};
+use crate::payments::Gateway;
 use crate::scheduler::Deadline;
-use crate::store::lifecycle::{TransitionWrite, WorkspaceState};
+use crate::store::lifecycle::{TransitionWrite, TransitionWritten, WorkspaceState};
+use aws_sdk_dynamodb::types::TransactWriteItem;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +27,11 @@ pub enum Fired {
     Applied(Transition),
     /// Not applicable now (already applied by someone else, not due, or not allowed).
     Refused(IllegalTransition),
+    /// One of the cause's own items refused (index into the `extra` given to [`fire_with`]):
+    /// nothing was written.
+    CauseRefused {
+        index: usize,
+    },
     NoSuchWorkspace,
 }
 
@@ -33,21 +41,38 @@ const FIRE_ATTEMPTS: usize = 10;
 /// Fires `trigger` on the workspace: decided on its current state, written conditionally on
 /// that state's version, so racing firings (schedule, sweep, webhook) apply it once.
 pub async fn fire(app: &App, id: &WorkspaceId, trigger: Trigger) -> Result<Fired, ApiError> {
+    fire_with(app, id, trigger, Vec::new()).await
+}
+
+/// [`fire`], writing `extra` (the cause's own items: an invoice mirror, an event's claim) in
+/// the same transaction: the decision and the cause commit together or not at all.
+pub async fn fire_with(
+    app: &App,
+    id: &WorkspaceId,
+    trigger: Trigger,
+    extra: Vec<TransactWriteItem>,
+) -> Result<Fired, ApiError> {
     for _ in 0..FIRE_ATTEMPTS {
         let Some(state) = app.store.get_workspace_state(id).await? else {
             return Ok(Fired::NoSuchWorkspace);
         };
         let now = app.clock.now();
-        let transition = match apply(&state.lifecycle, trigger, now, &app.durations) {
-            Ok(transition) => transition,
-            Err(refused) => return Ok(Fired::Refused(refused)),
-        };
         let plan = app.catalog.plan(&state.workspace.plan_id).ok_or_else(|| {
             ApiError::Internal(format!(
                 "plan {} is not in the catalog",
                 state.workspace.plan_id
             ))
         })?;
+        let billing = match trigger {
+            Trigger::PaymentMethodAttached
+            | Trigger::InvoicePaid(_)
+            | Trigger::InvoiceFailed(_) => subscription_billing(app, plan).await?,
+            _ => None,
+        };
+        let transition = match apply(&state.lifecycle, trigger, now, &app.durations, billing) {
+            Ok(transition) => transition,
+            Err(refused) => return Ok(Fired::Refused(refused)),
+        };
         let paid = lifetime_paid(app, &state.workspace).await?;
         let tier = tier_for(
             &app.catalog.rate_limit_tiers,
@@ -61,22 +86,38 @@ pub async fn fire(app: &App, id: &WorkspaceId, trigger: Trigger) -> Result<Fired
             included_credits_cents: plan.included_credits_cents,
             rate_limit_tier: &tier.id,
             at: now,
+            extra: extra.clone(),
         };
-        if app.store.apply_transition(&state, &write).await? {
-            tracing::info!(
-                workspace = %id,
-                trigger = trigger.as_str(),
-                from = ?transition.from,
-                to = ?transition.to.status,
-                "lifecycle transition"
-            );
-            schedule_deadline(app, id, &transition.to, state.version + 1).await;
-            return Ok(Fired::Applied(transition));
+        match app.store.apply_transition(&state, &write).await? {
+            TransitionWritten::Committed => {
+                tracing::info!(
+                    workspace = %id,
+                    trigger = trigger.as_str(),
+                    from = ?transition.from,
+                    to = ?transition.to.status,
+                    "lifecycle transition"
+                );
+                schedule_deadline(app, id, &transition.to, state.version + 1).await;
+                return Ok(Fired::Applied(transition));
+            }
+            TransitionWritten::Refused { index } => return Ok(Fired::CauseRefused { index }),
+            TransitionWritten::Stale => {}
         }
     }
     Err(ApiError::Conflict(
         "the workspace's plan status is changing concurrently; retry".into(),
     ))
+}
+
+/// Who invoices a subscription to `plan` started now: none for a plan without a price.
+pub async fn subscription_billing(app: &App, plan: &Plan) -> Result<Option<Billing>, ApiError> {
+    if plan.price_cents.is_none_or(|price| price <= 0) {
+        return Ok(None);
+    }
+    Ok(Some(match app.payments().await?.gateway {
+        Gateway::Stripe(_) => Billing::Stripe,
+        Gateway::Offline(_) => Billing::Local,
+    }))
 }
 
 /// Keeps the workspace's one-time schedule on its next deadline. A failure is logged, not
@@ -147,7 +188,7 @@ pub async fn sweep(app: &App) -> Result<usize, ApiError> {
 
 /// Fires the workspace's deadlines that are due, in order (after an outage there may be
 /// several: a promo end, then period ends); `false` when none was.
-async fn fire_due(app: &App, id: &WorkspaceId) -> Result<bool, ApiError> {
+pub async fn fire_due(app: &App, id: &WorkspaceId) -> Result<bool, ApiError> {
     /// A bound on catching up: two years of monthly periods.
     const CATCH_UP: usize = 24;
     let mut fired = false;
@@ -156,6 +197,12 @@ async fn fire_due(app: &App, id: &WorkspaceId) -> Result<bool, ApiError> {
             break;
         };
         match next_deadline(&state.lifecycle) {
+            Some((at, Trigger::InvoiceDue)) if at <= app.clock.now() => {
+                if !crate::billing::invoices::bill_due_period(app, &state).await? {
+                    break;
+                }
+                fired = true;
+            }
             Some((at, trigger)) if at <= app.clock.now() => {
                 if !matches!(fire(app, id, trigger).await?, Fired::Applied(_)) {
                     break;
@@ -182,13 +229,23 @@ pub async fn on_schedule(app: &App, payload: serde_json::Value) -> Result<usize,
         .map_err(|e| ApiError::InvalidRequest(format!("not a lifecycle deadline: {e}")))?;
     let id = WorkspaceId::parse(&deadline.workspace_id)
         .ok_or_else(|| ApiError::InvalidRequest("`workspace_id` is not a workspace id".into()))?;
+    if !deadline.trigger.is_deadline() {
+        return Err(ApiError::InvalidRequest(format!(
+            "`{}` is not a deadline",
+            deadline.trigger.as_str()
+        )));
+    }
+    if deadline.trigger == Trigger::InvoiceDue {
+        // Billed once per period whoever comes first: the invoice is named by its period.
+        return Ok(usize::from(fire_due(app, &id).await?));
+    }
     match fire(app, &id, deadline.trigger).await? {
         Fired::Applied(_) => Ok(1),
         Fired::Refused(refused) => {
             tracing::info!(workspace = %id, %refused, "stale lifecycle deadline ignored");
             Ok(0)
         }
-        Fired::NoSuchWorkspace => Ok(0),
+        Fired::CauseRefused { .. } | Fired::NoSuchWorkspace => Ok(0),
     }
 }
 

@@ -3,7 +3,6 @@
 //! no-cap reminder and, locally, completing an offline checkout.
 
 use super::access::{visible_workspace_state, workspace_id};
-use super::lifecycle::{fire, Fired};
 use super::stripe_webhook::{self, Handled};
 use crate::app::App;
 use crate::clock::{rfc3339, unix_millis};
@@ -11,7 +10,6 @@ use crate::config::Stage;
 use crate::domain::bounds::PositiveCents;
 use crate::domain::ids::TransactionId;
 use crate::domain::invoice::InvoiceStatus;
-use crate::domain::lifecycle::Trigger;
 use crate::domain::transaction::{Transaction, TransactionType};
 use crate::domain::workspace::{PlanStatus, Workspace};
 use crate::http::{ApiError, Ctx, Reply};
@@ -270,11 +268,24 @@ pub async fn subscribe(cx: Ctx<'_>) -> Result<Reply, ApiError> {
             plan.id
         ))
     })?;
+    let profile = cx.app.store.billing_profile(&state.workspace.id).await?;
+    if profile.subscription_id.is_some() {
+        return Err(ApiError::Conflict(
+            "the workspace already has a subscription: change plans through the portal".into(),
+        ));
+    }
+    // From a trial, the checkout starts the promo like a first payment method does: free until
+    // the promo would end.
+    let trial_end = (state.workspace.plan_status == PlanStatus::Trial)
+        .then(|| cx.app.durations.promo.after(cx.now()).unix_timestamp());
     start_checkout(
         &cx,
         &state.workspace,
         CheckoutKind::Subscription,
-        CheckoutMode::Subscription { price_id },
+        CheckoutMode::Subscription {
+            price_id,
+            trial_end,
+        },
         Some(plan.id.clone()),
         (&body.success_url, &body.cancel_url),
     )
@@ -340,34 +351,6 @@ pub struct PaymentMethodSaved {
     pub status: PlanStatus,
 }
 
-/// Saves the method and fires the lifecycle's trigger; the webhook's `setup_intent.succeeded`
-/// takes the same path.
-pub async fn save_payment_method(
-    app: &App,
-    workspace: &Workspace,
-    payment_method_id: &str,
-    claim: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
-) -> Result<Option<PlanStatus>, ApiError> {
-    if !app
-        .store
-        .save_payment_method(
-            &workspace.id,
-            &workspace.default_billing_account_id,
-            payment_method_id,
-            claim,
-        )
-        .await?
-    {
-        return Ok(None);
-    }
-    Ok(
-        match fire(app, &workspace.id, Trigger::PaymentMethodAttached).await? {
-            Fired::Applied(transition) => Some(transition.to.status),
-            _ => Some(workspace.plan_status),
-        },
-    )
-}
-
 pub async fn payment_method(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     let state = visible_workspace_state(&cx, &workspace_id(&cx)?).await?;
     let body: AttachPaymentMethod = cx.body()?;
@@ -393,7 +376,7 @@ pub async fn payment_method(cx: Ctx<'_>) -> Result<Reply, ApiError> {
         .gateway
         .attach_payment_method(&customer, &body.payment_method_id)
         .await?;
-    let status = save_payment_method(
+    let status = crate::billing::subscriptions::save_payment_method(
         cx.app,
         &state.workspace,
         &body.payment_method_id,
@@ -705,11 +688,18 @@ pub async fn complete_local(cx: Ctx<'_>) -> Result<Reply, ApiError> {
             "workspace_id": checkout.workspace_id,
             "billing_account_id": checkout.billing_account_id,
             "plan_id": checkout.plan_id,
+            // The card the offline checkout "collected": Stripe's test card.
+            "payment_method": "pm_card_visa",
         },
     });
     let handled =
         stripe_webhook::checkout_completed(cx.app, &session, cx.now().unix_timestamp(), None)
             .await?;
+    if checkout.kind == CheckoutKind::Subscription && handled == Handled::Applied {
+        // Outside a trial the subscription is charged at once, as Stripe's checkout does: its
+        // first invoice, through the same path as Stripe's `invoice.paid`.
+        crate::billing::invoices::bill_subscription_start(cx.app, &state.workspace.id).await?;
+    }
     Reply::ok(&CompletedLocally {
         checkout_session_id: checkout.id,
         status: match handled {

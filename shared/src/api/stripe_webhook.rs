@@ -4,12 +4,15 @@
 //! done or ignored, 400 for a bad signature or body, 5xx only for transient failures so Stripe
 //! retries.
 
-use super::lifecycle::{fire, Fired};
-use super::payments::{credit_payment, save_payment_method, PaymentCredit};
+use super::lifecycle::fire;
+use super::payments::{credit_payment, PaymentCredit};
 use crate::app::App;
+use crate::billing::invoices::{record_invoice, InvoiceOutcome, InvoiceReport, Recorded};
+use crate::billing::subscriptions::{record_subscription, save_payment_method, SubscriptionReport};
 use crate::clock::{rfc3339, unix_millis};
 use crate::domain::ids::{BillingAccountId, TransactionId, WorkspaceId};
 use crate::domain::invoice::{Invoice, InvoiceStatus};
+use crate::domain::lifecycle::BilledPeriod;
 use crate::domain::lifecycle::Trigger;
 use crate::domain::transaction::{Transaction, TransactionType};
 use crate::domain::workspace::{PlanStatus, Workspace};
@@ -268,31 +271,30 @@ pub async fn checkout_completed(
             )
         }
         CheckoutKind::Subscription => {
-            if let Some(plan) = &checkout.plan_id {
-                app.store.set_plan(&workspace.id, plan).await?;
-            }
-            // Paying for a plan is this workspace's payment: a trial gets its method (promo),
-            // a readonly or suspended workspace becomes active.
-            let trigger = match workspace.plan_status {
-                PlanStatus::Trial => Some(Trigger::PaymentMethodAttached),
-                PlanStatus::Readonly | PlanStatus::Suspended => Some(Trigger::PaymentSucceeded),
-                _ => None,
-            };
-            if let Some(trigger) = trigger {
-                fire(app, &workspace.id, trigger).await?;
-            }
+            // The subscription is recorded in its place in the ordered mirror: a late
+            // completion never undoes a newer subscription state, and never moves the plan by
+            // itself. Its method is saved like any other (a trial starts its promo, whose end
+            // the checkout set as the subscription's free period); its invoices move the rest.
             let subscription = text(session, "subscription").unwrap_or(session_id);
-            Ok(claimed(
-                app.store
-                    .mirror_subscription(
-                        &workspace.id,
-                        subscription,
-                        "active",
-                        event_at,
-                        claims(claim),
-                    )
-                    .await?,
-            ))
+            let mut items = claims(claim);
+            if let Some(plan) = &checkout.plan_id {
+                items.push(app.store.plan_update(&workspace.id, plan)?);
+            }
+            if !app
+                .store
+                .mirror_subscription(&workspace.id, subscription, "active", event_at, items)
+                .await?
+            {
+                return Ok(Handled::Stale);
+            }
+            if let Some(method) =
+                text(session, "payment_method").or_else(|| metadata(session, "payment_method"))
+            {
+                save_payment_method(app, &workspace, method, Vec::new()).await?;
+            } else if workspace.plan_status == PlanStatus::Trial {
+                fire(app, &workspace.id, Trigger::PaymentMethodAttached).await?;
+            }
+            Ok(Handled::Applied)
         }
     }
 }
@@ -306,56 +308,32 @@ async fn subscription_changed(
     let Some(workspace) = workspace_of(app, object).await? else {
         return claim_only(app, claim, Handled::Ignored).await;
     };
-    let profile = app.store.billing_profile(&workspace.id).await?;
-    if profile
-        .subscription_event_at
-        .is_some_and(|at| at > event.created)
-    {
-        return claim_only(app, claim, Handled::Stale).await;
-    }
-    let deleted = event.kind == "customer.subscription.deleted";
-    let canceling = deleted
-        || object
+    let ended = event.kind == "customer.subscription.deleted";
+    let report = SubscriptionReport {
+        subscription_id: required(object, "id")?,
+        status: if ended {
+            "canceled"
+        } else {
+            text(object, "status").unwrap_or("active")
+        },
+        cancel_at_period_end: object
             .get("cancel_at_period_end")
             .and_then(Value::as_bool)
-            .unwrap_or(false);
-    // The transition first: it is applied once by the state machine, so a crash before the
-    // claim below only means the redelivery finds it done.
-    // Refused (and so harmless) when it is already so: canceling twice, or withdrawing a
-    // cancellation there is none of.
-    let trigger = if canceling {
-        Trigger::CanceledAtPeriodEnd
+            .unwrap_or(false),
+        ended,
+        event_type: match event.kind.as_str() {
+            "customer.subscription.created" => "subscription.created",
+            "customer.subscription.deleted" => "subscription.canceled",
+            _ => "subscription.updated",
+        },
+        reported_at: event.created,
+    };
+    if record_subscription(app, &workspace, &report, claim.clone()).await? {
+        Ok(Handled::Applied)
     } else {
-        Trigger::CancellationWithdrawn
-    };
-    fire(app, &workspace.id, trigger).await?;
-    let status = if deleted {
-        "canceled"
-    } else {
-        text(object, "status").unwrap_or("active")
-    };
-    let kind = match event.kind.as_str() {
-        "customer.subscription.created" => "subscription.created",
-        "customer.subscription.deleted" => "subscription.canceled",
-        _ => "subscription.updated",
-    };
-    let outbox = outbox_now(
-        app,
-        kind,
-        &workspace,
-        serde_json::json!({"subscription_id": required(object, "id")?, "status": status}),
-    )?;
-    Ok(claimed(
-        app.store
-            .mirror_subscription(
-                &workspace.id,
-                required(object, "id")?,
-                status,
-                event.created,
-                vec![claim, outbox],
-            )
-            .await?,
-    ))
+        // A newer report is mirrored already: acknowledged only.
+        claim_only(app, claim, Handled::Stale).await
+    }
 }
 
 fn time_field(object: &Value, field: &str) -> Option<String> {
@@ -364,6 +342,26 @@ fn time_field(object: &Value, field: &str) -> Option<String> {
         .and_then(Value::as_i64)
         .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
         .map(rfc3339)
+}
+
+fn unix(object: &Value, field: &str) -> Option<time::OffsetDateTime> {
+    object
+        .get(field)
+        .and_then(Value::as_i64)
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+}
+
+/// The service period an invoice bills: its first line's (a subscription invoice's own
+/// `period_*` is the period before), else the invoice's.
+fn billed_period(object: &Value) -> Option<BilledPeriod> {
+    let line_period = object
+        .pointer("/lines/data/0/period")
+        .filter(|period| period.is_object());
+    let (start, end) = match line_period {
+        Some(period) => (unix(period, "start")?, unix(period, "end")?),
+        None => (unix(object, "period_start")?, unix(object, "period_end")?),
+    };
+    Some(BilledPeriod { start, end })
 }
 
 async fn invoice_changed(
@@ -382,6 +380,7 @@ async fn invoice_changed(
             .and_then(InvoiceStatus::parse)
             .unwrap_or(InvoiceStatus::Open),
     };
+    let period = billed_period(object);
     let invoice = Invoice {
         id: required(object, "id")?.to_owned(),
         workspace_id: workspace.id.clone(),
@@ -396,55 +395,39 @@ async fn invoice_changed(
             .and_then(Value::as_i64)
             .unwrap_or(0),
         currency: text(object, "currency").unwrap_or("usd").to_owned(),
-        period_start: time_field(object, "period_start"),
-        period_end: time_field(object, "period_end"),
+        period_start: period.map(|p| rfc3339(p.start)),
+        period_end: period.map(|p| rfc3339(p.end)),
         hosted_invoice_url: text(object, "hosted_invoice_url").map(str::to_owned),
         invoice_pdf: text(object, "invoice_pdf").map(str::to_owned),
         created_at: time_field(object, "created").unwrap_or_else(|| rfc3339(app.clock.now())),
     };
-    // Only an event newer than the mirror moves the plan: a late `payment_failed` must not
-    // suspend a workspace whose invoice was paid since.
-    let newer = match app.store.get_invoice(&invoice.id).await? {
-        Some(mirrored) => {
-            mirrored.status.rank() < status.rank()
-                || (mirrored.status == status && event.kind != "invoice.created")
-        }
-        None => true,
+    let outcome = match event.kind.as_str() {
+        "invoice.paid" => InvoiceOutcome::Paid,
+        "invoice.payment_failed" => InvoiceOutcome::PaymentFailed,
+        _ => InvoiceOutcome::Updated,
     };
-    let trigger = match (event.kind.as_str(), workspace.plan_status) {
-        ("invoice.paid", PlanStatus::Suspended | PlanStatus::Readonly) => {
-            Some(Trigger::PaymentSucceeded)
-        }
-        ("invoice.payment_failed", PlanStatus::Active) => Some(Trigger::PaymentFailed),
-        _ => None,
+    let report = InvoiceReport {
+        invoice,
+        outcome,
+        // Only a subscription's invoice moves the plan.
+        period: period.filter(|_| {
+            [
+                object.get("subscription"),
+                object.pointer("/parent/subscription_details/subscription"),
+            ]
+            .into_iter()
+            .flatten()
+            .any(|s| !s.is_null())
+        }),
+        reported_at: event.created,
     };
-    if let (true, Some(trigger)) = (newer, trigger) {
-        if let Fired::Refused(refused) = fire(app, &workspace.id, trigger).await? {
-            tracing::info!(workspace = %workspace.id, %refused, "invoice event moved no plan");
-        }
-    }
-    let mut extra = vec![claim];
-    if let Some(kind) = match event.kind.as_str() {
-        "invoice.paid" => Some("invoice.paid"),
-        "invoice.payment_failed" => Some("invoice.payment_failed"),
-        _ => None,
-    } {
-        extra.push(outbox_now(
-            app,
-            kind,
-            &workspace,
-            serde_json::json!({"invoice_id": invoice.id, "amount_due_cents": invoice.amount_due_cents}),
-        )?);
-    }
-    if app
-        .store
-        .mirror_invoice(&invoice, event.created, extra.clone())
-        .await?
-    {
-        return Ok(Handled::Applied);
-    }
-    // The mirror is further along already: the event is only acknowledged.
-    claim_only(app, extra.swap_remove(0), Handled::Stale).await
+    Ok(
+        match record_invoice(app, &workspace, &report, Some(claim)).await? {
+            Recorded::Applied => Handled::Applied,
+            Recorded::Stale => Handled::Stale,
+            Recorded::Duplicate => Handled::Duplicate,
+        },
+    )
 }
 
 async fn setup_succeeded(

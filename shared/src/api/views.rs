@@ -14,6 +14,7 @@
 use super::access::{visible_account, visible_workspace, visible_workspace_state, workspace_id};
 use super::lifecycle;
 use crate::domain::ids::{BillingAccountId, WorkspaceId};
+use crate::domain::ledger::included_left;
 use crate::domain::plan::{permissions, Plan, SubscriptionStatus};
 use crate::domain::pricing::Category;
 use crate::domain::usage::{
@@ -286,7 +287,7 @@ pub async fn status(cx: Ctx<'_>) -> Result<Reply, ApiError> {
         has_payment_method: account.has_payment_method || state.lifecycle.dates.has_payment_method,
         balance_cents: money.balance_cents,
         available_cents: money.available_cents(),
-        included_credits_cents: budget.included_cents,
+        included_credits_cents: included_left(money, workspace.id.as_str()),
         soft_cap_cents: budget.soft_cap_cents,
         hard_cap_cents: budget.hard_cap_cents,
         soft_cap_reached: money.soft_cap_reached() || budget.soft_cap_reached(),
@@ -305,7 +306,7 @@ pub async fn credits(cx: Ctx<'_>) -> Result<Reply, ApiError> {
         balance_cents: money.balance_cents,
         available_cents: money.available_cents(),
         held_cents: money.held_cents,
-        included_credits_cents: budget.included_cents,
+        included_credits_cents: included_left(money, workspace.id.as_str()),
         period_usage_cents: budget.spent_cents,
         soft_cap_cents: budget.soft_cap_cents,
         hard_cap_cents: budget.hard_cap_cents,

@@ -61,16 +61,26 @@ async fn run() -> Result<(), String> {
         },
     )
     .map_err(|e| e.to_string())?;
-    config.trial_secs = match std::env::var("BILLING_TRIAL_SECONDS") {
-        Ok(text) if !text.is_empty() => Some(
-            text.parse::<i64>()
-                .ok()
-                .filter(|s| *s > 0)
-                .ok_or("BILLING_TRIAL_SECONDS must be a whole number of seconds, 1 or more")?,
-        ),
-        _ => None,
-    };
-    let config_trial_secs = config.trial_secs;
+    // The lifecycle in minutes instead of months: BILLING_TRIAL_SECONDS and the others.
+    let lengths = [
+        ("BILLING_TRIAL_SECONDS", "Trial length"),
+        ("BILLING_PROMO_SECONDS", "Promo length"),
+        ("BILLING_GRACE_SECONDS", "Grace length"),
+        ("BILLING_PERIOD_SECONDS", "Plan period"),
+    ];
+    let mut shortened = Vec::new();
+    for (name, what) in lengths {
+        let secs = billing_core::config::seconds_var(name).map_err(|e| e.to_string())?;
+        match name {
+            "BILLING_TRIAL_SECONDS" => config.trial_secs = secs,
+            "BILLING_PROMO_SECONDS" => config.promo_secs = secs,
+            "BILLING_GRACE_SECONDS" => config.grace_secs = secs,
+            _ => config.period_secs = secs,
+        }
+        if let Some(secs) = secs {
+            shortened.push(format!("  {what}: {secs} s ({name})"));
+        }
+    }
     let payments = config.payments.clone();
     let app = Arc::new(App::new(config, store, Arc::new(SystemClock)));
     let app_for_jobs = app.clone();
@@ -87,8 +97,8 @@ async fn run() -> Result<(), String> {
         }
         PaymentsConfig::Stripe { .. } => println!("  Payments:       Stripe (STRIPE_SECRET_KEY)"),
     }
-    if let Some(secs) = config_trial_secs {
-        println!("  Trial length:   {secs} s (BILLING_TRIAL_SECONDS)");
+    for line in &shortened {
+        println!("{line}");
     }
     println!();
     println!("  Try it:");

@@ -31,6 +31,31 @@ pub struct AccountMoney {
     pub recharged_cents: i64,
     /// Names the recharge under way (the ledger version that started it).
     pub recharge_marker: i64,
+    /// What is left of each paid period's included plan credit in this account, oldest first:
+    /// debits (of any of its workspaces) spend it before other credit, and a period's end
+    /// expires only its own grant's rest, never purchased credit.
+    pub included: Vec<IncludedGrant>,
+}
+
+/// One paid period's included plan credit, and what is left of it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IncludedGrant {
+    /// The workspace and period it was granted for: [`IncludedGrant::key`].
+    pub grant: String,
+    pub cents: i64,
+}
+
+impl IncludedGrant {
+    /// Names one workspace's grant for the period starting at `period_start` (RFC 3339).
+    pub fn key(workspace_id: &str, period_start: &str) -> String {
+        format!("{workspace_id}#{period_start}")
+    }
+
+    pub fn is_for(&self, workspace_id: &str) -> bool {
+        self.grant
+            .split_once('#')
+            .is_some_and(|(workspace, _)| workspace == workspace_id)
+    }
 }
 
 /// A workspace's budget inside its account: its own caps, spend and holds, and what the plan
@@ -49,9 +74,6 @@ pub struct WorkspaceBudget {
     pub open_runs: i64,
     /// Actions used over the workspace's lifetime (the trial ends at the catalog's limit).
     pub actions_used: i64,
-    /// What is left of this period's included plan credit: spent first, expired at the period's
-    /// end.
-    pub included_cents: i64,
 }
 
 /// Who set a workspace's hard cap: the workspace's owner (a user key, or the service acting for
@@ -302,6 +324,9 @@ pub fn may_commit(
 /// The state after a change, and the caps it crossed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Moved {
+    /// A debit (a usage event, a run's capture or settlement) may start an auto-recharge; a
+    /// credit, a refund, an expiry or an adjustment never does.
+    pub starts_recharge: bool,
     pub account: AccountMoney,
     pub budget: WorkspaceBudget,
     pub crossings: Crossings,
@@ -339,8 +364,9 @@ pub fn debit(
     next_account.balance_cents = add_kept("balance_cents", account.balance_cents, -amount)?;
     next_account.spent_cents = add_kept("spent_cents", account.spent_cents, amount)?;
     next_budget.spent_cents = add_kept("spent_cents", budget.spent_cents, amount)?;
-    next_budget.included_cents = (budget.included_cents - amount).max(0);
+    spend_included(&mut next_account.included, amount);
     Ok(Moved {
+        starts_recharge: true,
         crossings: crossings((account, budget), (&next_account, &next_budget)),
         account: next_account,
         budget: next_budget,
@@ -359,6 +385,8 @@ pub fn hold(
     next_account.held_cents = add_kept("held_cents", account.held_cents, amount)?;
     next_budget.held_cents = add_kept("held_cents", budget.held_cents, amount)?;
     Ok(Moved {
+        // A hold is how a run's spend is captured.
+        starts_recharge: true,
         crossings: crossings((account, budget), (&next_account, &next_budget)),
         account: next_account,
         budget: next_budget,
@@ -402,9 +430,10 @@ pub fn settle(
     next_account.balance_cents = account.balance_cents.saturating_sub(spend);
     next_account.spent_cents = add_kept("spent_cents", account.spent_cents, spend)?;
     next_budget.spent_cents = add_kept("spent_cents", budget.spent_cents, spend)?;
-    next_budget.included_cents = (budget.included_cents - spend).max(0);
+    spend_included(&mut next_account.included, spend);
     next_budget.open_runs = (budget.open_runs - 1).max(0);
     Ok(Moved {
+        starts_recharge: true,
         crossings: crossings((account, budget), (&next_account, &next_budget)),
         account: next_account,
         budget: next_budget,
@@ -453,35 +482,88 @@ pub fn credit(
         next_budget.credited_cents = add_kept("credited_cents", budget.credited_cents, amount)?;
     }
     Ok(Moved {
+        starts_recharge: false,
         crossings: Crossings::default(),
         account: next_account,
         budget: next_budget,
     })
 }
 
-/// A billing period's start: what is left of the last period's included credit expires (never
-/// taking `available_cents` below 0), and the new period's `grant` is credited. Returns the state
-/// and the amount expired.
-pub fn roll_period(
+/// Spends included credit first, oldest grant first.
+fn spend_included(grants: &mut Vec<IncludedGrant>, amount: i64) {
+    let mut left = amount.max(0);
+    for grant in grants.iter_mut() {
+        let spent = grant.cents.min(left);
+        grant.cents -= spent;
+        left -= spent;
+    }
+    grants.retain(|grant| grant.cents > 0);
+}
+
+/// What is left of `workspace_id`'s included credit in this account.
+pub fn included_left(account: &AccountMoney, workspace_id: &str) -> i64 {
+    account
+        .included
+        .iter()
+        .filter(|grant| grant.is_for(workspace_id))
+        .map(|grant| grant.cents)
+        .sum()
+}
+
+/// A period's end: what is left of the grant `key` expires (never taking `available_cents`
+/// below 0, and never more than that grant's rest: other credit is not touched). Returns the
+/// state and the amount expired.
+pub fn expire_included(
     account: &AccountMoney,
     budget: &WorkspaceBudget,
-    grant: i64,
-) -> Result<(Moved, i64), OutOfRange> {
-    let expired = budget.included_cents.min(account.available_cents()).max(0);
+    key: &str,
+) -> (Moved, i64) {
     let mut next_account = account.clone();
-    let mut next_budget = budget.clone();
-    next_account.balance_cents = add_kept("balance_cents", account.balance_cents - expired, grant)?;
-    next_account.credited_cents = add_kept("credited_cents", account.credited_cents, grant)?;
-    next_budget.credited_cents = add_kept("credited_cents", budget.credited_cents, grant)?;
-    next_budget.included_cents = grant;
-    Ok((
+    let left: i64 = account
+        .included
+        .iter()
+        .filter(|grant| grant.grant == key)
+        .map(|grant| grant.cents)
+        .sum();
+    let expired = left.min(account.available_cents()).max(0);
+    next_account.included.retain(|grant| grant.grant != key);
+    next_account.balance_cents -= expired;
+    (
         Moved {
+            starts_recharge: false,
             crossings: Crossings::default(),
             account: next_account,
-            budget: next_budget,
+            budget: budget.clone(),
         },
         expired,
-    ))
+    )
+}
+
+/// A paid period's start: its included credit `grant` (for the grant `key`) is credited and
+/// spent before other credit.
+pub fn grant_included(
+    account: &AccountMoney,
+    budget: &WorkspaceBudget,
+    key: &str,
+    grant: i64,
+) -> Result<Moved, OutOfRange> {
+    let mut next_account = account.clone();
+    let mut next_budget = budget.clone();
+    next_account.balance_cents = add_kept("balance_cents", account.balance_cents, grant)?;
+    next_account.credited_cents = add_kept("credited_cents", account.credited_cents, grant)?;
+    next_budget.credited_cents = add_kept("credited_cents", budget.credited_cents, grant)?;
+    if grant > 0 && !account.included.iter().any(|g| g.grant == key) {
+        next_account.included.push(IncludedGrant {
+            grant: key.to_owned(),
+            cents: grant,
+        });
+    }
+    Ok(Moved {
+        starts_recharge: false,
+        crossings: Crossings::default(),
+        account: next_account,
+        budget: next_budget,
+    })
 }
 
 #[cfg(test)]
@@ -574,7 +656,7 @@ mod tests {
             settle(&held.account, &ws, 10, 4),
             Err(Refusal::OutOfRange(OutOfRange("spent_cents")))
         );
-        assert!(roll_period(&full, &budget(), 6).is_err());
+        assert!(grant_included(&full, &budget(), "ws#p", 6).is_err());
         let mut busy = budget();
         busy.open_runs = MAX_KEPT;
         assert_eq!(
@@ -681,18 +763,54 @@ mod tests {
 
     #[test]
     fn included_credit_is_spent_first_and_its_rest_expires_at_the_period_end() {
-        let (granted, expired) = roll_period(&account(100), &budget(), 500).unwrap();
-        assert_eq!((granted.account.balance_cents, expired), (600, 0));
-        assert_eq!(granted.budget.included_cents, 500);
+        let granted = grant_included(&account(100), &budget(), "ws_a#p1", 500).unwrap();
+        assert_eq!(granted.account.balance_cents, 600);
+        assert_eq!(included_left(&granted.account, "ws_a"), 500);
+        assert!(!granted.starts_recharge);
         let spent = debit(&granted.account, &granted.budget, 200).unwrap();
-        assert_eq!(spent.budget.included_cents, 300);
-        let (rolled, expired) = roll_period(&spent.account, &spent.budget, 500).unwrap();
+        assert_eq!(included_left(&spent.account, "ws_a"), 300);
+        let (expired_state, expired) = expire_included(&spent.account, &spent.budget, "ws_a#p1");
         assert_eq!(expired, 300);
-        assert_eq!(rolled.account.balance_cents, 400 - 300 + 500);
+        assert_eq!(
+            expired_state.account.balance_cents, 100,
+            "purchased credit stays"
+        );
+        assert!(!expired_state.starts_recharge);
         // Held money never expires: only what is available.
         let held = hold(&spent.account, &spent.budget, 350).unwrap();
-        let (_, expired) = roll_period(&held.account, &held.budget, 0).unwrap();
+        let (_, expired) = expire_included(&held.account, &held.budget, "ws_a#p1");
         assert_eq!(expired, 50);
+        // A grant expires once.
+        let (again, expired) = expire_included(&expired_state.account, &spent.budget, "ws_a#p1");
+        assert_eq!((again.account.balance_cents, expired), (100, 0));
+    }
+
+    #[test]
+    fn workspaces_sharing_an_account_spend_grants_oldest_first_and_expire_only_what_is_left() {
+        // Purchased 1000; two workspaces' grants of 500 each.
+        let a = grant_included(&account(1000), &budget(), "ws_a#p1", 500).unwrap();
+        let both = grant_included(&a.account, &budget(), "ws_b#p1", 500).unwrap();
+        // Workspace b spends 300: it comes out of the oldest grant (a's).
+        let spent = debit(&both.account, &budget(), 300).unwrap();
+        assert_eq!(included_left(&spent.account, "ws_a"), 200);
+        assert_eq!(included_left(&spent.account, "ws_b"), 500);
+        let (after_a, expired_a) = expire_included(&spent.account, &budget(), "ws_a#p1");
+        let (after_b, expired_b) = expire_included(&after_a.account, &budget(), "ws_b#p1");
+        assert_eq!(expired_a + expired_b, 700, "only the unspent grants expire");
+        assert_eq!(
+            after_b.account.balance_cents, 1000,
+            "never purchased credit"
+        );
+    }
+
+    #[test]
+    fn only_debits_may_start_a_recharge() {
+        let base = account(1000);
+        assert!(debit(&base, &budget(), 1).unwrap().starts_recharge);
+        assert!(hold(&base, &budget(), 1).unwrap().starts_recharge);
+        assert!(settle(&base, &budget(), 0, 1).unwrap().starts_recharge);
+        assert!(!credit(&base, &budget(), -1).unwrap().starts_recharge);
+        assert!(!credit(&base, &budget(), 1).unwrap().starts_recharge);
     }
 
     #[test]

@@ -1,34 +1,71 @@
 //! The plan lifecycle as a state machine: a workspace's plan status, the dates that move it, and
-//! the triggers (time, usage, payment events) that do. Pure: the store applies a transition as
-//! one conditional write, and whoever fires a trigger first wins.
+//! the triggers (time, usage, invoices, the subscription) that do. Pure: the store applies a
+//! transition as one conditional write, and whoever fires a trigger first wins.
 //!
 //! | from | to | trigger |
 //! |---|---|---|
-//! | trial | promo | a payment method is attached (a period starts) |
+//! | trial | promo | a payment method is attached (the subscription starts, its free period is the promo) |
 //! | trial | readonly | the trial's days pass, or its actions are used up |
-//! | promo | active | the promo ends (a period starts; the first charge is at the plan price) |
-//! | active | suspended | a payment fails |
-//! | suspended, readonly | active | a payment succeeds (readonly: a period starts) |
-//! | active, promo, suspended | deleted | the period ends after a cancellation |
+//! | promo | active | the promo's end is invoiced at the plan price and the invoice is paid (a period starts) |
+//! | promo, active | suspended | an invoice's payment fails |
+//! | suspended, readonly | active | an invoice is paid (a period starts) |
+//! | promo, active, suspended | deleted | the period ends after a cancellation, or the subscription is canceled |
+//! | suspended | deleted | the grace passes unpaid (where this backend bills: Stripe cancels instead) |
 //! | readonly | deleted | the grace passes without a payment method |
 //!
-//! Besides status changes, three triggers change only dates: the end of an uncanceled period
-//! starts the next one (period rollover), a cancellation marks the period's end as the last, and
-//! withdrawing it renews again.
+//! A workspace whose plan has no price has no subscription: its periods roll over by date. A
+//! subscribed one is renewed only by paid invoices: Stripe's, or (offline) the ones the lifecycle
+//! job makes at each due time ([`Trigger::InvoiceDue`]). Included credit is granted per paid
+//! period ([`Transition::period_started`]), once.
 
 use super::workspace::PlanStatus;
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
+
+/// A length of time in calendar months, or (shortened by local configuration) in seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Span {
+    Months(u32),
+    Seconds(i64),
+}
+
+impl Span {
+    pub fn after(self, at: OffsetDateTime) -> OffsetDateTime {
+        match self {
+            Span::Months(months) => add_months(at, months),
+            Span::Seconds(seconds) => at + Duration::seconds(seconds),
+        }
+    }
+}
 
 /// The lifecycle's durations, from the catalog (or shortened by configuration, locally).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Durations {
     pub trial: Duration,
     pub trial_actions: u64,
-    pub promo_months: u32,
+    pub promo: Span,
     pub grace: Duration,
-    /// Months in one billing period.
-    pub period_months: u32,
+    /// One billing period.
+    pub period: Span,
+}
+
+/// Who invoices a workspace's subscription.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Billing {
+    /// Stripe invoices it and reports by webhook; Stripe's retries end an unpaid one.
+    Stripe,
+    /// The offline gateway: the lifecycle job invoices each due period itself.
+    Local,
+}
+
+/// The service period an invoice is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct BilledPeriod {
+    #[serde(with = "time::serde::rfc3339")]
+    pub start: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub end: OffsetDateTime,
 }
 
 /// What moves a workspace's plan status (or its dates).
@@ -38,44 +75,53 @@ pub enum Trigger {
     PaymentMethodAttached,
     TrialEnded,
     TrialActionsUsed,
+    /// The promo of a workspace without a subscription ends: its first period starts.
     PromoEnded,
-    PaymentFailed,
-    PaymentSucceeded,
+    /// A subscribed workspace billed offline reaches the end of its promo or period: the job
+    /// invoices the next period (not a transition itself: the invoice's outcome is).
+    InvoiceDue,
+    /// The invoice for a period is paid.
+    InvoicePaid(BilledPeriod),
+    /// The invoice for a period could not be paid.
+    InvoiceFailed(BilledPeriod),
     /// The subscription is canceled: it stays as it is until the period ends.
     CanceledAtPeriodEnd,
     /// The cancellation is withdrawn before the period ends: the subscription renews again.
     CancellationWithdrawn,
+    /// The subscription is over (Stripe deleted it: canceled, or its retries gave up unpaid).
+    SubscriptionEnded,
     PeriodEnded,
     GraceEnded,
 }
 
 impl Trigger {
-    pub const ALL: [Trigger; 10] = [
-        Trigger::PaymentMethodAttached,
-        Trigger::TrialEnded,
-        Trigger::TrialActionsUsed,
-        Trigger::PromoEnded,
-        Trigger::PaymentFailed,
-        Trigger::PaymentSucceeded,
-        Trigger::CanceledAtPeriodEnd,
-        Trigger::CancellationWithdrawn,
-        Trigger::PeriodEnded,
-        Trigger::GraceEnded,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
             Trigger::PaymentMethodAttached => "payment_method_attached",
             Trigger::TrialEnded => "trial_ended",
             Trigger::TrialActionsUsed => "trial_actions_used",
             Trigger::PromoEnded => "promo_ended",
-            Trigger::PaymentFailed => "payment_failed",
-            Trigger::PaymentSucceeded => "payment_succeeded",
+            Trigger::InvoiceDue => "invoice_due",
+            Trigger::InvoicePaid(_) => "invoice_paid",
+            Trigger::InvoiceFailed(_) => "invoice_failed",
             Trigger::CanceledAtPeriodEnd => "canceled_at_period_end",
             Trigger::CancellationWithdrawn => "cancellation_withdrawn",
+            Trigger::SubscriptionEnded => "subscription_ended",
             Trigger::PeriodEnded => "period_ended",
             Trigger::GraceEnded => "grace_ended",
         }
+    }
+
+    /// Whether a deadline fires it (so a one-time schedule may carry it).
+    pub fn is_deadline(self) -> bool {
+        matches!(
+            self,
+            Trigger::TrialEnded
+                | Trigger::PromoEnded
+                | Trigger::InvoiceDue
+                | Trigger::PeriodEnded
+                | Trigger::GraceEnded
+        )
     }
 }
 
@@ -98,6 +144,13 @@ pub struct LifecycleDates {
     pub canceled_at: Option<OffsetDateTime>,
     #[serde(default)]
     pub has_payment_method: bool,
+    /// Who invoices the subscription; `None`: no subscription (a free plan, or none started).
+    #[serde(default)]
+    pub billing: Option<Billing>,
+    /// The start of the last period whose invoice was paid (its included credit is granted):
+    /// an invoice for it or an earlier one moves nothing again.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub paid_period_start: Option<OffsetDateTime>,
 }
 
 /// A workspace's place in the lifecycle.
@@ -112,8 +165,8 @@ pub struct Lifecycle {
 pub struct Transition {
     pub from: PlanStatus,
     pub to: Lifecycle,
-    /// A billing period started at this time: grant the plan's included credits and expire
-    /// what is left of the previous period's.
+    /// A paid billing period started at this time: grant the plan's included credits and
+    /// expire what is left of the previous period's.
     pub period_started: Option<OffsetDateTime>,
 }
 
@@ -147,12 +200,15 @@ pub fn start_trial(now: OffsetDateTime, durations: &Durations) -> Lifecycle {
     }
 }
 
-/// Applies `trigger` at `now`.
+/// Applies `trigger` at `now`. `billing`: who would invoice a subscription that starts now
+/// (`None` for a plan without a price), recorded when a method starts one or an invoice
+/// shows there is one.
 pub fn apply(
     current: &Lifecycle,
     trigger: Trigger,
     now: OffsetDateTime,
     durations: &Durations,
+    billing: Option<Billing>,
 ) -> Result<Transition, IllegalTransition> {
     use PlanStatus::*;
     use Trigger::*;
@@ -170,17 +226,16 @@ pub fn apply(
         trigger,
     });
     let mut period_started = None;
-    let mut start_period = |dates: &mut LifecycleDates, at: OffsetDateTime| {
-        dates.current_period_start = Some(at);
-        dates.current_period_end = Some(add_months(at, durations.period_months));
-        period_started = Some(at);
-    };
     let status = match (from, trigger) {
         (Trial, PaymentMethodAttached) => {
+            let promo_ends = durations.promo.after(now);
             dates.has_payment_method = true;
             dates.trial_ends_at = None;
-            dates.promo_ends_at = Some(add_months(now, durations.promo_months));
-            start_period(&mut dates, now);
+            dates.promo_ends_at = Some(promo_ends);
+            // The promo is the subscription's free period: no invoice, no included credit.
+            dates.current_period_start = Some(now);
+            dates.current_period_end = Some(promo_ends);
+            dates.billing = billing;
             Promo
         }
         // Elsewhere (but deleted) only the method changes; on readonly it also stops the grace
@@ -200,29 +255,59 @@ pub fn apply(
             dates.grace_ends_at = Some(now + durations.grace);
             Readonly
         }
-        (Promo, PromoEnded) => {
+        (Promo, PromoEnded) if dates.billing.is_none() => {
             due(dates.promo_ends_at)?;
             let at = dates.promo_ends_at.unwrap_or(now);
             dates.promo_ends_at = None;
             if dates.cancel_at_period_end {
                 Deleted
             } else {
-                // Month arithmetic can end the last promo period a day or two before the promo
-                // (Jan 31 + 1 month = Feb 28): a period that already started runs on, so no
-                // second one (and no second included credit) starts for the same days.
-                if dates.current_period_end.is_none_or(|end| end <= at) {
-                    start_period(&mut dates, at);
-                }
+                start_period(&mut dates, at, durations.period.after(at));
+                period_started = Some(at);
                 Active
             }
         }
-        (Active, PaymentFailed) => Suspended,
-        (Suspended, PaymentSucceeded) => Active,
-        (Readonly, PaymentSucceeded) => {
+        (Promo | Active | Suspended | Readonly, InvoicePaid(period)) => {
+            if dates
+                .paid_period_start
+                .is_some_and(|paid| paid >= period.start)
+            {
+                return not_allowed;
+            }
+            if from == Readonly {
+                dates.has_payment_method = true;
+            }
+            // An invoice is a subscription's: from now on its invoices renew it.
+            dates.billing = dates.billing.or(billing);
+            dates.promo_ends_at = None;
             dates.grace_ends_at = None;
-            dates.has_payment_method = true;
-            start_period(&mut dates, now);
+            if dates
+                .current_period_start
+                .is_none_or(|start| start <= period.start)
+            {
+                start_period(&mut dates, period.start, period.end);
+            }
+            dates.paid_period_start = Some(period.start);
+            period_started = Some(period.start);
             Active
+        }
+        (Promo | Active, InvoiceFailed(period)) => {
+            if dates
+                .paid_period_start
+                .is_some_and(|paid| paid >= period.start)
+            {
+                return not_allowed;
+            }
+            dates.billing = dates.billing.or(billing);
+            dates.promo_ends_at = None;
+            if dates
+                .current_period_start
+                .is_none_or(|start| start <= period.start)
+            {
+                start_period(&mut dates, period.start, period.end);
+            }
+            dates.grace_ends_at = Some(now + durations.grace);
+            Suspended
         }
         (Promo | Active | Suspended, CanceledAtPeriodEnd) => {
             if dates.cancel_at_period_end {
@@ -240,19 +325,31 @@ pub fn apply(
             dates.canceled_at = None;
             from
         }
+        (Promo | Active | Suspended, SubscriptionEnded) => {
+            dates.canceled_at.get_or_insert(now);
+            end_subscription(&mut dates);
+            Deleted
+        }
         (Promo | Active | Suspended, PeriodEnded) => {
             due(dates.current_period_end)?;
             let end = dates.current_period_end.unwrap_or(now);
             if dates.cancel_at_period_end {
-                dates.promo_ends_at = None;
+                end_subscription(&mut dates);
                 Deleted
-            } else if from == Suspended {
-                // No new period (and no new included credit) until the open invoice is paid.
+            } else if from == Suspended || dates.billing.is_some() {
+                // A subscribed period is renewed by its paid invoice, not by the date; a
+                // suspended one not until the open invoice is paid.
                 return not_allowed;
             } else {
-                start_period(&mut dates, end);
+                start_period(&mut dates, end, durations.period.after(end));
+                period_started = Some(end);
                 from
             }
+        }
+        (Suspended, GraceEnded) if dates.billing != Some(Billing::Stripe) => {
+            due(dates.grace_ends_at)?;
+            end_subscription(&mut dates);
+            Deleted
         }
         (Readonly, GraceEnded) => {
             due(dates.grace_ends_at)?;
@@ -268,27 +365,69 @@ pub fn apply(
     })
 }
 
+fn start_period(dates: &mut LifecycleDates, start: OffsetDateTime, end: OffsetDateTime) {
+    dates.current_period_start = Some(start);
+    dates.current_period_end = Some(end);
+}
+
+fn end_subscription(dates: &mut LifecycleDates) {
+    dates.promo_ends_at = None;
+    dates.grace_ends_at = None;
+}
+
 /// The next time-triggered step: the earliest date the workspace waits for, and its trigger.
 pub fn next_deadline(lifecycle: &Lifecycle) -> Option<(OffsetDateTime, Trigger)> {
     let dates = &lifecycle.dates;
-    let candidates: &[(Option<OffsetDateTime>, Trigger)] = match lifecycle.status {
-        PlanStatus::Trial => &[(dates.trial_ends_at, Trigger::TrialEnded)],
-        PlanStatus::Promo => &[
-            (dates.promo_ends_at, Trigger::PromoEnded),
-            (dates.current_period_end, Trigger::PeriodEnded),
-        ],
-        PlanStatus::Active => &[(dates.current_period_end, Trigger::PeriodEnded)],
-        PlanStatus::Suspended if dates.cancel_at_period_end => {
-            &[(dates.current_period_end, Trigger::PeriodEnded)]
-        }
-        PlanStatus::Readonly => &[(dates.grace_ends_at, Trigger::GraceEnded)],
-        PlanStatus::Suspended | PlanStatus::Deleted => &[],
+    let canceled = dates.cancel_at_period_end;
+    // What the end of the promo or of a period asks for when the subscription goes on.
+    let renewal = match dates.billing {
+        None => Some(Trigger::PeriodEnded),
+        Some(Billing::Local) => Some(Trigger::InvoiceDue),
+        // Stripe invoices, and its webhooks move the workspace.
+        Some(Billing::Stripe) => None,
     };
+    let mut candidates: Vec<(Option<OffsetDateTime>, Trigger)> = Vec::new();
+    match lifecycle.status {
+        PlanStatus::Trial => candidates.push((dates.trial_ends_at, Trigger::TrialEnded)),
+        PlanStatus::Promo | PlanStatus::Active | PlanStatus::Suspended if canceled => {
+            candidates.push((dates.current_period_end, Trigger::PeriodEnded));
+        }
+        PlanStatus::Promo => match renewal {
+            Some(Trigger::PeriodEnded) => {
+                candidates.push((dates.promo_ends_at, Trigger::PromoEnded));
+            }
+            Some(trigger) => candidates.push((dates.promo_ends_at, trigger)),
+            None => {}
+        },
+        PlanStatus::Active => {
+            if let Some(trigger) = renewal {
+                candidates.push((dates.current_period_end, trigger));
+            }
+        }
+        PlanStatus::Suspended if dates.billing != Some(Billing::Stripe) => {
+            candidates.push((dates.grace_ends_at, Trigger::GraceEnded));
+        }
+        PlanStatus::Readonly => candidates.push((dates.grace_ends_at, Trigger::GraceEnded)),
+        PlanStatus::Suspended | PlanStatus::Deleted => {}
+    }
     candidates
-        .iter()
-        .filter_map(|(at, trigger)| at.map(|at| (at, *trigger)))
-        // The promo's end comes before a period end at the same moment: it starts the period.
-        .min_by_key(|(at, trigger)| (*at, *trigger != Trigger::PromoEnded))
+        .into_iter()
+        .filter_map(|(at, trigger)| at.map(|at| (at, trigger)))
+        .min_by_key(|(at, _)| *at)
+}
+
+/// The period the next invoice of a subscription billed offline is for: from the promo's end, or
+/// from the current period's end.
+pub fn next_invoice_period(lifecycle: &Lifecycle, durations: &Durations) -> Option<BilledPeriod> {
+    let start = match lifecycle.status {
+        PlanStatus::Promo => lifecycle.dates.promo_ends_at?,
+        PlanStatus::Active => lifecycle.dates.current_period_end?,
+        _ => return None,
+    };
+    Some(BilledPeriod {
+        start,
+        end: durations.period.after(start),
+    })
 }
 
 /// `at` plus whole calendar months; a day past the target month's end becomes its last day.
@@ -320,28 +459,42 @@ mod tests {
         Durations {
             trial: Duration::days(30),
             trial_actions: 1000,
-            promo_months: 3,
+            promo: Span::Months(3),
             grace: Duration::days(30),
-            period_months: 1,
+            period: Span::Months(1),
+        }
+    }
+
+    fn next_period() -> BilledPeriod {
+        BilledPeriod {
+            start: NOW - Duration::days(1),
+            end: NOW + Duration::days(29),
         }
     }
 
     /// A workspace in `status` whose every date has passed, so time triggers are due.
-    fn in_status(status: PlanStatus) -> Lifecycle {
+    fn in_status(status: PlanStatus, billing: Option<Billing>) -> Lifecycle {
         let past = Some(NOW - Duration::days(1));
-        let mut dates = LifecycleDates::default();
+        let mut dates = LifecycleDates {
+            billing,
+            ..Default::default()
+        };
         match status {
             Trial => dates.trial_ends_at = past,
             Promo => {
                 dates.has_payment_method = true;
                 dates.promo_ends_at = past;
-                dates.current_period_start = Some(NOW - Duration::days(32));
+                dates.current_period_start = Some(NOW - Duration::days(92));
                 dates.current_period_end = past;
             }
             Active | Suspended => {
                 dates.has_payment_method = true;
                 dates.current_period_start = Some(NOW - Duration::days(32));
                 dates.current_period_end = past;
+                dates.paid_period_start = dates.current_period_start;
+                if status == Suspended {
+                    dates.grace_ends_at = past;
+                }
             }
             Readonly => dates.grace_ends_at = past,
             Deleted => {}
@@ -351,19 +504,43 @@ mod tests {
 
     const STATUSES: [PlanStatus; 6] = [Trial, Promo, Active, Readonly, Suspended, Deleted];
 
-    /// The whole table: what every trigger does in every status (`None`: illegal).
-    fn expected(status: PlanStatus, trigger: Trigger) -> Option<PlanStatus> {
+    fn triggers() -> [Trigger; 12] {
+        [
+            PaymentMethodAttached,
+            TrialEnded,
+            TrialActionsUsed,
+            PromoEnded,
+            InvoiceDue,
+            InvoicePaid(next_period()),
+            InvoiceFailed(next_period()),
+            CanceledAtPeriodEnd,
+            CancellationWithdrawn,
+            SubscriptionEnded,
+            PeriodEnded,
+            GraceEnded,
+        ]
+    }
+
+    /// The whole table for a subscribed workspace (`billing`), or one without a subscription
+    /// (`None`): what every trigger does in every status (`None`: illegal).
+    fn expected(
+        status: PlanStatus,
+        trigger: Trigger,
+        billing: Option<Billing>,
+    ) -> Option<PlanStatus> {
         match (status, trigger) {
             (Trial, PaymentMethodAttached) => Some(Promo),
             (Promo | Active | Suspended | Readonly, PaymentMethodAttached) => Some(status),
             (Trial, TrialEnded | TrialActionsUsed) => Some(Readonly),
-            (Promo, PromoEnded) => Some(Active),
-            (Active, PaymentFailed) => Some(Suspended),
-            (Suspended | Readonly, PaymentSucceeded) => Some(Active),
+            (Promo, PromoEnded) if billing.is_none() => Some(Active),
+            (Promo | Active | Suspended | Readonly, InvoicePaid(_)) => Some(Active),
+            (Promo | Active, InvoiceFailed(_)) => Some(Suspended),
             (Promo | Active | Suspended, CanceledAtPeriodEnd) => Some(status),
             // Only a canceled subscription can withdraw its cancellation.
             (_, CancellationWithdrawn) => None,
-            (Promo | Active, PeriodEnded) => Some(status),
+            (Promo | Active | Suspended, SubscriptionEnded) => Some(Deleted),
+            (Promo | Active, PeriodEnded) if billing.is_none() => Some(status),
+            (Suspended, GraceEnded) if billing != Some(Billing::Stripe) => Some(Deleted),
             (Readonly, GraceEnded) => Some(Deleted),
             _ => None,
         }
@@ -371,20 +548,28 @@ mod tests {
 
     #[test]
     fn every_status_and_trigger_pair() {
-        for status in STATUSES {
-            for trigger in Trigger::ALL {
-                let result = apply(&in_status(status), trigger, NOW, &durations());
-                match expected(status, trigger) {
-                    Some(to) => assert_eq!(
-                        result.as_ref().map(|t| t.to.status),
-                        Ok(to),
-                        "{status:?} + {trigger:?}"
-                    ),
-                    None => assert_eq!(
-                        result,
-                        Err(IllegalTransition::NotAllowed { status, trigger }),
-                        "{status:?} + {trigger:?} must be refused"
-                    ),
+        for billing in [None, Some(Billing::Stripe), Some(Billing::Local)] {
+            for status in STATUSES {
+                for trigger in triggers() {
+                    let result = apply(
+                        &in_status(status, billing),
+                        trigger,
+                        NOW,
+                        &durations(),
+                        billing,
+                    );
+                    match expected(status, trigger, billing) {
+                        Some(to) => assert_eq!(
+                            result.as_ref().map(|t| t.to.status),
+                            Ok(to),
+                            "{status:?} + {trigger:?} ({billing:?})"
+                        ),
+                        None => assert_eq!(
+                            result,
+                            Err(IllegalTransition::NotAllowed { status, trigger }),
+                            "{status:?} + {trigger:?} ({billing:?}) must be refused"
+                        ),
+                    }
                 }
             }
         }
@@ -397,22 +582,15 @@ mod tests {
             (Promo, PromoEnded),
             (Active, PeriodEnded),
             (Readonly, GraceEnded),
+            (Suspended, GraceEnded),
         ] {
             let early = NOW - Duration::days(2);
             assert_eq!(
-                apply(&in_status(status), trigger, early, &durations()),
+                apply(&in_status(status, None), trigger, early, &durations(), None),
                 Err(IllegalTransition::NotDue { trigger }),
                 "{status:?}"
             );
         }
-        // The action limit needs no date.
-        assert!(apply(
-            &in_status(Trial),
-            TrialActionsUsed,
-            NOW - Duration::days(2),
-            &durations()
-        )
-        .is_ok());
     }
 
     #[test]
@@ -423,7 +601,7 @@ mod tests {
             Some((datetime!(2026-03-02 12:00 UTC), TrialEnded))
         );
         let at = datetime!(2026-03-02 12:00 UTC);
-        let readonly = apply(&trial, TrialEnded, at, &durations()).unwrap();
+        let readonly = apply(&trial, TrialEnded, at, &durations(), None).unwrap();
         assert_eq!(readonly.to.status, Readonly);
         assert_eq!(
             next_deadline(&readonly.to),
@@ -434,114 +612,159 @@ mod tests {
             GraceEnded,
             at + Duration::days(30),
             &durations(),
+            None,
         );
         assert_eq!(deleted.unwrap().to.status, Deleted);
     }
 
     #[test]
-    fn a_payment_method_starts_the_promo_and_its_first_period() {
+    fn a_payment_method_starts_the_promo_without_included_credit() {
+        for billing in [Billing::Stripe, Billing::Local] {
+            let promo = apply(
+                &start_trial(NOW, &durations()),
+                PaymentMethodAttached,
+                NOW,
+                &durations(),
+                Some(billing),
+            )
+            .unwrap();
+            assert_eq!(promo.period_started, None, "the promo grants nothing");
+            assert_eq!(promo.to.dates.billing, Some(billing));
+            assert_eq!(
+                promo.to.dates.promo_ends_at,
+                Some(datetime!(2026-04-30 12:00 UTC))
+            );
+            let expected = match billing {
+                Billing::Local => Some((datetime!(2026-04-30 12:00 UTC), InvoiceDue)),
+                Billing::Stripe => None,
+            };
+            assert_eq!(next_deadline(&promo.to), expected);
+        }
+    }
+
+    #[test]
+    fn each_paid_invoice_starts_its_period_once_and_a_late_failure_changes_nothing() {
         let promo = apply(
             &start_trial(NOW, &durations()),
             PaymentMethodAttached,
             NOW,
             &durations(),
+            Some(Billing::Local),
+        )
+        .unwrap()
+        .to;
+        let first = next_invoice_period(&promo, &durations()).unwrap();
+        assert_eq!(first.start, datetime!(2026-04-30 12:00 UTC));
+        assert_eq!(first.end, datetime!(2026-05-30 12:00 UTC));
+        let paid = apply(&promo, InvoicePaid(first), first.start, &durations(), None).unwrap();
+        assert_eq!(paid.to.status, Active);
+        assert_eq!(paid.period_started, Some(first.start));
+        assert_eq!(next_deadline(&paid.to), Some((first.end, InvoiceDue)));
+        // The same invoice again, or its failure delivered late: refused.
+        for late in [InvoicePaid(first), InvoiceFailed(first)] {
+            assert!(apply(&paid.to, late, first.start, &durations(), None).is_err());
+        }
+        let second = next_invoice_period(&paid.to, &durations()).unwrap();
+        assert_eq!(second.start, first.end);
+        let failed = apply(
+            &paid.to,
+            InvoiceFailed(second),
+            second.start,
+            &durations(),
+            None,
         )
         .unwrap();
-        assert_eq!(promo.period_started, Some(NOW));
-        // Month arithmetic clamps to the month's end: Jan 31 + 1 month = Feb 28.
+        assert_eq!(failed.to.status, Suspended);
+        assert_eq!(failed.period_started, None);
+        let recovered = apply(
+            &failed.to,
+            InvoicePaid(second),
+            second.start,
+            &durations(),
+            None,
+        )
+        .unwrap();
         assert_eq!(
-            promo.to.dates.current_period_end,
-            Some(datetime!(2026-02-28 12:00 UTC))
+            (recovered.to.status, recovered.period_started),
+            (Active, Some(second.start))
         );
+        assert_eq!(recovered.to.dates.grace_ends_at, None);
+    }
+
+    #[test]
+    fn a_suspended_workspace_is_deleted_when_the_grace_passes_unless_stripe_decides() {
+        let promo = apply(
+            &start_trial(NOW, &durations()),
+            PaymentMethodAttached,
+            NOW,
+            &durations(),
+            Some(Billing::Local),
+        )
+        .unwrap()
+        .to;
+        let period = next_invoice_period(&promo, &durations()).unwrap();
+        let suspended = apply(
+            &promo,
+            InvoiceFailed(period),
+            period.start,
+            &durations(),
+            None,
+        )
+        .unwrap()
+        .to;
+        let grace_end = period.start + Duration::days(30);
+        assert_eq!(next_deadline(&suspended), Some((grace_end, GraceEnded)));
+        let deleted = apply(&suspended, GraceEnded, grace_end, &durations(), None).unwrap();
+        assert_eq!(deleted.to.status, Deleted);
+        let mut stripe = suspended.clone();
+        stripe.dates.billing = Some(Billing::Stripe);
+        assert_eq!(next_deadline(&stripe), None, "Stripe's retries decide");
         assert_eq!(
-            promo.to.dates.promo_ends_at,
-            Some(datetime!(2026-04-30 12:00 UTC))
-        );
-        assert_eq!(
-            next_deadline(&promo.to),
-            Some((datetime!(2026-02-28 12:00 UTC), PeriodEnded))
+            apply(&stripe, SubscriptionEnded, grace_end, &durations(), None)
+                .unwrap()
+                .to
+                .status,
+            Deleted
         );
     }
 
     #[test]
-    fn period_ends_roll_over_once_and_end_a_canceled_subscription() {
-        let active = in_status(Active);
+    fn period_ends_roll_over_unsubscribed_workspaces_once_and_end_a_canceled_subscription() {
+        let active = in_status(Active, None);
         let end = active.dates.current_period_end.unwrap();
-        let rolled = apply(&active, PeriodEnded, NOW, &durations()).unwrap();
+        let rolled = apply(&active, PeriodEnded, NOW, &durations(), None).unwrap();
         assert_eq!(rolled.period_started, Some(end));
-        assert_eq!(rolled.to.status, Active);
-        // The next period isn't due yet: the same trigger again is refused, not applied twice.
         assert_eq!(
-            apply(&rolled.to, PeriodEnded, NOW, &durations()),
+            apply(&rolled.to, PeriodEnded, NOW, &durations(), None),
             Err(IllegalTransition::NotDue {
                 trigger: PeriodEnded
             })
         );
-        let canceled = apply(&active, CanceledAtPeriodEnd, NOW, &durations()).unwrap();
-        assert_eq!(canceled.to.status, Active, "active until the period ends");
-        assert!(canceled.to.dates.cancel_at_period_end);
-        let ended = apply(&canceled.to, PeriodEnded, NOW, &durations()).unwrap();
-        assert_eq!(ended.to.status, Deleted);
-        assert_eq!(ended.period_started, None);
-        let withdrawn = apply(&canceled.to, CancellationWithdrawn, NOW, &durations()).unwrap();
-        assert!(!withdrawn.to.dates.cancel_at_period_end);
-        assert_eq!(withdrawn.to.dates.canceled_at, None);
-        let renewed = apply(&withdrawn.to, PeriodEnded, NOW, &durations()).unwrap();
-        assert_eq!(
-            (renewed.to.status, renewed.period_started),
-            (Active, Some(end))
-        );
-    }
-
-    #[test]
-    fn a_promo_ending_after_a_clamped_period_start_grants_no_second_period() {
-        // Started Jan 31: periods end Feb 28, Mar 28, Apr 28; the promo ends Apr 30.
-        let promo = apply(
-            &start_trial(datetime!(2026-01-31 12:00 UTC), &durations()),
-            PaymentMethodAttached,
-            datetime!(2026-01-31 12:00 UTC),
-            &durations(),
-        )
-        .unwrap()
-        .to;
-        let mut state = promo;
-        let mut periods = 1;
-        let mut at = datetime!(2026-01-31 12:00 UTC);
-        while let Some((due, trigger)) = next_deadline(&state) {
-            if due > datetime!(2026-06-01 00:00 UTC) {
-                break;
-            }
-            at = at.max(due);
-            let step = apply(&state, trigger, at, &durations()).unwrap();
-            periods += usize::from(step.period_started.is_some());
-            state = step.to;
+        for billing in [None, Some(Billing::Stripe), Some(Billing::Local)] {
+            let active = in_status(Active, billing);
+            let canceled = apply(&active, CanceledAtPeriodEnd, NOW, &durations(), None).unwrap();
+            assert_eq!(canceled.to.status, Active, "active until the period ends");
+            assert_eq!(next_deadline(&canceled.to), Some((end, PeriodEnded)));
+            let ended = apply(&canceled.to, PeriodEnded, NOW, &durations(), None).unwrap();
+            assert_eq!((ended.to.status, ended.period_started), (Deleted, None));
+            let withdrawn =
+                apply(&canceled.to, CancellationWithdrawn, NOW, &durations(), None).unwrap();
+            assert!(!withdrawn.to.dates.cancel_at_period_end);
         }
-        assert_eq!(state.status, Active);
-        // Feb 28, Mar 28, Apr 28, May 28 rollovers: five periods in all, none twice.
-        assert_eq!(periods, 5);
     }
 
     #[test]
     fn readonly_with_a_payment_method_waits_instead_of_being_deleted() {
-        let readonly = in_status(Readonly);
-        let attached = apply(&readonly, PaymentMethodAttached, NOW, &durations()).unwrap();
+        let readonly = in_status(Readonly, None);
+        let attached = apply(&readonly, PaymentMethodAttached, NOW, &durations(), None).unwrap();
         assert_eq!(attached.to.status, Readonly);
         assert_eq!(next_deadline(&attached.to), None);
-        assert_eq!(
-            apply(&attached.to, GraceEnded, NOW, &durations()),
-            Err(IllegalTransition::NotDue {
-                trigger: GraceEnded
-            })
-        );
     }
 
     #[test]
-    fn the_promo_end_starts_the_paid_period() {
-        let promo = in_status(Promo);
-        assert_eq!(next_deadline(&promo).map(|d| d.1), Some(PromoEnded));
-        let active = apply(&promo, PromoEnded, NOW, &durations()).unwrap();
-        assert_eq!(active.to.status, Active);
-        assert_eq!(active.period_started, promo.dates.promo_ends_at);
+    fn spans_add_months_or_seconds() {
+        assert_eq!(Span::Seconds(45).after(NOW), NOW + Duration::seconds(45));
+        assert_eq!(Span::Months(1).after(NOW), datetime!(2026-02-28 12:00 UTC));
     }
 
     #[test]

@@ -16,8 +16,24 @@ use stripe::StripeGateway;
 pub enum CheckoutMode {
     /// Credits: a one-off payment of `amount_cents`.
     Credits { amount_cents: i64 },
-    /// A subscription to the catalog price `price_id`.
-    Subscription { price_id: String },
+    /// A subscription to the catalog price `price_id`, free until `trial_end` (Unix seconds)
+    /// when given.
+    Subscription {
+        price_id: String,
+        trial_end: Option<i64>,
+    },
+}
+
+/// A subscription to start for a workspace.
+#[derive(Clone, Debug)]
+pub struct SubscriptionRequest<'a> {
+    pub customer_id: &'a str,
+    pub price_id: &'a str,
+    pub payment_method_id: &'a str,
+    /// The end of its free period (the promo), Unix seconds.
+    pub trial_end: Option<i64>,
+    pub metadata: Vec<(&'static str, String)>,
+    pub idempotency_key: &'a str,
 }
 
 #[derive(Clone, Debug)]
@@ -155,7 +171,18 @@ impl Gateway {
                 g.attach_payment_method(customer_id, payment_method_id)
                     .await
             }
-            Gateway::Offline(_) => Ok(()),
+            Gateway::Offline(_) => OfflineGateway::attach_payment_method(payment_method_id),
+        }
+    }
+
+    /// Starts the workspace's subscription; returns its id.
+    pub async fn create_subscription(
+        &self,
+        request: &SubscriptionRequest<'_>,
+    ) -> Result<String, GatewayError> {
+        match self {
+            Gateway::Stripe(g) => g.create_subscription(request).await,
+            Gateway::Offline(g) => Ok(g.create_subscription(request)),
         }
     }
 
@@ -180,6 +207,14 @@ impl Gateway {
                 .await
             }
             Gateway::Offline(g) => Ok(g.charge_off_session(payment_method_id, idempotency_key)),
+        }
+    }
+
+    /// Who invoices subscriptions through this gateway.
+    pub fn billing(&self) -> crate::domain::lifecycle::Billing {
+        match self {
+            Gateway::Stripe(_) => crate::domain::lifecycle::Billing::Stripe,
+            Gateway::Offline(_) => crate::domain::lifecycle::Billing::Local,
         }
     }
 }

@@ -9,9 +9,13 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use stripe_billing::billing_portal_session::CreateBillingPortalSession;
+use stripe_billing::invoice::PayInvoice;
+use stripe_billing::subscription::{
+    CreateSubscription, CreateSubscriptionItems, CreateSubscriptionTrialEnd,
+};
 use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionLineItemsPriceData,
-    CreateCheckoutSessionPaymentIntentData, ProductData,
+    CreateCheckoutSessionPaymentIntentData, CreateCheckoutSessionSubscriptionData, ProductData,
 };
 use stripe_checkout::CheckoutSessionMode;
 use stripe_client_core::{IdempotencyKey, RequestStrategy, StripeRequest};
@@ -25,7 +29,10 @@ use stripe_payment::payment_method::AttachPaymentMethod;
 use stripe_types::Currency;
 
 use super::stripe_http::{ApiError, StripeHttp, StripeHttpError};
-use super::{Charge, CheckoutMode, CheckoutRequest, CheckoutSession, GatewayError, SetupIntent};
+use super::{
+    Charge, CheckoutMode, CheckoutRequest, CheckoutSession, GatewayError, SetupIntent,
+    SubscriptionRequest,
+};
 
 /// The product name a credits checkout shows the customer.
 const CREDITS_PRODUCT_NAME: &str = "Credits";
@@ -161,13 +168,21 @@ impl StripeGateway {
                     .line_items(vec![line])
                     .payment_intent_data(payment_intent)
             }
-            CheckoutMode::Subscription { price_id } => {
+            CheckoutMode::Subscription {
+                price_id,
+                trial_end,
+            } => {
                 let mut line = CreateCheckoutSessionLineItems::new();
                 line.price = Some(price_id.clone());
                 line.quantity = Some(1);
+                // The subscription carries the metadata too, so its invoices name the workspace.
+                let mut subscription = CreateCheckoutSessionSubscriptionData::new();
+                subscription.metadata = Some(metadata);
+                subscription.trial_end = *trial_end;
                 session
                     .mode(CheckoutSessionMode::Subscription)
                     .line_items(vec![line])
+                    .subscription_data(subscription)
             }
         };
         let created = session
@@ -294,6 +309,53 @@ impl StripeGateway {
             Err(StripeHttpError::Api { error, .. }) if error.kind == "card_error" => {
                 Ok(charge_from_card_error(error))
             }
+            Err(error) => Err(provider_error(error)),
+        }
+    }
+}
+
+impl StripeGateway {
+    /// The workspace's subscription to the plan's price (quantity 1), its free period ending
+    /// at `trial_end`, charging `payment_method_id`; the idempotency key makes concurrent
+    /// first attaches create one. Returns its `sub_…` id.
+    pub async fn create_subscription(
+        &self,
+        request: &SubscriptionRequest<'_>,
+    ) -> Result<String, GatewayError> {
+        let mut item = CreateSubscriptionItems::new();
+        item.price = Some(request.price_id.to_owned());
+        item.quantity = Some(1);
+        let mut subscription = CreateSubscription::new()
+            .customer(request.customer_id)
+            .items(vec![item])
+            .default_payment_method(request.payment_method_id)
+            .off_session(true)
+            .metadata(metadata_map(&request.metadata));
+        if let Some(trial_end) = request.trial_end {
+            subscription = subscription.trial_end(CreateSubscriptionTrialEnd::Timestamp(trial_end));
+        }
+        let created = subscription
+            .build()
+            .customize::<Created>()
+            .request_strategy(idempotent(request.idempotency_key)?)
+            .send(self.client()?)
+            .await
+            .map_err(rejected_or_provider_error)?;
+        Ok(created.id)
+    }
+
+    /// Asks Stripe to pay the open invoice now with the default method; the outcome arrives as
+    /// `invoice.paid` or `invoice.payment_failed`. A card error is that outcome, not a failure.
+    pub async fn pay_invoice(&self, invoice_id: &str) -> Result<(), GatewayError> {
+        let outcome = PayInvoice::new(invoice_id)
+            .off_session(true)
+            .build()
+            .customize::<Created>()
+            .send(self.client()?)
+            .await;
+        match outcome {
+            Ok(_) => Ok(()),
+            Err(StripeHttpError::Api { error, .. }) if error.kind == "card_error" => Ok(()),
             Err(error) => Err(provider_error(error)),
         }
     }

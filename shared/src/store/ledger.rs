@@ -10,7 +10,9 @@ use super::{keys, n, s, Cancelled, Item, Store, StoreError, Transacted, NEW_ITEM
 use crate::domain::account::AccountSettings;
 use crate::domain::bounds::MAX_KEPT;
 use crate::domain::ids::{BillingAccountId, EventId, WorkspaceId};
-use crate::domain::ledger::{AccountMoney, CapScope, CapSetter, Crossings, Moved, WorkspaceBudget};
+use crate::domain::ledger::{
+    AccountMoney, CapScope, CapSetter, Crossings, IncludedGrant, Moved, WorkspaceBudget,
+};
 use crate::domain::pricing::Category;
 use crate::domain::transaction::Transaction;
 use aws_sdk_dynamodb::types::{
@@ -42,6 +44,8 @@ struct AccountMoneyItem {
     recharged_month_cents: i64,
     #[serde(default)]
     recharge_marker: i64,
+    #[serde(default)]
+    included: Vec<IncludedGrant>,
 }
 
 /// A workspace's budget inside its account: caps it set, its spend and holds this month.
@@ -69,8 +73,6 @@ pub(crate) struct BudgetItem {
     open_runs: i64,
     #[serde(default)]
     actions_used: i64,
-    #[serde(default)]
-    included_cents: i64,
     version: i64,
 }
 
@@ -313,7 +315,11 @@ impl Store {
         extra: Vec<TransactWriteItem>,
     ) -> Result<Written, StoreError> {
         let mut moved = moved.clone();
-        let recharge = moved.account.start_recharge(&snapshot.account);
+        let recharge = if moved.starts_recharge {
+            moved.account.start_recharge(&snapshot.account)
+        } else {
+            None
+        };
         if recharge.is_some() {
             moved.account.recharge_marker = snapshot.account_version + 1;
         }
@@ -415,7 +421,7 @@ impl Store {
         let mut expression = "SET balance_cents = :balance, held_cents = :held, \
              spend_month = :month, spent_month_cents = :spent, credited_month_cents = :credited, \
              lifetime_paid_cents = :paid, recharge_pending = :pending, \
-             recharged_month_cents = :recharged, ledger_version = :next"
+             recharged_month_cents = :recharged, included = :included, ledger_version = :next"
             .to_owned();
         let mut update = Update::builder();
         match started {
@@ -461,6 +467,11 @@ impl Store {
             .expression_attribute_values(":paid", n(next.paid_cents))
             .expression_attribute_values(":pending", AttributeValue::Bool(next.recharge_pending))
             .expression_attribute_values(":recharged", n(next.recharged_cents))
+            .expression_attribute_values(
+                ":included",
+                serde_dynamo::aws_sdk_dynamodb_1::to_attribute_value(&next.included)
+                    .map_err(StoreError::codec)?,
+            )
             .expression_attribute_values(":version", n(snapshot.account_version))
             .expression_attribute_values(":next", n(snapshot.account_version + 1))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
@@ -492,7 +503,6 @@ impl Store {
             held_cents: next.held_cents,
             open_runs: next.open_runs,
             actions_used: next.actions_used,
-            included_cents: next.included_cents,
             version: snapshot.budget_version.map_or(1, |v| v + 1),
         };
         self.versioned_put(&item, snapshot.budget_version)
@@ -705,6 +715,7 @@ impl Store {
                 return Ok(false);
             }
             let mut moved = Moved {
+                starts_recharge: false,
                 account: snapshot.account.clone(),
                 budget: snapshot.budget.clone(),
                 crossings: Default::default(),
@@ -809,6 +820,7 @@ impl Snapshot {
             recharge_pending: money.recharge_pending,
             recharged_cents: money.recharged_month_cents,
             recharge_marker: money.recharge_marker,
+            included: money.included,
         };
         self.account_version = money.ledger_version;
         Ok(())
@@ -827,7 +839,6 @@ impl Snapshot {
             hard_cap_set_by: budget.hard_cap_set_by,
             open_runs: budget.open_runs,
             actions_used: budget.actions_used,
-            included_cents: budget.included_cents,
         };
         self.budget_version = Some(budget.version);
         Ok(())

@@ -8,8 +8,8 @@ use super::ledger::{Written, MOVE_ATTEMPTS};
 use super::workspaces::WorkspaceItem;
 use super::{keys, n, s, Store, StoreError, Transacted};
 use crate::clock::{rfc3339, unix_millis};
-use crate::domain::ids::{TransactionId, WorkspaceId};
-use crate::domain::ledger::roll_period;
+use crate::domain::ids::{BillingAccountId, TransactionId, WorkspaceId};
+use crate::domain::ledger::{expire_included, grant_included, IncludedGrant, Moved};
 use crate::domain::lifecycle::{next_deadline, Lifecycle, LifecycleDates, Transition, Trigger};
 use crate::domain::transaction::{Transaction, TransactionType};
 use crate::domain::workspace::Workspace;
@@ -31,6 +31,17 @@ pub(crate) struct LifecycleFields {
     gsi2sk: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) rate_limit_tier: Option<String>,
+    /// Where the workspace's last included credit was granted, so its rest expires from there
+    /// even after the workspace's default account changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) included_grant: Option<GrantRef>,
+}
+
+/// An included-credit grant: the account it is in and its key there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantRef {
+    pub account: BillingAccountId,
+    pub key: String,
 }
 
 impl LifecycleFields {
@@ -46,6 +57,7 @@ impl LifecycleFields {
             gsi2pk: None,
             gsi2sk: None,
             rate_limit_tier,
+            included_grant: None,
         };
         let lifecycle = Lifecycle {
             status: workspace.plan_status,
@@ -74,6 +86,19 @@ pub struct WorkspaceState {
     pub version: i64,
     /// Set by the last refresh; `None` until then (the plan's tier applies).
     pub rate_limit_tier: Option<String>,
+    pub included_grant: Option<GrantRef>,
+}
+
+/// How writing a transition ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TransitionWritten {
+    Committed,
+    /// The workspace moved since it was read: decide again.
+    Stale,
+    /// One of the caller's items refused (index into `TransitionWrite::extra`).
+    Refused {
+        index: usize,
+    },
 }
 
 /// What a transition writes besides the workspace.
@@ -85,6 +110,41 @@ pub struct TransitionWrite<'a> {
     /// The tier the new status gets.
     pub rate_limit_tier: &'a str,
     pub at: OffsetDateTime,
+    /// What the cause writes in the same transaction (an invoice's mirror, a Stripe event's
+    /// claim, its billing events): the transition commits with them or not at all.
+    pub extra: Vec<TransactWriteItem>,
+}
+
+/// An expiry or grant of included credit, as a ledger entry.
+#[allow(clippy::too_many_arguments)]
+fn included_transaction(
+    account: &BillingAccountId,
+    workspace: &Workspace,
+    kind: TransactionType,
+    amount: i64,
+    balance_after: i64,
+    period: &str,
+    created_at: &str,
+    millis: u64,
+) -> Transaction {
+    let what = match kind {
+        TransactionType::Expiry => "unused included credit expired",
+        _ => "included credit for the period",
+    };
+    Transaction {
+        id: TransactionId::generate(millis),
+        billing_account_id: account.clone(),
+        workspace_id: Some(workspace.id.clone()),
+        kind,
+        amount_cents: amount,
+        balance_after_cents: balance_after,
+        description: format!("{what} (period from {period})"),
+        category: None,
+        agent_id: None,
+        run_id: None,
+        reference: Some(format!("period:{period}")),
+        created_at: created_at.to_owned(),
+    }
 }
 
 impl Store {
@@ -103,22 +163,29 @@ impl Store {
             workspace: item.workspace,
             version: item.lifecycle.lifecycle_version,
             rate_limit_tier: item.lifecycle.rate_limit_tier,
+            included_grant: item.lifecycle.included_grant,
         }))
     }
 
-    /// Writes `write.transition` over `current` if no one else moved it first (`false`: the
-    /// version moved; read again and decide again).
+    /// Writes `write.transition` over `current`, with `write.extra`, if no one else moved it
+    /// first.
     pub async fn apply_transition(
         &self,
         current: &WorkspaceState,
         write: &TransitionWrite<'_>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<TransitionWritten, StoreError> {
         let millis = unix_millis(write.at);
         let created_at = rfc3339(write.at);
-        let mut items = vec![self.workspace_transition(current, write, &created_at)?];
+        let workspace = &current.workspace;
+        let grant = write.transition.period_started.map(|started| GrantRef {
+            account: workspace.default_billing_account_id.clone(),
+            key: IncludedGrant::key(workspace.id.as_str(), &rfc3339(started)),
+        });
+        let mut items =
+            vec![self.workspace_transition(current, write, grant.as_ref(), &created_at)?];
+        items.extend(write.extra.iter().cloned());
         let transition = write.transition;
         if transition.status_changed() {
-            let workspace = &current.workspace;
             items.push(self.outbox_put(
                 "plan_status.changed",
                 Some(&workspace.id),
@@ -127,86 +194,150 @@ impl Store {
                     "workspace_id": workspace.id,
                     "from": transition.from,
                     "to": transition.to.status,
-                    "trigger": write.trigger,
+                    "trigger": write.trigger.as_str(),
                     "changed_at": created_at,
                 }),
                 &created_at,
                 millis,
             )?);
         }
-        match transition.period_started {
-            None => Ok(matches!(self.transact(items).await?, Transacted::Committed)),
-            Some(started) => {
-                self.roll_period(current, write, started, items, &created_at, millis)
+        let refused = |index: usize| match index {
+            0 => TransitionWritten::Stale,
+            index if index <= write.extra.len() => TransitionWritten::Refused { index: index - 1 },
+            _ => TransitionWritten::Stale,
+        };
+        match (transition.period_started, grant) {
+            (Some(started), Some(grant)) => {
+                if let Some(previous) = &current.included_grant {
+                    if previous.account != grant.account {
+                        self.expire_grant(previous, workspace, &created_at, millis)
+                            .await?;
+                    }
+                }
+                self.roll_period(current, write, started, &grant, items, &created_at, millis)
                     .await
+                    .map(|written| match written {
+                        Written::Committed => TransitionWritten::Committed,
+                        Written::Refused { index } => refused(index),
+                        Written::Stale(_) => TransitionWritten::Stale,
+                    })
             }
+            _ => Ok(match self.transact(items).await? {
+                Transacted::Committed => TransitionWritten::Committed,
+                Transacted::Refused(reasons) => reasons
+                    .iter()
+                    .position(|reason| reason.failed)
+                    .map_or(TransitionWritten::Stale, refused),
+            }),
         }
     }
 
-    /// The period's credit movements, in one transaction with the transition (`items`).
+    /// The rest of a grant in an account the workspace no longer uses by default expires
+    /// there, on its own: the grant's key names it, so a second expiry finds nothing left.
+    async fn expire_grant(
+        &self,
+        grant: &GrantRef,
+        workspace: &Workspace,
+        created_at: &str,
+        millis: u64,
+    ) -> Result<(), StoreError> {
+        let month = &created_at[..7];
+        let _turn = self.account_turn(&grant.account).await;
+        let mut snapshot = self.current_snapshot(&grant.account, None, month).await?;
+        for _ in 0..MOVE_ATTEMPTS {
+            let (moved, expired) = expire_included(&snapshot.account, &snapshot.budget, &grant.key);
+            if expired == 0 && moved.account.included == snapshot.account.included {
+                return Ok(());
+            }
+            let mut extra = Vec::new();
+            if expired > 0 {
+                extra.push(self.transaction_put(&included_transaction(
+                    &grant.account,
+                    workspace,
+                    TransactionType::Expiry,
+                    -expired,
+                    snapshot.account.balance_cents - expired,
+                    &grant.key,
+                    created_at,
+                    millis,
+                ))?);
+            }
+            match self.write_movement(&snapshot, &moved, extra).await? {
+                Written::Committed => return Ok(()),
+                Written::Stale(fresh) => snapshot = *fresh,
+                Written::Refused { .. } => return Err(StoreError::Contention),
+            }
+        }
+        Err(StoreError::Contention)
+    }
+
+    /// The period's credit movements (the last grant's rest expires, the new one is granted),
+    /// in one transaction with the transition (`items`).
+    #[allow(clippy::too_many_arguments)]
     async fn roll_period(
         &self,
         current: &WorkspaceState,
         write: &TransitionWrite<'_>,
         started: OffsetDateTime,
+        grant: &GrantRef,
         items: Vec<TransactWriteItem>,
         created_at: &str,
         millis: u64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Written, StoreError> {
         let workspace = &current.workspace;
-        let account = &workspace.default_billing_account_id;
+        let account = &grant.account;
         let month = &created_at[..7];
         let _turn = self.account_turn(account).await;
         let mut snapshot = self
             .current_snapshot(account, Some(&workspace.id), month)
             .await?;
         let period = rfc3339(started);
+        let expiring = current
+            .included_grant
+            .as_ref()
+            .filter(|previous| &previous.account == account);
         for _ in 0..MOVE_ATTEMPTS {
-            let (moved, expired) = roll_period(
-                &snapshot.account,
-                &snapshot.budget,
+            let (expired_state, expired) = match expiring {
+                Some(previous) => {
+                    expire_included(&snapshot.account, &snapshot.budget, &previous.key)
+                }
+                None => (
+                    Moved {
+                        starts_recharge: false,
+                        account: snapshot.account.clone(),
+                        budget: snapshot.budget.clone(),
+                        crossings: Default::default(),
+                    },
+                    0,
+                ),
+            };
+            let moved = grant_included(
+                &expired_state.account,
+                &expired_state.budget,
+                &grant.key,
                 write.included_credits_cents,
             )
             // Only an account already holding ~2^63 cents gets here: nothing to retry.
             .map_err(|out_of_range| StoreError::Corrupt(out_of_range.to_string()))?;
             let mut extra = items.clone();
             let mut balance = snapshot.account.balance_cents;
-            for (kind, amount, what) in [
-                (
-                    TransactionType::Expiry,
-                    -expired,
-                    "unused included credit expired",
-                ),
-                (
-                    TransactionType::PlanCredit,
-                    write.included_credits_cents,
-                    "included credit for the period",
-                ),
+            for (kind, amount) in [
+                (TransactionType::Expiry, -expired),
+                (TransactionType::PlanCredit, write.included_credits_cents),
             ] {
                 if amount == 0 {
                     continue;
                 }
                 balance += amount;
-                extra.push(self.transaction_put(&Transaction {
-                    id: TransactionId::generate(millis),
-                    billing_account_id: account.clone(),
-                    workspace_id: Some(workspace.id.clone()),
-                    kind,
-                    amount_cents: amount,
-                    balance_after_cents: balance,
-                    description: format!("{what} (period from {period})"),
-                    category: None,
-                    agent_id: None,
-                    run_id: None,
-                    reference: Some(format!("period:{period}")),
-                    created_at: created_at.to_owned(),
-                })?);
+                extra.push(self.transaction_put(&included_transaction(
+                    account, workspace, kind, amount, balance, &period, created_at, millis,
+                ))?);
             }
             match self.write_movement(&snapshot, &moved, extra).await? {
-                Written::Committed => return Ok(true),
                 Written::Stale(fresh) => snapshot = *fresh,
-                // The workspace moved: someone else applied this (or another) transition.
-                Written::Refused { .. } => return Ok(false),
+                // Committed, or the workspace moved (someone else applied this or another
+                // transition), or the caller's item refused.
+                other => return Ok(other),
             }
         }
         Err(StoreError::Contention)
@@ -216,6 +347,7 @@ impl Store {
         &self,
         current: &WorkspaceState,
         write: &TransitionWrite<'_>,
+        grant: Option<&GrantRef>,
         changed_at: &str,
     ) -> Result<TransactWriteItem, StoreError> {
         let to = &write.transition.to;
@@ -233,6 +365,14 @@ impl Store {
         let mut expression = "SET plan_status = :status, lifecycle = :dates, \
              lifecycle_version = :next, rate_limit_tier = :tier, status_changed_at = :changed"
             .to_owned();
+        if let Some(grant) = grant {
+            expression.push_str(", included_grant = :grant");
+            values.push((
+                ":grant",
+                serde_dynamo::aws_sdk_dynamodb_1::to_attribute_value(grant)
+                    .map_err(StoreError::codec)?,
+            ));
+        }
         match deadline_index_key(to, &current.workspace.id) {
             Some(due) => {
                 expression.push_str(", gsi2pk = :deadlines, gsi2sk = :due");
@@ -275,6 +415,21 @@ impl Store {
                 _ => None,
             })
             .collect())
+    }
+
+    /// Moves the workspace to another plan, for a transaction (with the subscription's mirror).
+    pub fn plan_update(
+        &self,
+        workspace: &WorkspaceId,
+        plan_id: &str,
+    ) -> Result<TransactWriteItem, StoreError> {
+        self.update(
+            keys::workspace(workspace.as_str()),
+            keys::WORKSPACE_SK,
+            "SET plan_id = :plan",
+            Some("attribute_exists(pk)"),
+            &[(":plan", s(plan_id))],
+        )
     }
 
     /// Moves the workspace to another plan of the catalog (a subscription checkout completed).

@@ -223,7 +223,22 @@ impl Store {
         event_at: i64,
         extra: Vec<TransactWriteItem>,
     ) -> Result<bool, StoreError> {
-        let mut items = vec![self.update(
+        let mut items =
+            vec![self.subscription_mirror(workspace, subscription_id, status, event_at)?];
+        items.extend(extra);
+        Ok(matches!(self.transact(items).await?, Transacted::Committed))
+    }
+
+    /// The subscription's mirror as of an event created at `event_at`, for a transaction:
+    /// refused when a newer event's mirror is there already.
+    pub fn subscription_mirror(
+        &self,
+        workspace: &WorkspaceId,
+        subscription_id: &str,
+        status: &str,
+        event_at: i64,
+    ) -> Result<TransactWriteItem, StoreError> {
+        self.update(
             keys::workspace(workspace.as_str()),
             keys::BILLING_PROFILE_SK,
             "SET subscription_id = :id, subscription_status = :status, subscription_event_at = :at",
@@ -233,9 +248,21 @@ impl Store {
                 (":status", s(status)),
                 (":at", n(event_at)),
             ],
-        )?];
-        items.extend(extra);
-        Ok(matches!(self.transact(items).await?, Transacted::Committed))
+        )
+    }
+
+    /// Writes `items` in one transaction; `Some(index)`: the first item whose condition refused
+    /// (and nothing was written).
+    pub async fn write_claimed(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<Option<usize>, StoreError> {
+        Ok(match self.transact(items).await? {
+            Transacted::Committed => None,
+            Transacted::Refused(reasons) => {
+                Some(reasons.iter().position(|r| r.failed).unwrap_or(0))
+            }
+        })
     }
 
     /// Dismisses the reminder; a second dismissal keeps the first time.
@@ -431,6 +458,19 @@ impl Store {
         event_at: i64,
         extra: Vec<TransactWriteItem>,
     ) -> Result<bool, StoreError> {
+        let mut items = vec![self.invoice_mirror(invoice, event_at)?];
+        items.extend(extra);
+        Ok(matches!(self.transact(items).await?, Transacted::Committed))
+    }
+
+    /// The invoice's mirror as of an event created at `event_at`, for a transaction: refused
+    /// when the mirror is already further along (a later event, or at the same second a
+    /// further status).
+    pub fn invoice_mirror(
+        &self,
+        invoice: &Invoice,
+        event_at: i64,
+    ) -> Result<TransactWriteItem, StoreError> {
         let rank = invoice.status.rank();
         let created_epoch = time::OffsetDateTime::parse(
             &invoice.created_at,
@@ -458,9 +498,18 @@ impl Store {
             .expression_attribute_values(":rank", n(rank))
             .build()
             .map_err(StoreError::build)?;
-        let mut items = vec![TransactWriteItem::builder().put(put).build()];
-        items.extend(extra);
-        Ok(matches!(self.transact(items).await?, Transacted::Committed))
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// The workspace's newest invoice still open (unpaid), if any.
+    pub async fn latest_open_invoice(
+        &self,
+        workspace: &WorkspaceId,
+    ) -> Result<Option<Invoice>, StoreError> {
+        let page = self
+            .list_invoices(workspace, Some(InvoiceStatus::Open), 100, None)
+            .await?;
+        Ok(page.items.into_iter().next())
     }
 
     pub async fn get_invoice(&self, id: &str) -> Result<Option<Invoice>, StoreError> {
