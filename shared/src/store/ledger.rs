@@ -303,7 +303,7 @@ impl Store {
         Ok((snapshot.in_month(month), other))
     }
 
-    /// Writes `moved` over `snapshot`, with `extra` items in the same transaction. A movement
+    /// Writes `moved` over `snapshot`, with `extra` items in the same transaction. Spending
     /// that leaves the account short starts its auto-recharge in the same write (the marker
     /// that keeps it to one), and queues the charge for this process to make.
     pub(crate) async fn write_movement(
@@ -313,7 +313,7 @@ impl Store {
         extra: Vec<TransactWriteItem>,
     ) -> Result<Written, StoreError> {
         let mut moved = moved.clone();
-        let recharge = moved.account.start_recharge(&snapshot.account);
+        let recharge = moved.start_recharge(&snapshot.account);
         if recharge.is_some() {
             moved.account.recharge_marker = snapshot.account_version + 1;
         }
@@ -708,6 +708,7 @@ impl Store {
                 account: snapshot.account.clone(),
                 budget: snapshot.budget.clone(),
                 crossings: Default::default(),
+                may_start_recharge: false,
             };
             moved.account.end_recharge(released_cents);
             let mut items = vec![self.account_money_update(&snapshot, &moved.account, None)?];
