@@ -11,6 +11,7 @@ mod ledger_model;
 mod lifecycle;
 mod payments;
 mod rate_limits;
+mod refunds_and_recharges;
 mod scheduler;
 mod schema_conformance;
 mod security;

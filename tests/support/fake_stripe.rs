@@ -142,6 +142,8 @@ struct State {
     /// Idempotency key → the first request made with it and its answer.
     idempotent: HashMap<String, SavedAnswer>,
     next_payments: VecDeque<NextPayment>,
+    /// Every PaymentIntent created, as it stands now (cancels change it).
+    payment_intents: HashMap<String, Value>,
     portal_fails: bool,
     id_counter: u64,
     /// Subscriptions created, by id.
@@ -246,6 +248,14 @@ impl FakeStripe {
     /// The customer object as the fake holds it now.
     pub fn customer(&self, customer_id: &str) -> Option<Value> {
         lock(&self.shared.state).customers.get(customer_id).cloned()
+    }
+
+    /// The PaymentIntent as the fake holds it now (`status: canceled` once canceled).
+    pub fn payment_intent(&self, payment_intent_id: &str) -> Option<Value> {
+        lock(&self.shared.state)
+            .payment_intents
+            .get(payment_intent_id)
+            .cloned()
     }
 
     /// The customer a payment method is attached to.
@@ -523,6 +533,9 @@ fn route(state: &mut State, salt: u64, request: &ReceivedRequest) -> Outcome {
         (&Method::POST, ["v1", "payment_intents"]) => create_payment_intent(state, salt, form),
         (&Method::POST, ["v1", "subscriptions"]) => create_subscription(state, salt, form),
         (&Method::POST, ["v1", "invoices", id, "pay"]) => pay_invoice(state, id),
+        (&Method::POST, ["v1", "payment_intents", id, "cancel"]) => {
+            cancel_payment_intent(state, id, form)
+        }
         _ => Outcome::Refused {
             status: StatusCode::NOT_FOUND,
             error: stripe_error(
@@ -1119,7 +1132,7 @@ fn create_payment_intent(state: &mut State, salt: u64, form: &[(String, String)]
     let id = next_id(state, salt, "pi_", 24);
     let secret = next_token(state, salt, 25);
     let charge_id = next_id(state, salt, "ch_", 24);
-    let mut intent = json!({
+    let intent = json!({
         "id": id,
         "object": "payment_intent",
         "amount": amount,
@@ -1163,8 +1176,31 @@ fn create_payment_intent(state: &mut State, salt: u64, form: &[(String, String)]
         "transfer_group": null
     });
     if !confirm {
+        state.payment_intents.insert(id, intent.clone());
         return Outcome::Ran(StatusCode::OK, intent);
     }
+    let outcome = confirm_payment_intent(state, salt, intent, charge_id, customer, payment_method);
+    let created = match &outcome {
+        Outcome::Ran(_, body) if body["object"] == "payment_intent" => Some(body.clone()),
+        Outcome::Ran(_, body) => Some(body["error"]["payment_intent"].clone()),
+        Outcome::Refused { .. } => None,
+    };
+    if let Some(created) = created {
+        state.payment_intents.insert(id, created);
+    }
+    outcome
+}
+
+/// A PaymentIntent confirmed at creation: succeeded, unless an outcome was scripted.
+fn confirm_payment_intent(
+    state: &mut State,
+    salt: u64,
+    mut intent: Value,
+    charge_id: String,
+    customer: Option<&str>,
+    payment_method: Option<&str>,
+) -> Outcome {
+    let amount = intent["amount"].clone();
     match state.next_payments.pop_front() {
         None => {
             intent["status"] = json!("succeeded");
@@ -1208,6 +1244,34 @@ fn create_payment_intent(state: &mut State, salt: u64, form: &[(String, String)]
             Outcome::Ran(StatusCode::PAYMENT_REQUIRED, json!({ "error": error }))
         }
     }
+}
+
+/// Cancels a PaymentIntent that can still be canceled (Stripe refuses one that succeeded or was
+/// canceled already with `payment_intent_unexpected_state`).
+fn cancel_payment_intent(state: &mut State, id: &str, form: &[(String, String)]) -> Outcome {
+    let Some(intent) = state.payment_intents.get_mut(id) else {
+        return Outcome::Ran(
+            StatusCode::NOT_FOUND,
+            resource_missing("payment_intent", id, "intent"),
+        );
+    };
+    let status = intent["status"].as_str().unwrap_or_default().to_owned();
+    if matches!(status.as_str(), "succeeded" | "canceled") {
+        let mut error = stripe_error(
+            "invalid_request_error",
+            &format!(
+                "You cannot cancel this PaymentIntent because it has a status of {status}. Only                  a PaymentIntent with one of the following statuses may be canceled:                  requires_payment_method, requires_capture, requires_confirmation,                  requires_action, processing."
+            ),
+            None,
+        );
+        error["error"]["code"] = json!("payment_intent_unexpected_state");
+        return Outcome::Ran(StatusCode::BAD_REQUEST, error);
+    }
+    intent["status"] = json!("canceled");
+    intent["canceled_at"] = json!(now());
+    intent["cancellation_reason"] = json!(field(form, "cancellation_reason"));
+    intent["next_action"] = Value::Null;
+    Outcome::Ran(StatusCode::OK, intent.clone())
 }
 
 /// Stripe's `code` and message for a decline code.

@@ -1,4 +1,4 @@
-//! Auto-recharge: a movement that leaves an account under its threshold marks a recharge as
+//! Auto-recharge: spending that leaves an account under its threshold marks a recharge as
 //! under way in the same write (so one shortfall starts one charge), and this process then
 //! charges the saved method of the workspace whose movement it was. The outcome: credited at
 //! once, waiting for the customer (3-D Secure), or ended; the webhook settles what is pending.
@@ -33,7 +33,7 @@ const GIVE_UP_AFTER_SECS: i64 = 23 * 3600;
 /// The `auto-recharge-retry` job: charges recharges that were marked but whose process never
 /// charged them (it stopped in between, or Stripe failed), under the same marker's key, so
 /// Stripe makes each once; ones waiting for the customer (3-D Secure) are left to the customer;
-/// any older than [`GIVE_UP_AFTER_SECS`] is ended.
+/// any older than [`GIVE_UP_AFTER_SECS`] is ended and its waiting payment canceled.
 pub async fn retry_stale(app: &App) -> Result<usize, ApiError> {
     let now = app.clock.now().unix_timestamp();
     let mut handled = 0;
@@ -43,10 +43,7 @@ pub async fn retry_stale(app: &App) -> Result<usize, ApiError> {
         .await?
     {
         if started <= now - GIVE_UP_AFTER_SECS {
-            fail(app, &request, "expired").await?;
-            if let Some(workspace) = &request.workspace_id {
-                app.store.set_recharge_action(workspace, None).await?;
-            }
+            give_up(app, &request).await?;
             handled += 1;
             continue;
         }
@@ -69,6 +66,36 @@ pub async fn retry_stale(app: &App) -> Result<usize, ApiError> {
         }
     }
     Ok(handled)
+}
+
+/// Ends a recharge nobody waits for any more. Its PaymentIntent waiting for the customer is
+/// canceled first, so it can't take money once the reservation is released (a failure is
+/// logged: a success that still arrives is credited and counted against the month's limit
+/// again, see `Store::apply_payment_credit`).
+async fn give_up(app: &App, request: &RechargeRequest) -> Result<(), ApiError> {
+    if let Some(workspace) = &request.workspace_id {
+        let waiting = app.store.billing_profile(workspace).await?.recharge_action;
+        if let Some(action) = waiting {
+            let payments = app.payments().await?;
+            if let Err(error) = payments
+                .gateway
+                .cancel_payment_intent(&action.payment_intent_id)
+                .await
+            {
+                tracing::warn!(
+                    account = %request.account_id,
+                    payment_intent = %action.payment_intent_id,
+                    %error,
+                    "a given-up auto-recharge's payment could not be canceled"
+                );
+            }
+        }
+    }
+    fail(app, request, "expired").await?;
+    if let Some(workspace) = &request.workspace_id {
+        app.store.set_recharge_action(workspace, None).await?;
+    }
+    Ok(())
 }
 
 async fn charge(app: &App, request: &RechargeRequest) -> Result<(), ApiError> {

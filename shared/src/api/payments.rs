@@ -14,7 +14,7 @@ use crate::domain::transaction::{Transaction, TransactionType};
 use crate::domain::workspace::{PlanStatus, Workspace};
 use crate::http::{ApiError, Ctx, Reply};
 use crate::payments::{Charge, CheckoutMode, CheckoutRequest, Gateway, GatewayError};
-use crate::store::credits::CreditOutcome;
+use crate::store::credits::{CreditOutcome, PaidBy};
 use crate::store::payments::{CheckoutKind, CheckoutRecord, RechargeAction};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -480,15 +480,16 @@ pub async fn credit_payment(
         reference: Some(payment_intent_id.to_owned()),
         created_at: rfc3339(now),
     };
-    let mut extra = extra;
-    extra.push(app.store.payment_account(payment_intent_id, account)?);
     Ok(app
         .store
-        .apply_recharge_credit(
+        .apply_payment_credit(
             &transaction,
             Some(&format!("stripe-payment:{payment_intent_id}")),
             extra,
-            recharge_marker,
+            PaidBy {
+                payment_intent_id,
+                recharge_marker,
+            },
         )
         .await?)
 }

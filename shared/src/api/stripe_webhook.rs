@@ -18,8 +18,8 @@ use crate::domain::transaction::{Transaction, TransactionType};
 use crate::domain::workspace::{PlanStatus, Workspace};
 use crate::http::{ApiError, Ctx, Reply};
 use crate::payments::signature;
-use crate::store::credits::CreditOutcome;
-use crate::store::payments::{CheckoutKind, RechargeAction};
+use crate::store::credits::{CreditOutcome, PaidBy};
+use crate::store::payments::{CheckoutKind, EarlyRefund, RechargeAction};
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -247,28 +247,31 @@ pub async fn checkout_completed(
                 &transaction.created_at,
                 unix_millis(now),
             )?);
-            if let Some(payment_intent) = text(session, "payment_intent") {
-                extra.push(
-                    app.store
-                        .payment_account(payment_intent, &checkout.billing_account_id)?,
-                );
-            }
             transaction.description = format!("credits purchased (checkout {session_id})");
-            Ok(
-                match app
-                    .store
-                    .apply_credit(
-                        &transaction,
-                        Some(&format!("stripe-checkout:{session_id}")),
-                        extra,
-                    )
-                    .await?
-                {
-                    CreditOutcome::Credited(_) => Handled::Applied,
-                    CreditOutcome::Repeated(_) | CreditOutcome::NotApplied => Handled::Duplicate,
-                    CreditOutcome::Refused(refusal) => return Err(refusal.into()),
-                },
-            )
+            let credit_claim = format!("stripe-checkout:{session_id}");
+            // Its PaymentIntent: what Stripe's refunds name (one reported first is taken back
+            // with the credit).
+            let credited = match text(session, "payment_intent") {
+                Some(payment_intent_id) => {
+                    let paid_by = PaidBy {
+                        payment_intent_id,
+                        recharge_marker: None,
+                    };
+                    app.store
+                        .apply_payment_credit(&transaction, Some(&credit_claim), extra, paid_by)
+                        .await?
+                }
+                None => {
+                    app.store
+                        .apply_credit(&transaction, Some(&credit_claim), extra)
+                        .await?
+                }
+            };
+            Ok(match credited {
+                CreditOutcome::Credited(_) => Handled::Applied,
+                CreditOutcome::Repeated(_) | CreditOutcome::NotApplied => Handled::Duplicate,
+                CreditOutcome::Refused(refusal) => return Err(refusal.into()),
+            })
         }
         CheckoutKind::Subscription => {
             // The subscription is recorded in its place in the ordered mirror: a late
@@ -571,9 +574,17 @@ async fn payment_intent_changed(
     }
 }
 
-/// A refund takes the refunded credit back, never below what is available. Stripe reports a
-/// charge's refunded total (`amount_refunded`); each delivery takes what that total adds to the
-/// total already taken, recorded per charge in the same write, so every refund is taken once.
+/// How often a refund is decided again after another delivery (or the credit it refunds)
+/// changed what it is decided on; each retry follows someone else's commit.
+const REFUND_ATTEMPTS: usize = 10;
+
+/// A refund takes the refunded credit back, never below what is available, and lowers lifetime
+/// paid by all of it. Stripe reports a charge's refunded total (`amount_refunded`); each
+/// delivery takes what that total adds to the total already taken, recorded per charge in the
+/// same write, so every refund is taken once. A refund of a payment not credited yet (delivery
+/// order is arbitrary) is remembered, as its running total in the same write as the event's
+/// claim, and taken back in the credit's own write when that lands; a charge that never buys
+/// credit here (a plan's invoice, say) so takes nothing.
 async fn charge_refunded(
     app: &App,
     charge: &Value,
@@ -587,69 +598,84 @@ async fn charge_refunded(
         .get("amount_refunded")
         .and_then(Value::as_i64)
         .unwrap_or(0);
-    let taken_before = app.store.refunded_so_far(charge_id).await?;
-    let refunded = total - taken_before;
-    if refunded <= 0 {
-        return claim_only(app, claim, Handled::Duplicate).await;
-    }
-    // From the account the payment credited (the workspace's default may have changed since).
-    // A charge that bought no credit here (a plan's invoice, say) takes nothing back.
-    let account = match text(charge, "payment_intent") {
-        Some(payment) => app.store.account_of_payment(payment).await?,
-        None => None,
-    };
-    let Some(account) = account else {
+    let Some(payment) = text(charge, "payment_intent") else {
         return claim_only(app, claim, Handled::Ignored).await;
     };
-    let month = &rfc3339(app.clock.now())[..7];
-    let snapshot = app
-        .store
-        .ledger_snapshot(&account, Some(&workspace.id), month)
-        .await?;
-    let taken = refunded.min(snapshot.account.available_cents()).max(0);
-    let now = app.clock.now();
-    let transaction = Transaction {
-        id: TransactionId::generate(unix_millis(now)),
-        billing_account_id: account,
-        workspace_id: Some(workspace.id.clone()),
-        kind: TransactionType::Refund,
-        amount_cents: -taken,
-        balance_after_cents: 0,
-        description: if taken < refunded {
-            format!(
-                "refund of charge {charge_id}: {refunded} cents refunded, {taken} were still available"
+    for _ in 0..REFUND_ATTEMPTS {
+        let record = app.store.payment_record(payment).await?;
+        let Some(account) = record.credited_account.clone() else {
+            let before = record.early_refund.as_ref();
+            if total <= before.map_or(0, |b| b.refunded_cents) {
+                return claim_only(app, claim, Handled::Duplicate).await;
+            }
+            let early = EarlyRefund {
+                charge_id: charge_id.to_owned(),
+                refunded_cents: total,
+            };
+            let remembered = app.store.remember_refund(payment, before, &early)?;
+            if app
+                .store
+                .claim_events(vec![claim.clone(), remembered])
+                .await?
+            {
+                return Ok(Handled::Applied);
+            }
+            if app.store.payment_record(payment).await? == record {
+                // Nothing it is conditional on moved: its claim was taken first.
+                return Ok(Handled::Duplicate);
+            }
+            continue;
+        };
+        let taken_before = app.store.refunded_so_far(charge_id).await?;
+        let refunded = total - taken_before;
+        if refunded <= 0 {
+            return claim_only(app, claim, Handled::Duplicate).await;
+        }
+        let now = app.clock.now();
+        // From the account the payment credited (the workspace's default may have changed
+        // since); what it takes and says is decided in the write.
+        let transaction = Transaction {
+            id: TransactionId::generate(unix_millis(now)),
+            billing_account_id: account,
+            workspace_id: Some(workspace.id.clone()),
+            kind: TransactionType::Refund,
+            amount_cents: -refunded,
+            balance_after_cents: 0,
+            description: String::new(),
+            category: None,
+            agent_id: None,
+            run_id: None,
+            reference: Some(charge_id.to_owned()),
+            created_at: rfc3339(now),
+        };
+        let extra = vec![
+            claim.clone(),
+            app.store.refund_progress(charge_id, taken_before, total)?,
+        ];
+        match app
+            .store
+            .apply_refund(
+                &transaction,
+                charge_id,
+                refunded,
+                Some(&format!("stripe-refund:{charge_id}:{total}")),
+                extra,
             )
-        } else {
-            format!("refund of charge {charge_id}")
-        },
-        category: None,
-        agent_id: None,
-        run_id: None,
-        reference: Some(charge_id.to_owned()),
-        created_at: rfc3339(now),
-    };
-    let extra = vec![
-        claim,
-        app.store.refund_progress(charge_id, taken_before, total)?,
-    ];
-    match app
-        .store
-        .apply_credit(
-            &transaction,
-            Some(&format!("stripe-refund:{charge_id}:{total}")),
-            extra,
-        )
-        .await?
-    {
-        CreditOutcome::Credited(_) => Ok(Handled::Applied),
-        CreditOutcome::Repeated(_) => Ok(Handled::Duplicate),
-        // Another delivery moved the charge's total first, or what was available changed:
-        // Stripe retries, and the retry decides on the new state.
-        CreditOutcome::NotApplied => Err(ApiError::Conflict(
-            "another delivery of this charge's refunds is being applied".into(),
-        )),
-        CreditOutcome::Refused(refusal) => Err(ApiError::Conflict(format!(
-            "refund not taken yet: {refusal}"
-        ))),
+            .await?
+        {
+            CreditOutcome::Credited(_) => return Ok(Handled::Applied),
+            CreditOutcome::Repeated(_) => return Ok(Handled::Duplicate),
+            // Another delivery moved the charge's total first, or took this event's claim:
+            // decided again on what it did.
+            CreditOutcome::NotApplied => continue,
+            CreditOutcome::Refused(refusal) => {
+                return Err(ApiError::Conflict(format!(
+                    "refund not taken yet: {refusal}"
+                )))
+            }
+        }
     }
+    Err(ApiError::Conflict(
+        "other deliveries of this charge's refunds keep being applied first".into(),
+    ))
 }

@@ -203,6 +203,17 @@ impl AccountMoney {
         self.recharge_pending = false;
         self.recharged_cents = (self.recharged_cents - released_cents).max(0);
     }
+
+    /// The money of auto-recharge `marker` arrived: the recharge under way ends with its
+    /// reservation kept. One that was given up meanwhile (its reservation released) is reserved
+    /// again: the card was charged, so it counts against `monthly_limit_cents` all the same.
+    pub fn recharge_paid(&mut self, marker: i64, amount_cents: i64) {
+        if self.recharge_pending && marker == self.recharge_marker {
+            self.end_recharge(0);
+        } else {
+            self.recharged_cents = self.recharged_cents.saturating_add(amount_cents.max(0));
+        }
+    }
 }
 
 impl WorkspaceBudget {
@@ -324,12 +335,23 @@ pub fn may_commit(
 /// The state after a change, and the caps it crossed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Moved {
-    /// A debit (a usage event, a run's capture or settlement) may start an auto-recharge; a
-    /// credit, a refund, an expiry or an adjustment never does.
+    /// Spending (usage, a run's hold, capture or settlement) may start an auto-recharge; money
+    /// taken back (a refund, an expiry, a negative adjustment) never does: a charge on the card
+    /// seconds after a refund is what nobody expects.
     pub starts_recharge: bool,
     pub account: AccountMoney,
     pub budget: WorkspaceBudget,
     pub crossings: Crossings,
+}
+
+impl Moved {
+    /// [`AccountMoney::start_recharge`] for this movement over `before`: only spending starts one.
+    pub fn start_recharge(&mut self, before: &AccountMoney) -> Option<i64> {
+        if !self.starts_recharge {
+            return None;
+        }
+        self.account.start_recharge(before)
+    }
 }
 
 fn crossings(
@@ -487,6 +509,21 @@ pub fn credit(
         account: next_account,
         budget: next_budget,
     })
+}
+
+/// A refund of `refunded` cents of a payment: takes back what is still available of it (never
+/// below 0) and lowers lifetime paid by all of it (never below 0), so a refunded purchase no
+/// longer counts towards the rate-limit tier, spent or not. Returns the state and what was taken.
+pub fn refund(
+    account: &AccountMoney,
+    budget: &WorkspaceBudget,
+    refunded: i64,
+) -> Result<(Moved, i64), Refusal> {
+    let refunded = refunded.max(0);
+    let taken = refunded.min(account.available_cents()).max(0);
+    let mut moved = credit(account, budget, -taken)?;
+    moved.account.paid_cents = account.paid_cents.saturating_sub(refunded).max(0);
+    Ok((moved, taken))
 }
 
 /// Spends included credit first, oldest grant first.
@@ -804,16 +841,6 @@ mod tests {
     }
 
     #[test]
-    fn only_debits_may_start_a_recharge() {
-        let base = account(1000);
-        assert!(debit(&base, &budget(), 1).unwrap().starts_recharge);
-        assert!(hold(&base, &budget(), 1).unwrap().starts_recharge);
-        assert!(settle(&base, &budget(), 0, 1).unwrap().starts_recharge);
-        assert!(!credit(&base, &budget(), -1).unwrap().starts_recharge);
-        assert!(!credit(&base, &budget(), 1).unwrap().starts_recharge);
-    }
-
-    #[test]
     fn open_runs_are_limited_and_settling_closes_them() {
         let first = open_run(&account(100), &budget(), 10, Some(1)).unwrap();
         assert_eq!(first.budget.open_runs, 1);
@@ -824,6 +851,58 @@ mod tests {
         let settled = settle(&first.account, &first.budget, 10, 4).unwrap();
         assert_eq!(settled.budget.open_runs, 0);
         assert!(open_run(&settled.account, &settled.budget, 10, Some(1)).is_ok());
+    }
+
+    #[test]
+    fn only_spending_starts_a_recharge() {
+        let mut money = account(600);
+        money.paid_cents = 5000;
+        money.auto_recharge = Some(AutoRecharge {
+            enabled: true,
+            threshold_cents: 500,
+            amount_cents: 2000,
+            monthly_limit_cents: None,
+        });
+        let mut taken_back = credit(&money, &budget(), -200).unwrap();
+        assert_eq!(taken_back.start_recharge(&money), None, "an adjustment");
+        let (mut refunded, taken) = refund(&money, &budget(), 5000).unwrap();
+        assert_eq!((taken, refunded.account.available_cents()), (600, 0));
+        assert_eq!(refunded.account.paid_cents, 0, "all of it refunded");
+        assert_eq!(refunded.start_recharge(&money), None, "a refund");
+        let granted = grant_included(&money, &budget(), "ws_a#p1", 200).unwrap();
+        let (mut expired, _) = expire_included(&granted.account, &budget(), "ws_a#p1");
+        assert_eq!(expired.start_recharge(&granted.account), None, "an expiry");
+        let mut spent = debit(&money, &budget(), 200).unwrap();
+        assert_eq!(spent.start_recharge(&money), Some(2000));
+        let mut held = hold(&money, &budget(), 200).unwrap();
+        assert_eq!(held.start_recharge(&money), Some(2000));
+        let mut settled = settle(&money, &budget(), 0, 200).unwrap();
+        assert_eq!(settled.start_recharge(&money), Some(2000));
+    }
+
+    #[test]
+    fn a_recharge_paid_after_it_was_given_up_still_counts_against_the_limit() {
+        let mut money = account(600);
+        money.auto_recharge = Some(AutoRecharge {
+            enabled: true,
+            threshold_cents: 500,
+            amount_cents: 2000,
+            monthly_limit_cents: Some(3000),
+        });
+        let mut low = debit(&money, &budget(), 200).unwrap();
+        assert_eq!(low.start_recharge(&money), Some(2000));
+        low.account.recharge_marker = 7;
+        let mut given_up = low.account.clone();
+        given_up.end_recharge(2000);
+        assert_eq!(given_up.recharged_cents, 0);
+        given_up.recharge_paid(7, 2000);
+        assert_eq!(given_up.recharged_cents, 2000, "reserved again");
+        let mut on_time = low.account.clone();
+        on_time.recharge_paid(7, 2000);
+        assert_eq!(
+            (on_time.recharged_cents, on_time.recharge_pending),
+            (2000, false)
+        );
     }
 
     #[test]

@@ -217,4 +217,14 @@ impl Gateway {
             Gateway::Offline(_) => crate::domain::lifecycle::Billing::Local,
         }
     }
+
+    /// Cancels a PaymentIntent that is no longer waited for (an auto-recharge given up), so a
+    /// customer who comes back to it later can't pay it. The offline gateway's payments succeed
+    /// at once: nothing is left to cancel.
+    pub async fn cancel_payment_intent(&self, payment_intent_id: &str) -> Result<(), GatewayError> {
+        match self {
+            Gateway::Stripe(g) => g.cancel_payment_intent(payment_intent_id).await,
+            Gateway::Offline(_) => Ok(()),
+        }
+    }
 }

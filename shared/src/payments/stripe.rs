@@ -21,7 +21,8 @@ use stripe_checkout::CheckoutSessionMode;
 use stripe_client_core::{IdempotencyKey, RequestStrategy, StripeRequest};
 use stripe_core::customer::{CreateCustomer, UpdateCustomer, UpdateCustomerInvoiceSettings};
 use stripe_core::payment_intent::{
-    CreatePaymentIntent, CreatePaymentIntentAutomaticPaymentMethods,
+    CancelPaymentIntent, CancelPaymentIntentCancellationReason, CreatePaymentIntent,
+    CreatePaymentIntentAutomaticPaymentMethods,
     CreatePaymentIntentAutomaticPaymentMethodsAllowRedirects, CreatePaymentIntentOffSession,
 };
 use stripe_core::setup_intent::{CreateSetupIntent, CreateSetupIntentUsage};
@@ -311,6 +312,19 @@ impl StripeGateway {
             }
             Err(error) => Err(provider_error(error)),
         }
+    }
+
+    /// Cancels a PaymentIntent nobody waits for any more (an auto-recharge given up), so it can
+    /// no longer take money. Canceling is idempotent by nature: no key is needed.
+    pub async fn cancel_payment_intent(&self, payment_intent_id: &str) -> Result<(), GatewayError> {
+        CancelPaymentIntent::new(payment_intent_id)
+            .cancellation_reason(CancelPaymentIntentCancellationReason::Abandoned)
+            .build()
+            .customize::<Created>()
+            .send(self.client()?)
+            .await
+            .map_err(provider_error)?;
+        Ok(())
     }
 }
 

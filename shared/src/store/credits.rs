@@ -1,9 +1,12 @@
-//! Service credits and adjustments: money in (or, for a negative adjustment, out) outside usage.
+//! Credits outside usage: grants and adjustments (a negative one takes money out), payments
+//! (with the refunds Stripe reported before they landed) and refunds.
 
 use super::ledger::{Written, MOVE_ATTEMPTS};
+use super::payments::EarlyRefund;
 use super::{keys, Store, StoreError, NEW_ITEM};
 use crate::domain::bounds::add_kept;
-use crate::domain::ledger::{credit, Refusal};
+use crate::domain::ids::TransactionId;
+use crate::domain::ledger::{credit, refund, Refusal};
 use crate::domain::transaction::{Transaction, TransactionType};
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use serde::{Deserialize, Serialize};
@@ -26,6 +29,53 @@ struct CreditClaim {
     transaction: Transaction,
 }
 
+/// A Stripe payment a credit is for.
+pub struct PaidBy<'a> {
+    pub payment_intent_id: &'a str,
+    /// The auto-recharge whose money it is, if it is one.
+    pub recharge_marker: Option<i64>,
+}
+
+/// What a credit moves besides its own amount.
+enum Effects<'a> {
+    /// Only the amount (a grant, an adjustment).
+    None,
+    /// A payment: it counts as paid, it is recorded as crediting its account, a refund Stripe
+    /// reported before it landed is taken back with it, and an auto-recharge's money ends it.
+    Payment(PaidBy<'a>),
+    /// A refund of `refunded_cents` of charge `charge_id`: what is still available of it is
+    /// taken back (the transaction's amount is decided here), lifetime paid drops by all of it.
+    Refund {
+        charge_id: &'a str,
+        refunded_cents: i64,
+    },
+}
+
+/// The description of a refund that took `taken` of `refunded` cents back.
+fn refund_description(charge_id: &str, refunded: i64, taken: i64) -> String {
+    if taken < refunded {
+        format!(
+            "refund of charge {charge_id}: {refunded} cents refunded, {taken} were still available"
+        )
+    } else {
+        format!("refund of charge {charge_id}")
+    }
+}
+
+/// `at` (RFC 3339) in Unix milliseconds; ids generated in one process sort after earlier ones
+/// whatever time they are given.
+fn millis_of(at: &str) -> u64 {
+    time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+        .map(crate::clock::unix_millis)
+        .unwrap_or(0)
+}
+
+/// A refund remembered before its payment was credited, and what of it is left to take.
+struct Remembered {
+    early: EarlyRefund,
+    taken_before: i64,
+}
+
 impl Store {
     /// Applies `transaction.amount_cents` to its account (and its workspace's credited total),
     /// writing the transaction with the balance after. `claim` is the caller's idempotency scope
@@ -36,18 +86,76 @@ impl Store {
         claim: Option<&str>,
         extra: Vec<TransactWriteItem>,
     ) -> Result<CreditOutcome, StoreError> {
-        self.apply_recharge_credit(transaction, claim, extra, None)
+        self.move_credit(transaction, claim, extra, Effects::None)
             .await
     }
 
-    /// [`Store::apply_credit`] for an auto-recharge's money: it ends the recharge `marker` (when
-    /// that is the one under way; a late payment of an earlier one ends nothing).
-    pub async fn apply_recharge_credit(
+    /// [`Store::apply_credit`] for a Stripe payment's money: it raises lifetime paid, records
+    /// the account it credited, takes back (never below 0 available) what Stripe reported
+    /// refunded before it landed, and, for an auto-recharge, ends the recharge under way (a
+    /// late payment of one given up is counted against the month's limit again).
+    pub async fn apply_payment_credit(
         &self,
         transaction: &Transaction,
         claim: Option<&str>,
         extra: Vec<TransactWriteItem>,
-        marker: Option<i64>,
+        paid_by: PaidBy<'_>,
+    ) -> Result<CreditOutcome, StoreError> {
+        self.move_credit(transaction, claim, extra, Effects::Payment(paid_by))
+            .await
+    }
+
+    /// Takes back `refunded_cents` of charge `charge_id`'s payment from `transaction`'s account:
+    /// what is still available of it (the transaction's amount and description are decided
+    /// here, on the state the write is conditional on), lowering lifetime paid by all of it.
+    pub async fn apply_refund(
+        &self,
+        transaction: &Transaction,
+        charge_id: &str,
+        refunded_cents: i64,
+        claim: Option<&str>,
+        extra: Vec<TransactWriteItem>,
+    ) -> Result<CreditOutcome, StoreError> {
+        self.move_credit(
+            transaction,
+            claim,
+            extra,
+            Effects::Refund {
+                charge_id,
+                refunded_cents,
+            },
+        )
+        .await
+    }
+
+    /// The remembered refund of a payment about to be credited, with what was taken of it.
+    async fn remembered_refund(
+        &self,
+        effects: &Effects<'_>,
+    ) -> Result<Option<Remembered>, StoreError> {
+        let Effects::Payment(paid_by) = effects else {
+            return Ok(None);
+        };
+        let Some(early) = self
+            .payment_record(paid_by.payment_intent_id)
+            .await?
+            .early_refund
+        else {
+            return Ok(None);
+        };
+        let taken_before = self.refunded_so_far(&early.charge_id).await?;
+        Ok(Some(Remembered {
+            early,
+            taken_before,
+        }))
+    }
+
+    async fn move_credit(
+        &self,
+        transaction: &Transaction,
+        claim: Option<&str>,
+        extra: Vec<TransactWriteItem>,
+        effects: Effects<'_>,
     ) -> Result<CreditOutcome, StoreError> {
         let claim_pk = claim.map(|c| format!("CREDIT#{c}"));
         if let Some(pk) = &claim_pk {
@@ -61,22 +169,46 @@ impl Store {
         let month = super::month_of(&transaction.created_at).to_owned();
         let account = &transaction.billing_account_id;
         let workspace = transaction.workspace_id.as_ref();
+        let mut remembered = self.remembered_refund(&effects).await?;
         let _turn = self.account_turn(account).await;
         let mut snapshot = self.current_snapshot(account, workspace, &month).await?;
         for _ in 0..MOVE_ATTEMPTS {
-            let mut moved = match credit(
-                &snapshot.account,
-                &snapshot.budget,
-                transaction.amount_cents,
-            ) {
-                Ok(moved) => moved,
+            let decided = match &effects {
+                Effects::Refund { refunded_cents, .. } => {
+                    refund(&snapshot.account, &snapshot.budget, *refunded_cents)
+                        .map(|(moved, taken)| (moved, -taken))
+                }
+                _ => credit(
+                    &snapshot.account,
+                    &snapshot.budget,
+                    transaction.amount_cents,
+                )
+                .map(|moved| (moved, transaction.amount_cents)),
+            };
+            let (mut moved, amount_cents) = match decided {
+                Ok(decided) => decided,
                 Err(_) if !snapshot.fresh => {
                     snapshot = self.reread(&snapshot).await?;
                     continue;
                 }
                 Err(refusal) => return Ok(CreditOutcome::Refused(refusal)),
             };
-            if transaction.kind.is_payment() {
+            let mut written = Transaction {
+                amount_cents,
+                balance_after_cents: moved.account.balance_cents,
+                ..transaction.clone()
+            };
+            if let Effects::Refund {
+                charge_id,
+                refunded_cents,
+            } = &effects
+            {
+                written.description = refund_description(charge_id, *refunded_cents, -amount_cents);
+            }
+            // The refund Stripe reported before this payment landed: taken back in this write.
+            let mut late_refund = None;
+            let refunding = matches!(effects, Effects::Refund { .. });
+            if transaction.kind.is_payment() && !refunding {
                 match add_kept(
                     "lifetime_paid_cents",
                     moved.account.paid_cents,
@@ -86,22 +218,37 @@ impl Store {
                     Err(out_of_range) => return Ok(CreditOutcome::Refused(out_of_range.into())),
                 }
             }
-            // A payment refunded to the card no longer counts as paid.
-            if transaction.kind == TransactionType::Refund && transaction.amount_cents < 0 {
-                moved.account.paid_cents = moved
-                    .account
-                    .paid_cents
-                    .saturating_add(transaction.amount_cents)
-                    .max(0);
+            if let Effects::Payment(paid_by) = &effects {
+                if let Some(marker) = paid_by.recharge_marker {
+                    moved
+                        .account
+                        .recharge_paid(marker, transaction.amount_cents);
+                }
+                if let Some(Remembered {
+                    early,
+                    taken_before,
+                }) = &remembered
+                {
+                    let refunded = early.refunded_cents - taken_before;
+                    if refunded > 0 {
+                        let (after, taken) = match refund(&moved.account, &moved.budget, refunded) {
+                            Ok(after) => after,
+                            Err(refusal) => return Ok(CreditOutcome::Refused(refusal)),
+                        };
+                        moved.account = after.account;
+                        moved.budget = after.budget;
+                        late_refund = Some(Transaction {
+                            id: TransactionId::generate(millis_of(&transaction.created_at)),
+                            kind: TransactionType::Refund,
+                            amount_cents: -taken,
+                            balance_after_cents: moved.account.balance_cents,
+                            description: refund_description(&early.charge_id, refunded, taken),
+                            reference: Some(early.charge_id.clone()),
+                            ..transaction.clone()
+                        });
+                    }
+                }
             }
-            if marker.is_some_and(|m| m == moved.account.recharge_marker) {
-                // Its money arrived: that recharge is over.
-                moved.account.end_recharge(0);
-            }
-            let written = Transaction {
-                balance_after_cents: moved.account.balance_cents,
-                ..transaction.clone()
-            };
             let mut items = vec![self.transaction_put(&written)?];
             if let Some(pk) = &claim_pk {
                 items.push(self.put(
@@ -113,13 +260,38 @@ impl Store {
                     Some(NEW_ITEM),
                 )?);
             }
+            let payment_items = items.len();
+            if let Effects::Payment(paid_by) = &effects {
+                let early = remembered.as_ref().map(|r| &r.early);
+                items.push(self.payment_account(paid_by.payment_intent_id, account, early)?);
+                if let (
+                    Some(refund),
+                    Some(Remembered {
+                        early,
+                        taken_before,
+                    }),
+                ) = (&late_refund, &remembered)
+                {
+                    items.push(self.transaction_put(refund)?);
+                    items.push(self.refund_progress(
+                        &early.charge_id,
+                        *taken_before,
+                        early.refunded_cents,
+                    )?);
+                }
+            }
             let own = items.len();
             items.extend(extra.iter().cloned());
             match self.write_movement(&snapshot, &moved, items).await? {
                 Written::Committed => return Ok(CreditOutcome::Credited(written)),
                 Written::Stale(fresh) => snapshot = *fresh,
                 Written::Refused { index } if index >= own => return Ok(CreditOutcome::NotApplied),
-                Written::Refused { index: 1 } => {
+                Written::Refused { index } if index >= payment_items => {
+                    // A refund was remembered (or taken) meanwhile: decide again with it.
+                    remembered = self.remembered_refund(&effects).await?;
+                    snapshot = self.reread(&snapshot).await?;
+                }
+                Written::Refused { index: 1 } if claim_pk.is_some() => {
                     let pk = claim_pk.clone().unwrap_or_default();
                     let found: CreditClaim = self
                         .get(pk, keys::CREDIT_CLAIM_SK)

@@ -16,7 +16,7 @@
 //! | invoice mirror | `INVOICE#in` | `INVOICE` | `WS_INVOICES#ws` / `<created epoch>#in` |
 //! | Stripe event claim | `STRIPE_EVENT#evt` | `STRIPE_EVENT` | |
 //! | refunds taken back for a charge | `CHARGE_REFUNDS#ch` | `REFUNDS` | |
-//! | the account a payment credited | `PAYMENT#pi` | `PAYMENT` | |
+//! | the account a payment credited; a refund reported before it was | `PAYMENT#pi` | `PAYMENT` | |
 //! | workspace ↔ account link | `WS#ws` | `LINK#ba` | `ACCOUNT_LINKS#ba` / `WS#ws` |
 //! | API key | `KEY#key` | `KEY` | `KEY_OWNER#usr\|ws` / `KEY#key` |
 //! | API key by hash (auth) | `KEY_HASH#<sha256>` | `KEY_HASH` | |

@@ -305,7 +305,7 @@ impl Store {
         Ok((snapshot.in_month(month), other))
     }
 
-    /// Writes `moved` over `snapshot`, with `extra` items in the same transaction. A movement
+    /// Writes `moved` over `snapshot`, with `extra` items in the same transaction. Spending
     /// that leaves the account short starts its auto-recharge in the same write (the marker
     /// that keeps it to one), and queues the charge for this process to make.
     pub(crate) async fn write_movement(
@@ -315,11 +315,7 @@ impl Store {
         extra: Vec<TransactWriteItem>,
     ) -> Result<Written, StoreError> {
         let mut moved = moved.clone();
-        let recharge = if moved.starts_recharge {
-            moved.account.start_recharge(&snapshot.account)
-        } else {
-            None
-        };
+        let recharge = moved.start_recharge(&snapshot.account);
         if recharge.is_some() {
             moved.account.recharge_marker = snapshot.account_version + 1;
         }

@@ -79,6 +79,22 @@ struct InvoiceItem {
     invoice: Invoice,
 }
 
+/// A payment's record (`PAYMENT#pi`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PaymentRecord {
+    /// The account it credited, once it was.
+    pub credited_account: Option<BillingAccountId>,
+    pub early_refund: Option<EarlyRefund>,
+}
+
+/// A refund Stripe reported before the payment was credited: taken back when the credit lands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EarlyRefund {
+    pub charge_id: String,
+    /// Stripe's running total of the charge's refunds, as last reported.
+    pub refunded_cents: i64,
+}
+
 /// How long a Stripe event id is remembered: Stripe retries for three days.
 const EVENT_CLAIM_DAYS: i64 = 30;
 
@@ -332,19 +348,61 @@ impl Store {
     }
 
     /// Records which account a payment credited, so its refunds are taken from that account
-    /// (in the same write as the credit).
-    pub fn payment_account(
+    /// (in the same write as the credit), if the refund remembered before it is still `early`
+    /// (what the credit took back): a refund remembered meanwhile makes the credit decide again.
+    pub(crate) fn payment_account(
         &self,
         payment_intent_id: &str,
         account: &BillingAccountId,
+        early: Option<&EarlyRefund>,
     ) -> Result<TransactWriteItem, StoreError> {
-        self.update(
-            keys::payment(payment_intent_id),
-            keys::PAYMENT_SK,
-            "SET billing_account_id = :account",
-            None,
-            &[(":account", s(account.to_string()))],
-        )
+        let account = (":account", s(account.to_string()));
+        match early {
+            None => self.update(
+                keys::payment(payment_intent_id),
+                keys::PAYMENT_SK,
+                "SET billing_account_id = :account",
+                Some("attribute_not_exists(early_refund_cents)"),
+                &[account],
+            ),
+            Some(early) => self.update(
+                keys::payment(payment_intent_id),
+                keys::PAYMENT_SK,
+                "SET billing_account_id = :account",
+                Some("early_refund_cents = :seen"),
+                &[account, (":seen", n(early.refunded_cents))],
+            ),
+        }
+    }
+
+    /// What is known of a payment: the account it credited, and a refund Stripe reported
+    /// before that.
+    pub async fn payment_record(
+        &self,
+        payment_intent_id: &str,
+    ) -> Result<PaymentRecord, StoreError> {
+        #[derive(Deserialize)]
+        struct Payment {
+            #[serde(default)]
+            billing_account_id: Option<BillingAccountId>,
+            #[serde(default)]
+            early_refund_charge_id: Option<String>,
+            #[serde(default)]
+            early_refund_cents: Option<i64>,
+        }
+        let item: Option<Payment> = self
+            .get(keys::payment(payment_intent_id), keys::PAYMENT_SK)
+            .await?;
+        Ok(item.map_or_else(PaymentRecord::default, |p| PaymentRecord {
+            credited_account: p.billing_account_id,
+            early_refund: match (p.early_refund_charge_id, p.early_refund_cents) {
+                (Some(charge_id), Some(refunded_cents)) => Some(EarlyRefund {
+                    charge_id,
+                    refunded_cents,
+                }),
+                _ => None,
+            },
+        }))
     }
 
     /// The account a payment credited, if it was recorded.
@@ -352,14 +410,39 @@ impl Store {
         &self,
         payment_intent_id: &str,
     ) -> Result<Option<BillingAccountId>, StoreError> {
-        #[derive(Deserialize)]
-        struct Payment {
-            billing_account_id: BillingAccountId,
-        }
-        let item: Option<Payment> = self
-            .get(keys::payment(payment_intent_id), keys::PAYMENT_SK)
-            .await?;
-        Ok(item.map(|p| p.billing_account_id))
+        Ok(self
+            .payment_record(payment_intent_id)
+            .await?
+            .credited_account)
+    }
+
+    /// Remembers that Stripe reports `refund.refunded_cents` refunded (its running total) of a
+    /// payment not credited yet, moving it from `before`: only while the payment is still not
+    /// credited and the total still is `before`, so the credit takes it back exactly once.
+    pub fn remember_refund(
+        &self,
+        payment_intent_id: &str,
+        before: Option<&EarlyRefund>,
+        refund: &EarlyRefund,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut values = vec![
+            (":charge", s(refund.charge_id.as_str())),
+            (":total", n(refund.refunded_cents)),
+        ];
+        let condition = match before {
+            None => "attribute_not_exists(billing_account_id) AND attribute_not_exists(early_refund_cents)",
+            Some(before) => {
+                values.push((":before", n(before.refunded_cents)));
+                "attribute_not_exists(billing_account_id) AND early_refund_cents = :before"
+            }
+        };
+        self.update(
+            keys::payment(payment_intent_id),
+            keys::PAYMENT_SK,
+            "SET early_refund_charge_id = :charge, early_refund_cents = :total",
+            Some(condition),
+            &values,
+        )
     }
 
     /// What was taken back for a charge's refunds so far, in cents.
