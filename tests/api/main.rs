@@ -17,6 +17,7 @@ mod schema_conformance;
 mod security;
 mod stripe_gateway;
 mod stripe_routes;
+mod subscriptions;
 mod users_and_keys;
 mod views;
 mod workspaces;

@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod binaries;
+pub mod dev_server;
 pub mod fake_stripe;
 pub mod fault_proxy;
 pub mod report;

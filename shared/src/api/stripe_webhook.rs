@@ -279,6 +279,19 @@ pub async fn checkout_completed(
             // itself. Its method is saved like any other (a trial starts its promo, whose end
             // the checkout set as the subscription's free period); its invoices move the rest.
             let subscription = text(session, "subscription").unwrap_or(session_id);
+            // One subscription per workspace: a checkout completed after another subscription
+            // started (a late or second checkout) replaces nothing.
+            let profile = app.store.billing_profile(&workspace.id).await?;
+            if profile
+                .subscription_id
+                .as_deref()
+                .is_some_and(|existing| existing != subscription)
+            {
+                return match claim {
+                    Some(claim) => claim_only(app, claim, Handled::Stale).await,
+                    None => Ok(Handled::Stale),
+                };
+            }
             let mut items = claims(claim);
             if let Some(plan) = &checkout.plan_id {
                 items.push(app.store.plan_update(&workspace.id, plan)?);
