@@ -3,6 +3,7 @@
 
 use billing_core::routes::{Access, JOBS, ROUTES};
 use billing_tests::app::{dynamodb_endpoint, fresh_store};
+use billing_tests::dev_server::debug_binary;
 use billing_tests::runtime_api::{http_api_event, lambda_env, RuntimeApi};
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -11,18 +12,6 @@ use tokio::process::{Child, Command};
 
 const SERVICE_KEY: &str = "bk_lambda_boot_service_key_0123456789";
 
-fn binary(name: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let path = target.join("debug").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: build the functions first (`cargo build --bins`, as `make test` does)",
-        path.display()
-    );
-    path
-}
 
 /// A function process talking to its own Runtime API, on a table of its own.
 struct Booted {
@@ -32,7 +21,7 @@ struct Booted {
 
 async fn boot(name: &str, table: &str) -> Booted {
     let api = RuntimeApi::start().await;
-    let process = Command::new(binary(name))
+    let process = Command::new(debug_binary(name))
         .envs(lambda_env(&api, name))
         .env("TABLE_NAME", table)
         .env("DYNAMODB_ENDPOINT", dynamodb_endpoint())
@@ -194,7 +183,7 @@ async fn every_job_binary_boots_and_runs_on_a_scheduled_event() {
 }
 
 fn links_stripe(name: &str) -> bool {
-    billing_tests::binaries::links_stripe(&binary(name)).unwrap()
+    billing_tests::binaries::links_stripe(&debug_binary(name)).unwrap()
 }
 
 #[test]

@@ -284,7 +284,8 @@ async fn only_spending_starts_an_auto_recharge() {
     assert_eq!(balance(&app, &key, &account).await, 1100 - 700 + 2000);
 }
 
-async fn spawn_with_stripe(stripe: &FakeStripe) -> TestApp {
+/// The app with the Stripe gateway pointed at `stripe`, the webhook secret of [`SECRET`].
+pub(crate) async fn spawn_with_stripe(stripe: &FakeStripe) -> TestApp {
     let base = stripe.base_url();
     spawn_app_with(move |c| {
         c.intro_credit_cents = 1000;

@@ -3,36 +3,18 @@
 //! plan once whatever their order, included credit is granted per paid period and expires only
 //! unspent, and the dev server bills a short promo and period in real time.
 
-use crate::payments::{
-    balance, event, send, spawn as spawn_offline, transactions, workspace, SECRET,
-};
-use billing_core::config::{PaymentsConfig, StripeKeys};
+use crate::payments::{balance, event, send, spawn as spawn_offline, transactions, workspace};
+use crate::refunds_and_recharges::spawn_with_stripe;
 use billing_core::domain::ids::WorkspaceId;
 use billing_core::routes::job_by_name;
-use billing_tests::app::{spawn_app_with, TestApp, TestResponse};
+use billing_tests::app::{TestApp, TestResponse};
 use billing_tests::dev_server::DevServer;
-use billing_tests::fake_stripe::{FakeStripe, PUBLISHABLE_KEY, SECRET_KEY};
+use billing_tests::fake_stripe::FakeStripe;
 use futures::future::join_all;
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::time::Duration as StdDuration;
 use time::Duration;
-
-async fn spawn_stripe(stripe: &FakeStripe) -> TestApp {
-    let base = stripe.base_url();
-    spawn_app_with(move |c| {
-        c.intro_credit_cents = 1000;
-        c.payments = PaymentsConfig::Stripe {
-            keys: StripeKeys::Plain {
-                secret_key: SECRET_KEY.into(),
-                publishable_key: PUBLISHABLE_KEY.into(),
-                webhook_secret: SECRET.into(),
-            },
-            api_base: Some(base),
-        };
-    })
-    .await
-}
 
 async fn attach(app: &TestApp, key: &str, ws: &str, method: &str) -> TestResponse {
     app.post(
@@ -98,7 +80,7 @@ async fn customer_of(app: &TestApp, ws: &str) -> String {
 #[tokio::test]
 async fn a_first_card_in_trial_starts_one_subscription_as_stripe_expects_it() {
     let stripe = FakeStripe::start().await;
-    let app = spawn_stripe(&stripe).await;
+    let app = spawn_with_stripe(&stripe).await;
     let (key, account, ws) = workspace(&app).await;
     let answers = join_all((0..4).map(|_| attach(&app, &key, &ws, "pm_card_visa"))).await;
     for answer in &answers {
@@ -147,7 +129,7 @@ async fn a_first_card_in_trial_starts_one_subscription_as_stripe_expects_it() {
 #[tokio::test]
 async fn stripe_invoices_move_the_plan_once_in_any_order_twice_and_concurrently() {
     let stripe = FakeStripe::start().await;
-    let app = spawn_stripe(&stripe).await;
+    let app = spawn_with_stripe(&stripe).await;
     let (key, account, ws) = workspace(&app).await;
     assert_eq!(
         attach(&app, &key, &ws, "pm_card_visa").await.status,
