@@ -6,7 +6,6 @@ use billing_tests::app::{dynamodb_endpoint, fresh_store};
 use billing_tests::dev_server::debug_binary;
 use billing_tests::runtime_api::{http_api_event, lambda_env, RuntimeApi};
 use serde_json::{json, Value};
-use std::path::PathBuf;
 use std::time::Duration;
 use tokio::process::{Child, Command};
 
