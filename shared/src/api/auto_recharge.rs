@@ -3,11 +3,12 @@
 //! charges the saved method of the workspace whose movement it was. The outcome: credited at
 //! once, waiting for the customer (3-D Secure), or ended; the webhook settles what is pending.
 
-use super::payments::{credit_payment, PaymentCredit};
 use crate::app::App;
+use crate::billing::payments::{credit_payment, PaymentCredit};
 use crate::clock::{rfc3339, unix_millis};
 use crate::domain::transaction::TransactionType;
 use crate::http::ApiError;
+use crate::payments::metadata::{PaymentKind, PaymentMetadata};
 use crate::payments::Charge;
 use crate::store::credits::CreditOutcome;
 use crate::store::ledger::RechargeRequest;
@@ -122,12 +123,10 @@ async fn charge(app: &App, request: &RechargeRequest) -> Result<(), ApiError> {
     if !enabled {
         return fail(app, request, "disabled").await;
     }
-    let metadata = [
-        ("workspace_id", workspace.id.to_string()),
-        ("billing_account_id", request.account_id.to_string()),
-        ("kind", "auto_recharge".to_owned()),
-        ("recharge_marker", request.marker.to_string()),
-    ];
+    let metadata = PaymentMetadata::new(&workspace.id, PaymentKind::AutoRecharge)
+        .for_account(&request.account_id)
+        .ending_recharge(request.marker)
+        .to_stripe();
     let payments = app.payments().await?;
     let outcome = payments
         .gateway

@@ -3,23 +3,25 @@
 //! no-cap reminder and, locally, completing an offline checkout.
 
 use super::access::{visible_workspace_state, workspace_id};
-use super::stripe_webhook::{self, Handled};
 use crate::app::App;
+use crate::billing::checkout::checkout_completed;
+use crate::billing::customers::customer_of;
+use crate::billing::payments::{credit_payment, PaymentCredit};
+use crate::billing::{key_digest, Handled};
 use crate::clock::{rfc3339, unix_millis};
 use crate::config::Stage;
 use crate::domain::bounds::PositiveCents;
-use crate::domain::ids::TransactionId;
 use crate::domain::invoice::InvoiceStatus;
-use crate::domain::transaction::{Transaction, TransactionType};
+use crate::domain::transaction::TransactionType;
 use crate::domain::workspace::{PlanStatus, Workspace};
 use crate::http::{ApiError, Ctx, Reply};
+use crate::payments::events::{CheckoutPaymentStatus, CheckoutSession};
+use crate::payments::metadata::{PaymentKind, PaymentMetadata};
 use crate::payments::{Charge, CheckoutMode, CheckoutRequest, Gateway, GatewayError};
-use crate::store::credits::{CreditOutcome, PaidBy};
+use crate::store::credits::CreditOutcome;
 use crate::store::payments::{CheckoutKind, CheckoutRecord, RechargeAction};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
-use sha2::{Digest, Sha256};
 
 impl From<GatewayError> for ApiError {
     fn from(error: GatewayError) -> Self {
@@ -40,33 +42,6 @@ pub async fn publishable_key(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     Reply::ok(&PublishableKey {
         publishable_key: payments.gateway.publishable_key().to_owned(),
     })
-}
-
-/// The workspace's Stripe customer, created on first need, once: concurrent first requests
-/// send Stripe the same idempotency key (so get the same customer), and the first to record
-/// it wins.
-pub async fn customer_of(app: &App, workspace: &Workspace) -> Result<String, ApiError> {
-    if let Some(customer) = app.store.billing_profile(&workspace.id).await?.customer_id {
-        return Ok(customer);
-    }
-    let payments = app.payments().await?;
-    let owner = app.store.get_user(&workspace.owner_user_id).await?;
-    let email = owner.as_ref().and_then(|u| u.email.as_deref());
-    let created = payments
-        .gateway
-        .create_customer(
-            workspace.id.as_str(),
-            email,
-            // The email is part of the request, so of the key: Stripe refuses a key reused with
-            // other parameters.
-            &format!(
-                "customer:{}:{}",
-                workspace.id,
-                digest(email.unwrap_or_default())
-            ),
-        )
-        .await?;
-    Ok(app.store.claim_customer(&workspace.id, &created).await?)
 }
 
 /// What [`validate_url`] takes on the local stage, for the schema (with `maxLength` 2048): a
@@ -113,14 +88,6 @@ fn validate_amount(app: &App, amount_cents: i64) -> Result<(), ApiError> {
     }
 }
 
-/// A short, fixed-length stand-in for `text` (Stripe's idempotency keys stop at 255).
-fn digest(text: &str) -> String {
-    Sha256::digest(text.as_bytes())[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// The key Stripe deduplicates a create by: derived from the caller's `Idempotency-Key` when
 /// given (a retry reaches the same Stripe object), else a fresh one.
 fn stripe_key(cx: &Ctx<'_>, what: &str, workspace: &Workspace) -> Result<String, ApiError> {
@@ -128,7 +95,7 @@ fn stripe_key(cx: &Ctx<'_>, what: &str, workspace: &Workspace) -> Result<String,
         Some(key) => format!(
             "{what}:{}:{}",
             workspace.id,
-            digest(&format!("{}|{key}", cx.caller()?.scope()))
+            key_digest(&format!("{}|{key}", cx.caller()?.scope()))
         ),
         None => format!(
             "{what}:{}:{}",
@@ -170,23 +137,14 @@ async fn start_checkout(
         CheckoutMode::Credits { amount_cents } => *amount_cents,
         CheckoutMode::Subscription { .. } => 0,
     };
-    let mut metadata = vec![
-        ("workspace_id", workspace.id.to_string()),
-        (
-            "billing_account_id",
-            workspace.default_billing_account_id.to_string(),
-        ),
-        (
-            "kind",
-            match kind {
-                CheckoutKind::Credits => "credits".to_owned(),
-                CheckoutKind::Subscription => "subscription".to_owned(),
-            },
-        ),
-    ];
-    if let Some(plan) = &plan_id {
-        metadata.push(("plan_id", plan.clone()));
-    }
+    let paid_for = match kind {
+        CheckoutKind::Credits => PaymentKind::CheckoutCredits,
+        CheckoutKind::Subscription => PaymentKind::CheckoutSubscription,
+    };
+    let mut metadata = PaymentMetadata::new(&workspace.id, paid_for)
+        .for_account(&workspace.default_billing_account_id);
+    metadata.plan_id = plan_id.clone();
+    let metadata = metadata.to_stripe();
     let payments = cx.app.payments().await?;
     let session = payments
         .gateway
@@ -435,65 +393,6 @@ pub struct TopUpProcessing {
     pub payment_intent_id: String,
 }
 
-/// Credits a payment Stripe reports succeeded, once per PaymentIntent, whoever reports it (the
-/// charge's answer, or the webhook).
-/// A payment Stripe reports succeeded, to credit.
-pub struct PaymentCredit<'a> {
-    /// The account it was for.
-    pub account: &'a crate::domain::ids::BillingAccountId,
-    pub kind: TransactionType,
-    pub payment_intent_id: &'a str,
-    pub amount_cents: i64,
-    /// The auto-recharge it ends, if it is one.
-    pub recharge_marker: Option<i64>,
-}
-
-pub async fn credit_payment(
-    app: &App,
-    workspace: &Workspace,
-    payment: PaymentCredit<'_>,
-    extra: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
-) -> Result<CreditOutcome, ApiError> {
-    let PaymentCredit {
-        account,
-        kind,
-        payment_intent_id,
-        amount_cents,
-        recharge_marker,
-    } = payment;
-    let now = app.clock.now();
-    let transaction = Transaction {
-        id: TransactionId::generate(unix_millis(now)),
-        billing_account_id: account.clone(),
-        workspace_id: Some(workspace.id.clone()),
-        kind,
-        amount_cents,
-        balance_after_cents: 0,
-        description: match kind {
-            TransactionType::AutoRecharge => "auto-recharge".to_owned(),
-            TransactionType::TopUp => "top-up".to_owned(),
-            _ => "credits purchased".to_owned(),
-        },
-        category: None,
-        agent_id: None,
-        run_id: None,
-        reference: Some(payment_intent_id.to_owned()),
-        created_at: rfc3339(now),
-    };
-    Ok(app
-        .store
-        .apply_payment_credit(
-            &transaction,
-            Some(&format!("stripe-payment:{payment_intent_id}")),
-            extra,
-            PaidBy {
-                payment_intent_id,
-                recharge_marker,
-            },
-        )
-        .await?)
-}
-
 pub async fn top_up(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     let state = visible_workspace_state(&cx, &workspace_id(&cx)?).await?;
     let workspace = &state.workspace;
@@ -507,14 +406,9 @@ pub async fn top_up(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     };
     let key = stripe_key(&cx, "top-up", workspace)?;
     let payments = cx.app.payments().await?;
-    let metadata = [
-        ("workspace_id", workspace.id.to_string()),
-        (
-            "billing_account_id",
-            workspace.default_billing_account_id.to_string(),
-        ),
-        ("kind", "top_up".to_owned()),
-    ];
+    let metadata = PaymentMetadata::new(&workspace.id, PaymentKind::TopUp)
+        .for_account(&workspace.default_billing_account_id)
+        .to_stripe();
     let charge = payments
         .gateway
         .charge_off_session(&customer, &method, body.amount_cents.get(), &metadata, &key)
@@ -667,35 +561,22 @@ pub async fn complete_local(cx: Ctx<'_>) -> Result<Reply, ApiError> {
         .await?
         .filter(|c| c.workspace_id == state.workspace.id)
         .ok_or_else(|| ApiError::not_found("checkout session"))?;
-    let customer = customer_of(cx.app, &state.workspace).await?;
-    let session = json!({
-        "id": checkout.id,
-        "object": "checkout.session",
-        "mode": match checkout.kind {
-            CheckoutKind::Credits => "payment",
-            CheckoutKind::Subscription => "subscription",
-        },
-        "status": "complete",
-        "payment_status": "paid",
-        "amount_total": checkout.amount_cents,
-        "currency": "usd",
-        "customer": customer,
-        "payment_intent": format!("pi_local_{}", checkout.id.trim_start_matches("cs_local_")),
-        "subscription": match checkout.kind {
-            CheckoutKind::Subscription => Some(format!("sub_local_{}", checkout.id.trim_start_matches("cs_local_"))),
+    // Made a customer as Stripe's checkout does (its later invoices name it).
+    customer_of(cx.app, &state.workspace).await?;
+    let local_suffix = checkout.id.trim_start_matches("cs_local_");
+    let session = CheckoutSession {
+        id: checkout.id.clone(),
+        payment_status: Some(CheckoutPaymentStatus::Paid),
+        amount_total: Some(checkout.amount_cents),
+        payment_intent: Some(format!("pi_local_{local_suffix}")),
+        subscription: match checkout.kind {
+            CheckoutKind::Subscription => Some(format!("sub_local_{local_suffix}")),
             CheckoutKind::Credits => None,
         },
-        "metadata": {
-            "workspace_id": checkout.workspace_id,
-            "billing_account_id": checkout.billing_account_id,
-            "plan_id": checkout.plan_id,
-            // The card the offline checkout "collected": Stripe's test card.
-            "payment_method": "pm_card_visa",
-        },
-    });
-    let handled =
-        stripe_webhook::checkout_completed(cx.app, &session, cx.now().unix_timestamp(), None)
-            .await?;
+        // The card the offline checkout "collected": Stripe's test card.
+        payment_method: Some("pm_card_visa".to_owned()),
+    };
+    let handled = checkout_completed(cx.app, &session, cx.now().unix_timestamp(), None).await?;
     if checkout.kind == CheckoutKind::Subscription && handled == Handled::Applied {
         // Outside a trial the subscription is charged at once, as Stripe's checkout does: its
         // first invoice, through the same path as Stripe's `invoice.paid`.

@@ -9,10 +9,14 @@ use crate::domain::invoice::{Invoice, InvoiceStatus};
 use crate::domain::lifecycle::{next_invoice_period, BilledPeriod, Trigger};
 use crate::domain::workspace::Workspace;
 use crate::http::ApiError;
+use crate::payments::events::{self, InvoiceChange};
+use crate::payments::metadata::{PaymentKind, PaymentMetadata};
 use crate::payments::{Charge, Gateway};
 use crate::store::lifecycle::WorkspaceState;
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use sha2::{Digest, Sha256};
+
+use super::{claim_only, workspace_of, Handled};
 
 /// What an invoice report says happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,6 +113,58 @@ pub async fn record_invoice(
         None => Ok(Recorded::Applied),
         Some(index) => refused(app, index, claim).await,
     }
+}
+
+/// Stripe reported an invoice (`invoice.*`): mirrored, and a subscription's paid or failed
+/// invoice moves the plan, through [`record_invoice`] as the offline invoices do.
+pub async fn invoice_reported(
+    app: &App,
+    change: InvoiceChange,
+    reported: &events::Invoice,
+    reported_at: i64,
+    claim: TransactWriteItem,
+) -> Result<Handled, ApiError> {
+    let Some(workspace) =
+        workspace_of(app, &reported.metadata, reported.customer.as_deref()).await?
+    else {
+        return claim_only(app, claim, Handled::Ignored).await;
+    };
+    let period = reported.billed_period();
+    let invoice = Invoice {
+        id: reported.id.clone(),
+        workspace_id: workspace.id.clone(),
+        number: reported.number.clone(),
+        status: reported.status_after(change),
+        amount_due_cents: reported.amount_due,
+        amount_paid_cents: reported.amount_paid,
+        currency: reported.currency.clone().unwrap_or_else(|| "usd".to_owned()),
+        period_start: period.map(|p| rfc3339(p.start)),
+        period_end: period.map(|p| rfc3339(p.end)),
+        hosted_invoice_url: reported.hosted_invoice_url.clone(),
+        invoice_pdf: reported.invoice_pdf.clone(),
+        created_at: rfc3339(reported.created_at().unwrap_or_else(|| app.clock.now())),
+    };
+    let outcome = match change {
+        InvoiceChange::Paid => InvoiceOutcome::Paid,
+        InvoiceChange::PaymentFailed => InvoiceOutcome::PaymentFailed,
+        InvoiceChange::Created | InvoiceChange::Finalized | InvoiceChange::Voided => {
+            InvoiceOutcome::Updated
+        }
+    };
+    let report = InvoiceReport {
+        invoice,
+        outcome,
+        // Only a subscription's invoice moves the plan.
+        period: period.filter(|_| reported.bills_subscription()),
+        reported_at,
+    };
+    Ok(
+        match record_invoice(app, &workspace, &report, Some(claim)).await? {
+            Recorded::Applied => Handled::Applied,
+            Recorded::Stale => Handled::Stale,
+            Recorded::Duplicate => Handled::Duplicate,
+        },
+    )
 }
 
 /// Item 0 (the mirror) refused: a late report, acknowledged by its claim alone; item 1 (the
@@ -227,10 +283,7 @@ async fn charge_invoice(
                     customer,
                     method,
                     invoice.amount_due_cents,
-                    &[
-                        ("workspace_id", workspace.id.to_string()),
-                        ("kind", "invoice".to_owned()),
-                    ],
+                    &PaymentMetadata::new(&workspace.id, PaymentKind::Invoice).to_stripe(),
                     // One attempt per invoice and second: a retry later is a new attempt.
                     &format!("invoice:{}:{now}", invoice.id),
                 )

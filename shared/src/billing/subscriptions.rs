@@ -2,14 +2,17 @@
 //! `setup_intent.succeeded`) starts it on the first method in trial and pays the open invoice
 //! of a suspended workspace; Stripe's `customer.subscription.*` events mirror it and end it.
 
+use super::customers::customer_of;
 use super::invoices::retry_open_invoice;
+use super::{claim_only, workspace_of, Handled};
 use crate::api::lifecycle::{fire, fire_with, Fired};
-use crate::api::payments::customer_of;
 use crate::app::App;
 use crate::clock::{rfc3339, unix_millis};
 use crate::domain::lifecycle::Trigger;
 use crate::domain::workspace::{PlanStatus, Workspace};
 use crate::http::ApiError;
+use crate::payments::events::{SetupIntent, Subscription, SubscriptionChange};
+use crate::payments::metadata::PaymentMetadata;
 use crate::payments::SubscriptionRequest;
 use aws_sdk_dynamodb::types::TransactWriteItem;
 
@@ -88,10 +91,12 @@ pub async fn ensure_subscription(app: &App, workspace: &Workspace) -> Result<(),
             price_id: &price_id,
             payment_method_id: method,
             trial_end,
-            metadata: vec![
-                ("workspace_id", workspace.id.to_string()),
-                ("plan_id", workspace.plan_id.clone()),
-            ],
+            metadata: PaymentMetadata {
+                workspace_id: Some(workspace.id.clone()),
+                plan_id: Some(workspace.plan_id.clone()),
+                ..PaymentMetadata::default()
+            }
+            .to_stripe(),
             idempotency_key: &key,
         })
         .await?;
@@ -153,5 +158,68 @@ pub async fn record_subscription(
         Fired::CauseRefused { .. } | Fired::NoSuchWorkspace => Ok(false),
         // Already so: the mirror and the event alone.
         Fired::Refused(_) => Ok(app.store.write_claimed(items).await?.is_none()),
+    }
+}
+
+/// Stripe's `setup_intent.succeeded`: its method saved as any other is.
+pub async fn setup_succeeded(
+    app: &App,
+    intent: &SetupIntent,
+    claim: TransactWriteItem,
+) -> Result<Handled, ApiError> {
+    let (Some(workspace), Some(method)) = (
+        workspace_of(app, &intent.metadata, intent.customer.as_deref()).await?,
+        intent.payment_method.as_deref(),
+    ) else {
+        return claim_only(app, claim, Handled::Ignored).await;
+    };
+    Ok(
+        match save_payment_method(app, &workspace, method, vec![claim]).await? {
+            Some(_) => Handled::Applied,
+            None => Handled::Duplicate,
+        },
+    )
+}
+
+/// Stripe's `customer.subscription.*`: recorded by [`record_subscription`]; a report older
+/// than the mirror is acknowledged only.
+pub async fn subscription_reported(
+    app: &App,
+    change: SubscriptionChange,
+    subscription: &Subscription,
+    reported_at: i64,
+    claim: TransactWriteItem,
+) -> Result<Handled, ApiError> {
+    let Some(workspace) = workspace_of(
+        app,
+        &subscription.metadata,
+        subscription.customer.as_deref(),
+    )
+    .await?
+    else {
+        return claim_only(app, claim, Handled::Ignored).await;
+    };
+    let ended = change == SubscriptionChange::Deleted;
+    let report = SubscriptionReport {
+        subscription_id: &subscription.id,
+        status: if ended {
+            "canceled"
+        } else {
+            subscription.status.as_deref().unwrap_or("active")
+        },
+        cancel_at_period_end: subscription.cancel_at_period_end,
+        ended,
+        event_type: match change {
+            SubscriptionChange::Created => "subscription.created",
+            SubscriptionChange::Updated => "subscription.updated",
+            SubscriptionChange::Deleted => "subscription.canceled",
+        },
+        reported_at,
+    };
+    if record_subscription(app, &workspace, &report, claim.clone()).await? {
+        Ok(Handled::Applied)
+    } else {
+        // A newer report is mirrored already: acknowledged only.
+        claim_only(app, claim, Handled::Stale).await
     }
 }

@@ -3,6 +3,8 @@
 //! through `POST .../dev/complete-local` by the same code path as Stripe's webhook. The stage
 //! decides, and a deployed stage can never run the offline gateway.
 
+pub mod events;
+pub mod metadata;
 pub mod offline;
 pub mod signature;
 pub mod stripe;
