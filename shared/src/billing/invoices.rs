@@ -137,7 +137,10 @@ pub async fn invoice_reported(
         status: reported.status_after(change),
         amount_due_cents: reported.amount_due,
         amount_paid_cents: reported.amount_paid,
-        currency: reported.currency.clone().unwrap_or_else(|| "usd".to_owned()),
+        currency: reported
+            .currency
+            .clone()
+            .unwrap_or_else(|| "usd".to_owned()),
         period_start: period.map(|p| rfc3339(p.start)),
         period_end: period.map(|p| rfc3339(p.end)),
         hosted_invoice_url: reported.hosted_invoice_url.clone(),

@@ -507,7 +507,11 @@ mod tests {
             assert!(subscription.cancel_at_period_end);
             assert_eq!(subscription.customer.as_deref(), Some("cus_Na6dX7aXxi11N4"));
             assert_eq!(
-                subscription.metadata.workspace_id.as_ref().map(|w| w.as_str()),
+                subscription
+                    .metadata
+                    .workspace_id
+                    .as_ref()
+                    .map(|w| w.as_str()),
                 Some(WORKSPACE)
             );
             assert_eq!(subscription.metadata.plan_id.as_deref(), Some("pro"));
@@ -581,8 +585,16 @@ mod tests {
     #[test]
     fn invoice_events() {
         for (kind, change, status) in [
-            ("invoice.created", InvoiceChange::Created, InvoiceStatus::Draft),
-            ("invoice.finalized", InvoiceChange::Finalized, InvoiceStatus::Open),
+            (
+                "invoice.created",
+                InvoiceChange::Created,
+                InvoiceStatus::Draft,
+            ),
+            (
+                "invoice.finalized",
+                InvoiceChange::Finalized,
+                InvoiceStatus::Open,
+            ),
             ("invoice.paid", InvoiceChange::Paid, InvoiceStatus::Paid),
             (
                 "invoice.payment_failed",

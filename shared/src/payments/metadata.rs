@@ -96,7 +96,10 @@ impl PaymentMetadata {
     /// Stripe's metadata pairs, in a stable order.
     pub fn to_stripe(&self) -> Vec<(&'static str, String)> {
         [
-            (WORKSPACE_ID, self.workspace_id.as_ref().map(|id| id.to_string())),
+            (
+                WORKSPACE_ID,
+                self.workspace_id.as_ref().map(|id| id.to_string()),
+            ),
             (
                 BILLING_ACCOUNT_ID,
                 self.billing_account_id.as_ref().map(|id| id.to_string()),
@@ -132,10 +135,9 @@ impl PaymentMetadata {
 impl<'de> Deserialize<'de> for PaymentMetadata {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let map = Option::<HashMap<String, Value>>::deserialize(deserializer)?.unwrap_or_default();
-        Ok(Self::from_stripe(
-            map.iter()
-                .filter_map(|(key, value)| Some((key.as_str(), value.as_str()?))),
-        ))
+        Ok(Self::from_stripe(map.iter().filter_map(|(key, value)| {
+            Some((key.as_str(), value.as_str()?))
+        })))
     }
 }
 
@@ -153,7 +155,12 @@ mod tests {
         let pairs = written.to_stripe();
         assert_eq!(
             pairs.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
-            ["workspace_id", "billing_account_id", "kind", "recharge_marker"]
+            [
+                "workspace_id",
+                "billing_account_id",
+                "kind",
+                "recharge_marker"
+            ]
         );
         let read = PaymentMetadata::from_stripe(pairs.iter().map(|(k, v)| (*k, v.as_str())));
         assert_eq!(read, written);
