@@ -11,7 +11,6 @@ use tokio::process::{Child, Command};
 
 const SERVICE_KEY: &str = "bk_lambda_boot_service_key_0123456789";
 
-
 /// A function process talking to its own Runtime API, on a table of its own.
 struct Booted {
     api: RuntimeApi,
