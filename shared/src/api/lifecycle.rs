@@ -14,7 +14,7 @@ use crate::domain::plan::{subscription_status_without_subscription, Subscription
 use crate::domain::rate_limit::{tier_for, RateTier};
 use crate::domain::workspace::{PlanStatus, Workspace};
 use crate::http::{ApiError, Ctx, Reply};
-use crate::payments::Gateway;
+use crate::config::PaymentsConfig;
 use crate::scheduler::Deadline;
 use crate::store::lifecycle::{TransitionWrite, TransitionWritten, WorkspaceState};
 use aws_sdk_dynamodb::types::TransactWriteItem;
@@ -66,7 +66,7 @@ pub async fn fire_with(
         let billing = match trigger {
             Trigger::PaymentMethodAttached
             | Trigger::InvoicePaid(_)
-            | Trigger::InvoiceFailed(_) => subscription_billing(app, plan).await?,
+            | Trigger::InvoiceFailed(_) => subscription_billing(app, plan),
             _ => None,
         };
         let transition = match apply(&state.lifecycle, trigger, now, &app.durations, billing) {
@@ -110,14 +110,16 @@ pub async fn fire_with(
 }
 
 /// Who invoices a subscription to `plan` started now: none for a plan without a price.
-pub async fn subscription_billing(app: &App, plan: &Plan) -> Result<Option<Billing>, ApiError> {
+/// Read from the configuration, not the gateway: routes that only move the lifecycle (a trial's
+/// last action) must not link the payment gateway's code.
+pub fn subscription_billing(app: &App, plan: &Plan) -> Option<Billing> {
     if plan.price_cents.is_none_or(|price| price <= 0) {
-        return Ok(None);
+        return None;
     }
-    Ok(Some(match app.payments().await?.gateway {
-        Gateway::Stripe(_) => Billing::Stripe,
-        Gateway::Offline(_) => Billing::Local,
-    }))
+    Some(match app.config.payments {
+        PaymentsConfig::Stripe { .. } => Billing::Stripe,
+        PaymentsConfig::Offline { .. } => Billing::Local,
+    })
 }
 
 /// Keeps the workspace's one-time schedule on its next deadline. A failure is logged, not

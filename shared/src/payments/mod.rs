@@ -212,14 +212,6 @@ impl Gateway {
         }
     }
 
-    /// Who invoices subscriptions through this gateway.
-    pub fn billing(&self) -> crate::domain::lifecycle::Billing {
-        match self {
-            Gateway::Stripe(_) => crate::domain::lifecycle::Billing::Stripe,
-            Gateway::Offline(_) => crate::domain::lifecycle::Billing::Local,
-        }
-    }
-
     /// Cancels a PaymentIntent that is no longer waited for (an auto-recharge given up), so a
     /// customer who comes back to it later can't pay it. The offline gateway's payments succeed
     /// at once: nothing is left to cancel.
