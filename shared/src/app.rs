@@ -3,7 +3,9 @@
 
 use crate::catalog::Catalog;
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, ConfigError, PaymentsConfig, ServiceKeySource, StripeKeys};
+use crate::config::{
+    Config, ConfigError, FacilitatorConfig, PaymentsConfig, ServiceKeySource, StripeKeys,
+};
 use crate::domain::lifecycle::Durations;
 use crate::http::cursor::CursorKey;
 use crate::http::ApiError;
@@ -12,6 +14,7 @@ use crate::payments::stripe::StripeGateway;
 use crate::payments::Gateway;
 use crate::scheduler::Scheduler;
 use crate::store::Store;
+use crate::x402::facilitator::{Facilitator, HttpFacilitator};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -29,6 +32,7 @@ pub struct App {
     deadlines: OnceCell<Option<Scheduler>>,
     secrets: OnceCell<Secrets>,
     payments: OnceCell<Payments>,
+    facilitator: OnceCell<Facilitator>,
 }
 
 /// The payment gateway and the webhook secret, built once per cold start (on first use: in a
@@ -72,6 +76,7 @@ impl App {
             deadlines: OnceCell::new(),
             secrets: OnceCell::new(),
             payments: OnceCell::new(),
+            facilitator: OnceCell::new(),
         }
     }
 
@@ -149,6 +154,27 @@ impl App {
                             )),
                             webhook_secret: keys.webhook_secret,
                         }
+                    }
+                })
+            })
+            .await
+    }
+}
+
+impl App {
+    /// Who settles x402 payments, built on first use (its token, if any, comes from Secrets
+    /// Manager).
+    pub async fn x402_facilitator(&self) -> Result<&Facilitator, ApiError> {
+        self.facilitator
+            .get_or_try_init(|| async {
+                Ok(match &self.config.x402.facilitator {
+                    FacilitatorConfig::Offline => Facilitator::Offline,
+                    FacilitatorConfig::Http { url, token_arn } => {
+                        let token = match token_arn {
+                            Some(arn) => Some(read_secret(arn).await?),
+                            None => None,
+                        };
+                        Facilitator::Http(HttpFacilitator::new(url, token))
                     }
                 })
             })

@@ -1,5 +1,7 @@
 //! Configuration, read once per cold start from the environment.
 
+use crate::x402::evm::Address;
+use crate::x402::Network;
 use std::env;
 
 /// Where this process runs. The local stage is the dev server and the tests; anything else is a
@@ -45,6 +47,129 @@ pub struct Config {
     pub payments: PaymentsConfig,
     /// What one credit purchase (checkout or top-up) may be, in cents.
     pub purchase_limits: PurchaseLimits,
+    /// Exact origins allowed to call MCP (`MCP_ALLOWED_ORIGINS`, comma-separated); the local
+    /// stage also allows loopback `http` origins.
+    pub allowed_origins: Vec<String>,
+    pub x402: X402Config,
+}
+
+/// x402 checkout: what a payment must pay, to whom, and who settles it (`X402_*`).
+#[derive(Clone, Debug)]
+pub struct X402Config {
+    pub network: Network,
+    /// The token contract (USDC), which is also the EIP-712 `verifyingContract`.
+    pub asset: Address,
+    /// The token's EIP-712 domain `name` and `version`.
+    pub asset_name: String,
+    pub asset_version: String,
+    /// The treasury that receives the payments.
+    pub pay_to: Address,
+    pub max_timeout_seconds: u64,
+    pub facilitator: FacilitatorConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FacilitatorConfig {
+    /// Local stage only: the server verifies the signature and settles by crediting.
+    Offline,
+    /// `X402_FACILITATOR_URL`'s `/verify` and `/settle`, with an optional bearer token read
+    /// from Secrets Manager (`X402_FACILITATOR_TOKEN_ARN`).
+    Http {
+        url: String,
+        token_arn: Option<String>,
+    },
+}
+
+impl X402Config {
+    /// The local defaults: Base Sepolia's USDC, a throwaway treasury, the offline facilitator.
+    pub fn local() -> Self {
+        Self::from_vars(&Stage::Local, |_| None).expect("the local defaults are valid")
+    }
+
+    /// From `lookup` (the environment, or a test's table). A deployed stage must name the
+    /// network, the treasury and a facilitator: it never runs the offline one.
+    pub fn from_vars(
+        stage: &Stage,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let var = |name: &str| lookup(name).filter(|v| !v.is_empty());
+        let deployed = matches!(stage, Stage::Deployed(_));
+        let required = |name: &'static str, local: &str| match var(name) {
+            Some(value) => Ok(value),
+            None if deployed => Err(ConfigError::Missing(name)),
+            None => Ok(local.to_owned()),
+        };
+        let invalid = |name: &'static str, reason: &str| ConfigError::Invalid {
+            name,
+            reason: reason.to_owned(),
+        };
+        let network_text = required("X402_NETWORK", "eip155:84532")?;
+        let network = Network::parse(&network_text).ok_or_else(|| {
+            invalid(
+                "X402_NETWORK",
+                "must be a known EVM network as `eip155:<chain id>` (8453 Base, 84532 Base Sepolia, …)",
+            )
+        })?;
+        let asset_default = network.default_asset();
+        let address = |name: &'static str, text: String| {
+            Address::parse(&text).ok_or_else(|| invalid(name, "must be 0x and 40 hex digits"))
+        };
+        let asset = match (var("X402_ASSET"), asset_default) {
+            (Some(text), _) => address("X402_ASSET", text)?,
+            (None, Some(default)) => default.address,
+            (None, None) => return Err(ConfigError::Missing("X402_ASSET")),
+        };
+        let (default_name, default_version) = asset_default
+            .filter(|d| d.address == asset)
+            .map_or(("USDC", "2"), |d| (d.name, d.version));
+        let pay_to = address(
+            "X402_PAY_TO",
+            required("X402_PAY_TO", "0x209693Bc6afc0C5328bA36FaF03C514EF312287C")?,
+        )?;
+        let max_timeout_seconds = match var("X402_MAX_TIMEOUT_SECONDS") {
+            Some(text) => text
+                .parse::<u64>()
+                .ok()
+                .filter(|s| (1..=86_400).contains(s))
+                .ok_or_else(|| invalid("X402_MAX_TIMEOUT_SECONDS", "must be 1 to 86400 seconds"))?,
+            None => 300,
+        };
+        let facilitator = match var("X402_FACILITATOR_URL") {
+            Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                FacilitatorConfig::Http {
+                    url: url.trim_end_matches('/').to_owned(),
+                    token_arn: var("X402_FACILITATOR_TOKEN_ARN"),
+                }
+            }
+            Some(_) => return Err(invalid("X402_FACILITATOR_URL", "must be an http(s) URL")),
+            None if deployed => {
+                return Err(ConfigError::Missing(
+                    "X402_FACILITATOR_URL (a deployed stage never runs the offline facilitator)",
+                ))
+            }
+            None => FacilitatorConfig::Offline,
+        };
+        Ok(Self {
+            network,
+            asset,
+            asset_name: var("X402_ASSET_NAME").unwrap_or_else(|| default_name.to_owned()),
+            asset_version: var("X402_ASSET_VERSION").unwrap_or_else(|| default_version.to_owned()),
+            pay_to,
+            max_timeout_seconds,
+            facilitator,
+        })
+    }
+}
+
+/// `MCP_ALLOWED_ORIGINS`: comma-separated exact origins.
+pub fn allowed_origins(lookup: impl Fn(&str) -> Option<String>) -> Vec<String> {
+    lookup("MCP_ALLOWED_ORIGINS")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -257,7 +382,10 @@ impl Config {
                 reason: "must not exceed PURCHASE_MAX_CENTS".into(),
             });
         }
+        let lookup = |name: &str| env::var(name).ok();
         Ok(Self {
+            allowed_origins: allowed_origins(lookup),
+            x402: X402Config::from_vars(&stage, lookup)?,
             purchase_limits,
             payments,
             stage,
@@ -292,6 +420,8 @@ impl Config {
             scheduler: None,
             payments: PaymentsConfig::offline(&PaymentsConfig::derived_webhook_secret(service_key)),
             purchase_limits: PurchaseLimits::default(),
+            allowed_origins: Vec::new(),
+            x402: X402Config::local(),
         }
     }
 }
@@ -322,6 +452,47 @@ mod tests {
                 .find(|(n, _)| *n == name)
                 .map(|(_, v)| (*v).to_owned())
         }
+    }
+
+    #[test]
+    fn x402_defaults_locally_and_requires_its_settings_when_deployed() {
+        let local = X402Config::from_vars(&Stage::Local, lookup(&[])).unwrap();
+        assert_eq!(local.network.caip2(), "eip155:84532");
+        assert_eq!(
+            local.asset.checksummed(),
+            "0x036CbD53842c5426634e7929541eC2318f3dCF7e"
+        );
+        assert_eq!((local.asset_name.as_str(), local.asset_version.as_str()), ("USDC", "2"));
+        assert_eq!(local.facilitator, FacilitatorConfig::Offline);
+        let deployed = Stage::Deployed("prod".into());
+        assert!(X402Config::from_vars(&deployed, lookup(&[])).is_err());
+        // Everything but a facilitator: still refused, never offline.
+        assert!(matches!(
+            X402Config::from_vars(
+                &deployed,
+                lookup(&[
+                    ("X402_NETWORK", "eip155:8453"),
+                    ("X402_PAY_TO", "0x209693Bc6afc0C5328bA36FaF03C514EF312287C"),
+                ])
+            ),
+            Err(ConfigError::Missing(_))
+        ));
+        let base = X402Config::from_vars(
+            &deployed,
+            lookup(&[
+                ("X402_NETWORK", "eip155:8453"),
+                ("X402_PAY_TO", "0x209693Bc6afc0C5328bA36FaF03C514EF312287C"),
+                ("X402_FACILITATOR_URL", "https://facilitator.example/"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            base.asset.checksummed(),
+            "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"
+        );
+        assert_eq!(base.asset_name, "USD Coin");
+        assert_eq!(base.network.v1_name(), "base");
+        assert!(matches!(base.facilitator, FacilitatorConfig::Http { ref url, .. } if url == "https://facilitator.example"));
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! - [`api`]: one module per feature, holding the handlers the routes point at.
 //! - [`routes`]: the route table, the single source for Lambdas, the dev server, `template.yaml`
 //!   checks and the OpenAPI document ([`openapi`]).
+//! - [`mcp`] and [`x402`]: the protocols agents use to read their budget and to pay: MCP's
+//!   JSON-RPC messages, versions and tools; x402's requirements, payments and facilitators.
 //! - [`aws`]: the AWS SDK configuration every client shares.
 //! - [`lambda`] and [`dev_server`]: the two ways the same handlers are served.
 
@@ -23,8 +25,10 @@ pub mod dev_server;
 pub mod domain;
 pub mod http;
 pub mod lambda;
+pub mod mcp;
 pub mod openapi;
 pub mod payments;
 pub mod routes;
 pub mod scheduler;
 pub mod store;
+pub mod x402;

@@ -3,8 +3,9 @@
 //! OpenAPI document and the test that checks `template.yaml`.
 
 use crate::api::{
-    api_keys, auto_recharge, billing_accounts, lifecycle, meta, metering, payments, rate_limits,
-    runs, stripe_webhook, users, views, workspace_billing, workspaces,
+    api_keys, auto_recharge, billing_accounts, lifecycle, mcp, meta, metering, payments,
+    rate_limits, runs, stripe_webhook, users, views, workspace_billing, workspaces,
+    x402_checkout,
 };
 use crate::domain::account::BillingAccount;
 use crate::domain::api_key::ApiKey;
@@ -50,6 +51,62 @@ pub struct RouteSpec {
     /// The success status and body.
     pub status: u16,
     pub response: SchemaFn,
+    /// What the route does differently from a plain JSON route (most have the defaults).
+    pub options: RouteOptions,
+}
+
+/// A route's departures from the plain JSON route: the protocol endpoints (MCP, x402) need them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouteOptions {
+    /// The function takes every method (`ANY` in `template.yaml`, so API Gateway does not
+    /// answer 404 first); any but `method` answers 405 with `Allow: <method>`.
+    pub answers_every_method: bool,
+    /// `Origin` is checked before the key (a browser may reach it: MCP's DNS-rebinding rule).
+    pub checks_origin: bool,
+    pub idempotency: Idempotency,
+}
+
+impl RouteOptions {
+    pub const PLAIN: RouteOptions = RouteOptions {
+        answers_every_method: false,
+        checks_origin: false,
+        idempotency: Idempotency::Body,
+    };
+}
+
+/// What an `Idempotency-Key` does on a POST route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Idempotency {
+    /// The same key and body replay the first final answer.
+    Body,
+    /// The key is ignored (MCP: every tool only reads, JSON-RPC ids pair answers).
+    Ignored,
+    /// Only a request carrying one of `headers` is kept, and "the same request" is the body plus
+    /// that header (x402: the unpaid 402 must never be replayed to the paid retry).
+    BodyAndHeader { headers: &'static [&'static str] },
+}
+
+impl RouteSpec {
+    /// The method API Gateway routes to the function (`ANY` for a route that answers every one).
+    pub fn gateway_method(&self) -> &'static str {
+        if self.options.answers_every_method {
+            "ANY"
+        } else {
+            self.method_name()
+        }
+    }
+
+    /// `method` as a name that outlives the spec (for `Allow`).
+    pub fn method_name(&self) -> &'static str {
+        match self.method {
+            Method::GET => "GET",
+            Method::POST => "POST",
+            Method::PUT => "PUT",
+            Method::PATCH => "PATCH",
+            Method::DELETE => "DELETE",
+            _ => "POST",
+        }
+    }
 }
 
 /// A route with its code: one `static` per route, so a function binary that names its own
@@ -72,6 +129,11 @@ impl std::ops::Deref for Route {
 /// Work a route or job does after its own: see [`Route::after`].
 pub type AfterHook = for<'a> fn(&'a crate::app::App) -> BoxFuture<'a, ()>;
 
+/// Payment work a function left half done: uncharged auto-recharges, x402 claims pending too long.
+async fn repair_payments(app: &crate::app::App) -> Result<usize, ApiError> {
+    Ok(auto_recharge::retry_stale(app).await? + x402_checkout::log_stale_claims(app).await?)
+}
+
 /// Charges the auto-recharges this process's movements started.
 fn charge_started_recharges(app: &crate::app::App) -> BoxFuture<'_, ()> {
     Box::pin(auto_recharge::charge_started(app))
@@ -90,15 +152,19 @@ macro_rules! handler {
     }};
 }
 
-/// The route table: `IDENT { spec fields } serves handler[, then hook];` for each route. It
-/// emits `routes::spec::IDENT` (the spec), `routes::IDENT` (the route), and [`SPECS`] and
+/// The route table: `IDENT { spec fields } [with options] serves handler[, then hook];` for
+/// each route (`options` default to [`RouteOptions::PLAIN`]). It emits `routes::spec::IDENT` (the spec), `routes::IDENT` (the route), and [`SPECS`] and
 /// [`ROUTES`] over all of them, in this order.
 macro_rules! route_table {
-    ($($ident:ident { $($field:ident: $value:expr),* $(,)? } serves $handler:path $(, then $after:path)?;)*) => {
+    ($($ident:ident { $($field:ident: $value:expr),* $(,)? } $(with RouteOptions { $($option:tt)* })? serves $handler:path $(, then $after:path)?;)*) => {
         /// Each route's [`RouteSpec`], by the same name as its [`Route`].
         pub mod spec {
             use super::*;
-            $(pub static $ident: RouteSpec = RouteSpec { ident: stringify!($ident), $($field: $value),* };)*
+            $(pub static $ident: RouteSpec = RouteSpec {
+                ident: stringify!($ident),
+                $($field: $value,)*
+                options: route_table!(@options $($($option)*)?),
+            };)*
         }
         $(pub static $ident: Route = Route {
             spec: &spec::$ident,
@@ -110,6 +176,8 @@ macro_rules! route_table {
         /// Every route: for the dev server, which serves them all.
         pub static ROUTES: &[&Route] = &[$(&$ident),*];
     };
+    (@options) => { RouteOptions::PLAIN };
+    (@options $($option:tt)+) => { RouteOptions { $($option)+ } };
     (@after) => { None };
     (@after $after:path) => { Some($after as AfterHook) };
 }
@@ -339,6 +407,21 @@ route_table! {
         status: 200,
         response: schema::<workspaces::Unlinked>,
     } serves workspaces::unlink_account;
+    MCP {
+        name: "mcp",
+        method: Method::POST,
+        path: "/v1/mcp",
+        access: Access::KeyReadOnlyAllowed,
+        summary: "The Model Context Protocol (Streamable HTTP, JSON answers only, stateless): one JSON-RPC 2.0 message per POST, answered outside the error envelope. Speaks the handshake revisions 2025-03-26, 2025-06-18 and 2025-11-25 (`initialize`, `ping`) and the stateless 2026-07-28 (`server/discover`; `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name` must match the body). Tools: `get_billing_status`, `get_usage`, `check_budget`, answered by the same code as the billing views and the run authorization. A notification or a client response answers 202 with no body. JSON-RPC errors travel with 200, except -32700 / -32600 / -32022 / -32020 (400) and -32601 under 2026-07-28 (404). An `Origin` outside `MCP_ALLOWED_ORIGINS` (locally also loopback) answers 403 before the key is read; read keys may call it; `Idempotency-Key` is ignored; other methods answer 405 with `Allow: POST`.",
+        query: &[],
+        request: Some(schema::<serde_json::Value>),
+        status: 200,
+        response: schema::<serde_json::Value>,
+    } with RouteOptions {
+        answers_every_method: true,
+        checks_origin: true,
+        idempotency: Idempotency::Ignored,
+    } serves mcp::handle;
     PRICING {
         name: "pricing",
         method: Method::GET,
@@ -611,6 +694,20 @@ route_table! {
         status: 200,
         response: schema::<payments::CheckoutCreated>,
     } serves payments::checkout;
+    WORKSPACE_BILLING_CHECKOUT_X402 {
+        name: "workspace-billing-checkout-x402",
+        method: Method::POST,
+        path: "/v1/workspaces/{workspaceId}/billing/checkout/x402",
+        access: Access::Key,
+        summary: "Buy credits with an x402 `exact` payment in USDC (EIP-3009). Without `PAYMENT-SIGNATURE` (v2) or `X-PAYMENT` (v1): 402 with the requirement, base64 JSON in the `PAYMENT-REQUIRED` header (v2) and the v1 form as the body (outside the error envelope). With a payment: checked in order (requirement, recipient, exact value, validity window, signature, authorization unused), then settled; a refusal is the same 402 with the reason as `error`. Paid: 200 with the `purchase` transaction and `PAYMENT-RESPONSE` (v2) or `X-PAYMENT-RESPONSE` (v1), base64 JSON `{success, transaction, network, payer, amount}`. One authorization credits once, however often or concurrently it is presented. A 402 is never kept under an `Idempotency-Key`; with a payment header the key's request is the body plus that header. 502 `payment_provider_error` when the facilitator is unreachable, slow (10 s) or failing: nothing credited.",
+        query: &[],
+        request: Some(schema::<payments::BuyX402>),
+        status: 200,
+        response: schema::<Transaction>,
+    } with RouteOptions {
+        idempotency: Idempotency::BodyAndHeader { headers: crate::x402::PAYMENT_HEADERS },
+        ..RouteOptions::PLAIN
+    } serves x402_checkout::checkout;
     WORKSPACE_BILLING_SUBSCRIBE {
         name: "workspace-billing-subscribe",
         method: Method::POST,
@@ -816,8 +913,8 @@ job_table! {
     AUTO_RECHARGE_RETRY {
         name: "auto-recharge-retry",
         schedule: Some("rate(15 minutes)"),
-        summary: "Charge auto-recharges that were started but never charged (their function stopped in between), under the same idempotency key.",
-        run: job!(auto_recharge::retry_stale),
+        summary: "Charge auto-recharges that were started but never charged (their function stopped in between), under the same idempotency key; log x402 claims left pending before `/settle` for over 15 minutes, for reconciliation.",
+        run: job!(repair_payments),
         after: Some(charge_started_recharges),
     };
     LIFECYCLE_TRANSITION {
@@ -845,7 +942,7 @@ pub fn resolve(method: &Method, path: &str) -> Resolved {
     let mut path_exists = false;
     for &route in ROUTES {
         if let Some(params) = match_path(route.path, path) {
-            if route.method == method {
+            if route.method == method || route.options.answers_every_method {
                 return Resolved::Route(route, params);
             }
             path_exists = true;

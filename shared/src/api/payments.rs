@@ -76,7 +76,7 @@ fn validate_url(app: &App, field: &str, url: &str) -> Result<(), ApiError> {
     }
 }
 
-fn validate_amount(app: &App, amount_cents: i64) -> Result<(), ApiError> {
+pub fn validate_amount(app: &App, amount_cents: i64) -> Result<(), ApiError> {
     let limits = app.config.purchase_limits;
     if (limits.min_cents..=limits.max_cents).contains(&amount_cents) {
         Ok(())
@@ -115,6 +115,15 @@ pub struct BuyCredits {
     pub success_url: String,
     #[schemars(length(max = 2048), pattern(RETURN_URL_PATTERN))]
     pub cancel_url: String,
+}
+
+/// `POST .../billing/checkout/x402`'s body.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BuyX402 {
+    /// Within the configured purchase limits (by default 500 to 1,000,000).
+    #[schemars(schema_with = "crate::openapi::purchase_cents")]
+    pub amount_cents: PositiveCents,
 }
 
 #[derive(Serialize, JsonSchema)]

@@ -244,16 +244,22 @@ fn counted(counters: &[MonthlyCounter], month: &str) -> Counted {
 
 pub async fn status(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     let id = workspace_id(&cx)?;
-    let mut state = visible_workspace_state(&cx, &id).await?;
+    Reply::ok(&billing_status(&cx, &id).await?)
+}
+
+/// The body of `GET /v1/workspaces/{id}/billing` (and of MCP's `get_billing_status`), for a
+/// workspace the caller may see.
+pub async fn billing_status(cx: &Ctx<'_>, id: &WorkspaceId) -> Result<BillingStatus, ApiError> {
+    let mut state = visible_workspace_state(cx, id).await?;
     // A trial whose last action was counted but whose move to readonly was lost (a crash between
     // the two writes) is moved now, so the status never shows a spent trial as running.
     if state.workspace.plan_status == PlanStatus::Trial {
         lifecycle::recount_trial_actions(cx.app, &state.workspace).await?;
-        state = visible_workspace_state(&cx, &id).await?;
+        state = visible_workspace_state(cx, id).await?;
     }
     let workspace = state.workspace.clone();
-    let plan = plan_of(&cx, &workspace)?;
-    let period = Period::month_of(today(&cx));
+    let plan = plan_of(cx, &workspace)?;
+    let period = Period::month_of(today(cx));
     let month = month_key(period.start);
     let counted_since = counted_from(&workspace, &month);
     let store = &cx.app.store;
@@ -267,7 +273,7 @@ pub async fn status(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     let on_trial = workspace.plan_status == PlanStatus::Trial;
     let allowed = permissions(workspace.plan_status);
     let (money, budget) = (&snapshot.account, &snapshot.budget);
-    Reply::ok(&BillingStatus {
+    Ok(BillingStatus {
         workspace_id: workspace.id.clone(),
         plan: PlanRef {
             id: plan.id.clone(),
@@ -383,7 +389,11 @@ fn category_names() -> String {
 
 /// `?category=`: `default` when absent (a 400 naming the parameter when there is none).
 fn category_param(cx: &Ctx<'_>, default: Option<Category>) -> Result<Category, ApiError> {
-    match (cx.query("category"), default) {
+    category_of(cx.query("category"), default)
+}
+
+fn category_of(given: Option<&str>, default: Option<Category>) -> Result<Category, ApiError> {
+    match (given, default) {
         (Some(text), _) => Category::parse(text).ok_or_else(|| {
             ApiError::InvalidRequest(format!("`category` must be one of: {}", category_names()))
         }),
@@ -395,8 +405,8 @@ fn category_param(cx: &Ctx<'_>, default: Option<Category>) -> Result<Category, A
     }
 }
 
-fn date_param(cx: &Ctx<'_>, name: &str, default: Date) -> Result<Date, ApiError> {
-    match cx.query(name) {
+fn date_param(given: Option<&str>, name: &str, default: Date) -> Result<Date, ApiError> {
+    match given {
         None => Ok(default),
         Some(text) => parse_date(text).ok_or_else(|| {
             ApiError::InvalidRequest(format!("`{name}` must be a date (YYYY-MM-DD)"))
@@ -410,17 +420,43 @@ enum GroupBy {
     Agent,
 }
 
+/// The usage report's parameters, as given (checked by [`usage_report`]).
+#[derive(Clone, Copy, Default)]
+pub struct UsageQuery<'q> {
+    pub category: Option<&'q str>,
+    pub period_start: Option<&'q str>,
+    pub period_end: Option<&'q str>,
+    pub group_by: Option<&'q str>,
+}
+
 /// `?category=` (required), `?period_start=`/`?period_end=` (each defaults to this month's
 /// first/last day), `?group_by=day|agent`.
 pub async fn usage(cx: Ctx<'_>) -> Result<Reply, ApiError> {
-    let category = category_param(&cx, None)?;
-    let month = Period::month_of(today(&cx));
+    let query = UsageQuery {
+        category: cx.query("category"),
+        period_start: cx.query("period_start"),
+        period_end: cx.query("period_end"),
+        group_by: cx.query("group_by"),
+    };
+    let id = workspace_id(&cx)?;
+    Reply::ok(&usage_report(&cx, &id, query).await?)
+}
+
+/// The body of `GET /v1/workspaces/{id}/billing/usage` (and of MCP's `get_usage`); its 400s
+/// name the parameter.
+pub async fn usage_report(
+    cx: &Ctx<'_>,
+    id: &WorkspaceId,
+    query: UsageQuery<'_>,
+) -> Result<UsageReport, ApiError> {
+    let category = category_of(query.category, None)?;
+    let month = Period::month_of(today(cx));
     let period = Period::new(
-        date_param(&cx, "period_start", month.start)?,
-        date_param(&cx, "period_end", month.end)?,
+        date_param(query.period_start, "period_start", month.start)?,
+        date_param(query.period_end, "period_end", month.end)?,
     )
     .map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
-    let group_by = match cx.query("group_by") {
+    let group_by = match query.group_by {
         None => None,
         Some("day") => Some(GroupBy::Day),
         Some("agent") => Some(GroupBy::Agent),
@@ -430,7 +466,7 @@ pub async fn usage(cx: Ctx<'_>) -> Result<Reply, ApiError> {
             ))
         }
     };
-    let workspace = visible_workspace(&cx, &workspace_id(&cx)?).await?;
+    let workspace = visible_workspace(cx, id).await?;
     let mut counters = cx.app.store.daily_usage(&workspace.id, &period).await?;
     counters.retain(|c| c.category == category);
     let sum = total(&counters);
@@ -445,7 +481,7 @@ pub async fn usage(cx: Ctx<'_>) -> Result<Reply, ApiError> {
             .map(|(agent, totals)| group(agent, totals))
             .collect(),
     };
-    Reply::ok(&UsageReport {
+    Ok(UsageReport {
         category,
         period_start: format_date(period.start),
         period_end: format_date(period.end),

@@ -4,9 +4,9 @@
 use super::auth::authenticate;
 use super::error::ApiError;
 use super::idempotency::{self, Admission};
-use super::request::{ApiRequest, ApiResponse, Ctx};
+use super::request::{ApiRequest, ApiResponse, Ctx, Reply};
 use crate::app::App;
-use crate::routes::{Access, Route};
+use crate::routes::{Access, Idempotency, Route};
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use std::time::Instant;
@@ -50,13 +50,14 @@ pub fn error_response(error: &ApiError, request_id: &str) -> ApiResponse {
         _ => {}
     }
     let mut response = json_response(error.status(), error.body(request_id).to_string());
-    if let ApiError::RateLimited {
-        retry_after_secs, ..
-    } = error
-    {
-        response
+    match error {
+        ApiError::RateLimited {
+            retry_after_secs, ..
+        } => response
             .headers
-            .push(("retry-after", retry_after_secs.to_string()));
+            .push(("retry-after", retry_after_secs.to_string())),
+        ApiError::MethodNotAllowed { allow } => response.headers.push(("allow", (*allow).into())),
+        _ => {}
     }
     response
 }
@@ -71,7 +72,38 @@ fn json_response(status: StatusCode, body: String) -> ApiResponse {
     }
 }
 
+/// The reply as sent: its JSON body (or none) and its own headers.
+fn reply_response(reply: &Reply) -> ApiResponse {
+    let mut response = if reply.empty {
+        ApiResponse {
+            status: reply.status,
+            headers: Vec::new(),
+            body: Bytes::new(),
+        }
+    } else {
+        json_response(reply.status, reply.body.to_string())
+    };
+    response.headers.extend(reply.headers.iter().cloned());
+    response
+}
+
+/// The header names a stored answer may replay: those of the protocols the routes speak.
+const REPLAYED_HEADERS: &[&str] = &[
+    crate::x402::PAYMENT_RESPONSE_HEADER,
+    crate::x402::X_PAYMENT_RESPONSE_HEADER,
+];
+
 async fn run(app: &App, route: &Route, request: ApiRequest) -> Result<ApiResponse, ApiError> {
+    if route.options.answers_every_method && request.method != route.method {
+        return Err(ApiError::MethodNotAllowed {
+            allow: route.method_name(),
+        });
+    }
+    // Before the key: a page in a browser must not reach a local server through its user's
+    // credentials (DNS rebinding).
+    if route.options.checks_origin {
+        super::origin::check(&app.config, &request.headers)?;
+    }
     // A provider's webhook (the only public POST) may carry a large object, e.g. an invoice
     // with many lines: it gets Stripe's own ceiling.
     let max_body_bytes = if route.access == Access::Public && route.method == Method::POST {
@@ -108,16 +140,40 @@ async fn run(app: &App, route: &Route, request: ApiRequest) -> Result<ApiRespons
             Some(principal)
         }
     };
-    let held = match (&principal, request.method == Method::POST) {
-        (Some(principal), true) => match idempotency::key_from(&request.headers)? {
+    let kept_header = match route.options.idempotency {
+        Idempotency::Body => Some(None),
+        Idempotency::Ignored => None,
+        Idempotency::BodyAndHeader { headers } => headers
+            .iter()
+            .find_map(|name| request.headers.get(*name).map(|v| (*name, v.as_bytes())))
+            .map(Some),
+    };
+    let held = match (&principal, request.method == Method::POST, kept_header) {
+        (Some(principal), true, Some(header)) => match idempotency::key_from(&request.headers)? {
             Some(key) => {
-                let fingerprint =
-                    idempotency::fingerprint(request.method.as_str(), &request.path, &request.body);
+                let fingerprint = idempotency::fingerprint(
+                    request.method.as_str(),
+                    &request.path,
+                    &request.body,
+                    header,
+                );
                 match idempotency::admit(app, principal.scope(), key, fingerprint).await? {
                     Admission::Run(held) => Some(held),
-                    Admission::Replay { status, body } => {
+                    Admission::Replay {
+                        status,
+                        body,
+                        headers,
+                    } => {
                         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
                         let mut response = json_response(status, body);
+                        response.headers.extend(headers.into_iter().filter_map(
+                            |(name, value)| {
+                                REPLAYED_HEADERS
+                                    .iter()
+                                    .find(|known| known.eq_ignore_ascii_case(&name))
+                                    .map(|known| (*known, value))
+                            },
+                        ));
                         response
                             .headers
                             .push(("idempotent-replayed", "true".to_owned()));
@@ -137,7 +193,7 @@ async fn run(app: &App, route: &Route, request: ApiRequest) -> Result<ApiRespons
     };
     let outcome = (route.handler)(cx).await;
     let response = match &outcome {
-        Ok(reply) => json_response(reply.status, reply.body.to_string()),
+        Ok(reply) => reply_response(reply),
         Err(error) => error_response(error, &request_id),
     };
     if let Some(after) = route.after {

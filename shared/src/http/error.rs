@@ -62,6 +62,9 @@ pub enum ApiError {
     PaymentProviderError(String),
     #[error("the store is not answering")]
     Unavailable,
+    /// The path exists with other methods; `allow` lists them (the `Allow` header).
+    #[error("this method is not allowed here; use {allow}")]
+    MethodNotAllowed { allow: &'static str },
     /// The cause is logged with the request id; the caller sees a generic message.
     #[error("internal error: {0}")]
     Internal(String),
@@ -86,6 +89,7 @@ impl ApiError {
             PortalError(_) | PaymentProviderError(_) => StatusCode::BAD_GATEWAY,
             RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -115,6 +119,7 @@ impl ApiError {
             PortalError(_) => "portal_error",
             PaymentProviderError(_) => "payment_provider_error",
             Unavailable => "unavailable",
+            MethodNotAllowed { .. } => "method_not_allowed",
             Internal(_) => "internal",
         }
     }

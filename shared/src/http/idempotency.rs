@@ -32,7 +32,11 @@ pub struct Held {
 /// What to do with a POST carrying a key.
 pub enum Admission {
     Run(Held),
-    Replay { status: u16, body: String },
+    Replay {
+        status: u16,
+        body: String,
+        headers: Vec<(String, String)>,
+    },
 }
 
 /// The key from the headers, if any, checked for length and visibility.
@@ -52,14 +56,21 @@ pub fn key_from(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     Ok(Some(key.to_owned()))
 }
 
-/// What makes two requests "the same": method, path and body bytes.
-pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
+/// What makes two requests "the same": method, path, body bytes and, where the route says so,
+/// one header (x402's payment: `name: value`).
+pub fn fingerprint(method: &str, path: &str, body: &[u8], header: Option<(&str, &[u8])>) -> String {
     let mut hasher = Sha256::new();
     hasher.update(method.as_bytes());
     hasher.update(b" ");
     hasher.update(path.as_bytes());
     hasher.update(b"\n");
     hasher.update(body);
+    if let Some((name, value)) = header {
+        hasher.update(b"\n");
+        hasher.update(name.as_bytes());
+        hasher.update(b": ");
+        hasher.update(value);
+    }
     hasher
         .finalize()
         .iter()
@@ -88,7 +99,15 @@ pub async fn admit(
         .await?
     {
         Claim::Claimed => Ok(Admission::Run(Held { scope, key, owner })),
-        Claim::Replay { status, body } => Ok(Admission::Replay { status, body }),
+        Claim::Replay {
+            status,
+            body,
+            headers,
+        } => Ok(Admission::Replay {
+            status,
+            body,
+            headers,
+        }),
         Claim::InProgress => Err(ApiError::IdempotencyKeyInUse),
         Claim::Mismatch => Err(ApiError::IdempotencyKeyReused(
             "this Idempotency-Key was used with a different request".into(),
@@ -105,12 +124,17 @@ pub async fn settle(
     request_id: &str,
 ) -> Result<(), ApiError> {
     let kept = match outcome {
-        Ok(reply) => Some((reply.status, reply.replayable_body())),
-        Err(error) if error.is_final() => Some((error.status(), error.body(request_id))),
+        Ok(reply) if reply.is_final => Some((
+            reply.status,
+            reply.replayable_body(),
+            reply.headers.as_slice(),
+        )),
+        Ok(_) => None,
+        Err(error) if error.is_final() => Some((error.status(), error.body(request_id), &[][..])),
         Err(_) => None,
     };
     match kept {
-        Some((status, body)) => {
+        Some((status, body, headers)) => {
             app.store
                 .complete_idempotency_key(
                     &held.scope,
@@ -118,6 +142,7 @@ pub async fn settle(
                     &held.owner,
                     status.as_u16(),
                     &body.to_string(),
+                    headers,
                 )
                 .await?
         }

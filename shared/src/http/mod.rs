@@ -6,6 +6,7 @@ pub mod cursor;
 pub mod dispatch;
 pub mod error;
 pub mod idempotency;
+pub mod origin;
 pub mod pagination;
 pub mod request;
 

@@ -29,13 +29,21 @@ pub struct ApiResponse {
     pub body: Bytes,
 }
 
-/// A successful answer: a status and a JSON body.
+/// A handler's answer: a status and a JSON body (or none), with any headers of its own.
 pub struct Reply {
     pub status: StatusCode,
     pub body: serde_json::Value,
     /// A top-level field of `body` holding a secret shown only in this response (an API key's
     /// plaintext): what is kept for idempotent replays has it `null`.
     pub shown_once: Option<&'static str>,
+    /// Headers of the protocol the route speaks (x402's `PAYMENT-RESPONSE`); they are kept and
+    /// replayed with the body.
+    pub headers: Vec<(&'static str, String)>,
+    /// No body at all (a 202 to an MCP notification), not even `null`.
+    pub empty: bool,
+    /// Whether a retry of the same request would get this answer again, so that it may be kept
+    /// under an `Idempotency-Key`. x402's 402 is not: the paid retry carries the same key.
+    pub is_final: bool,
 }
 
 impl Reply {
@@ -57,7 +65,29 @@ impl Reply {
             status,
             body,
             shown_once: None,
+            headers: Vec::new(),
+            empty: false,
+            is_final: true,
         }
+    }
+
+    /// A status with no body.
+    pub fn empty(status: StatusCode) -> Self {
+        Self {
+            empty: true,
+            ..Self::json(status, serde_json::Value::Null)
+        }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: String) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// Marks the answer as one a retry may not get (see [`Reply::is_final`]).
+    pub fn not_final(mut self) -> Self {
+        self.is_final = false;
+        self
     }
 
     /// Marks the top-level `field` as a secret this response alone shows.

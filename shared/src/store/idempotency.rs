@@ -8,8 +8,13 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailur
 pub enum Claim {
     /// Ours: run the request, then `complete` or `release`.
     Claimed,
-    /// The first request with this key finished: answer as it did.
-    Replay { status: u16, body: String },
+    /// The first request with this key finished: answer as it did (its own headers as
+    /// `(name, value)` pairs).
+    Replay {
+        status: u16,
+        body: String,
+        headers: Vec<(String, String)>,
+    },
     /// The first request with this key is still running.
     InProgress,
     /// The key was used for a different request.
@@ -108,7 +113,11 @@ impl Store {
         owner: &str,
         status: u16,
         body: &str,
+        headers: &[(&str, String)],
     ) -> Result<(), StoreError> {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let headers = serde_json::to_string(&headers)
+            .map_err(|e| StoreError::Corrupt(format!("response headers: {e}")))?;
         let result = self
             .client
             .update_item()
@@ -116,7 +125,7 @@ impl Store {
             .key(keys::PK, s(keys::idempotency(scope, key)))
             .key(keys::SK, s(keys::IDEMPOTENCY_SK))
             .update_expression(
-                "SET #state = :done, response_status = :status, response_body = :body",
+                "SET #state = :done, response_status = :status, response_body = :body, response_headers = :headers",
             )
             .condition_expression("#owner = :owner")
             .expression_attribute_names("#state", "state")
@@ -124,6 +133,7 @@ impl Store {
             .expression_attribute_values(":done", s(DONE))
             .expression_attribute_values(":status", n(i64::from(status)))
             .expression_attribute_values(":body", s(body))
+            .expression_attribute_values(":headers", s(headers))
             .expression_attribute_values(":owner", s(owner))
             .send()
             .await;
@@ -199,5 +209,8 @@ fn classify(item: &Item, fingerprint: &str, owner: &str) -> Claim {
     Claim::Replay {
         status,
         body: text("response_body").unwrap_or_default().to_owned(),
+        headers: text("response_headers")
+            .and_then(|h| serde_json::from_str(h).ok())
+            .unwrap_or_default(),
     }
 }

@@ -28,6 +28,7 @@
 //! | run | `RUN#run` | `RUN` | `RUNS_OPEN` / `<expires epoch>#run` while open |
 //! | service credit claim | `CREDIT#<scope>#<idempotency key>` | `CREDIT` | |
 //! | billing event (outbox) | `EVT#evt` | `EVT` | `OUTBOX#pending` / `evt` until published |
+//! | x402 authorization claim | `X402#<network>#<from>#<nonce>` (lower case) | `X402` | gsi2: `X402_PENDING` / `<epoch>#<pk>` while pending |
 //!
 //! Ids are time-ordered, so sorting by a key that ends in an id sorts by creation time.
 
@@ -47,6 +48,11 @@ pub fn deadline_sk(due_epoch: i64, workspace_id: &str) -> String {
 }
 
 pub const BILLING_PROFILE_SK: &str = "BILLING";
+
+/// An x402 authorization's claim (its pk is `X402#…`, made by `x402::payload::Payment::claim_key`).
+pub const X402_CLAIM_SK: &str = "X402";
+/// Pending x402 claims, by claim time (on `gsi2`): what reconciliation reads.
+pub const X402_PENDING: &str = "X402_PENDING";
 
 pub fn customer(id: &str) -> String {
     format!("CUSTOMER#{id}")

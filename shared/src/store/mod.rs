@@ -16,6 +16,7 @@ pub mod usage;
 pub mod users;
 pub mod views;
 pub mod workspaces;
+pub mod x402;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
