@@ -11,7 +11,7 @@ use crate::domain::invoice::InvoiceStatus;
 use crate::domain::pricing::Category;
 use crate::domain::transaction::TransactionType;
 use crate::http::pagination::MAX_LIMIT;
-use crate::routes::{spec, Access, RouteSpec, SPECS};
+use crate::routes::{spec, Access, Idempotency, RouteSpec, SPECS};
 use schemars::generate::SchemaSettings;
 use schemars::{Schema, SchemaGenerator};
 use serde_json::{json, Map, Value};
@@ -44,12 +44,29 @@ fn build() -> Value {
                 "schema": query_param_schema(&mut generator, name),
             })
         }));
-        if route.method == http::Method::POST && route.access != Access::Public {
+        if route.method == http::Method::POST
+            && route.access != Access::Public
+            && route.options.idempotency != Idempotency::Ignored
+        {
             parameters.push(json!({
                 "name": "Idempotency-Key", "in": "header", "required": false,
                 "description": "1–255 characters. The first response is replayed for 48 h for a retry with the same body; another body answers 400 `idempotency_key_reused`, a retry while the first runs 409 `idempotency_key_in_use`.",
                 "schema": {"type": "string", "minLength": 1, "maxLength": 255},
             }));
+        }
+        if route.name == spec::WORKSPACE_BILLING_CHECKOUT_X402.name {
+            parameters.extend([
+                json!({
+                    "name": "PAYMENT-SIGNATURE", "in": "header", "required": false,
+                    "description": "x402 v2: base64 of JSON `{x402Version: 2, resource?, accepted: <the requirement>, payload: {signature, authorization: {from, to, value, validAfter, validBefore, nonce}}}`. Read before `X-PAYMENT`; not base64 of a payment payload: 400 `invalid_request`.",
+                    "schema": {"type": "string"},
+                }),
+                json!({
+                    "name": "X-PAYMENT", "in": "header", "required": false,
+                    "description": "x402 v1: base64 of JSON `{x402Version: 1, scheme: \"exact\", network: <v1 name>, payload: {signature, authorization}}`.",
+                    "schema": {"type": "string"},
+                }),
+            ]);
         }
         if route.name == spec::STRIPE_WEBHOOK.name {
             parameters.push(json!({
@@ -81,6 +98,9 @@ fn build() -> Value {
     add_links(&mut paths);
     let mut schemas = generator.take_definitions(true);
     schemas.insert("Error".into(), error_schema());
+    schemas.insert("JsonRpcRequest".into(), json_rpc_request_schema());
+    schemas.insert("JsonRpcResponse".into(), json_rpc_response_schema());
+    schemas.insert("X402PaymentRequired".into(), x402_payment_required_schema());
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -157,6 +177,9 @@ fn query_param_schema(generator: &mut SchemaGenerator, name: &str) -> Schema {
 const REPLAYED_AS_OK: &[&str] = &[spec::USERS_CREATE.name, spec::USAGE_EVENTS_CREATE.name];
 
 fn responses(generator: &mut SchemaGenerator, route: &RouteSpec) -> Value {
+    if route.name == spec::MCP.name {
+        return mcp_responses();
+    }
     let body = json!({"application/json": {"schema": (route.response)(generator)}});
     let mut responses = json!({
         route.status.to_string(): {"description": "Success.", "content": body},
@@ -178,7 +201,101 @@ fn responses(generator: &mut SchemaGenerator, route: &RouteSpec) -> Value {
     }
     responses["default"] =
         error("An error in the contract's format (402, 409, 429, 5xx: see the codes).");
+    if route.name == spec::WORKSPACE_BILLING_CHECKOUT_X402.name {
+        let base64_json = |description: &str| {
+            json!({"description": description, "schema": {"type": "string", "contentEncoding": "base64"}})
+        };
+        responses["200"]["headers"] = json!({
+            "PAYMENT-RESPONSE": base64_json("v2 payment: base64 JSON `{success: true, transaction, network, payer, amount}`."),
+            "X-PAYMENT-RESPONSE": base64_json("v1 payment: the same, `network` by its v1 name."),
+        });
+        responses["402"] = json!({
+            "description": "Payment required (outside the error envelope): no payment header, a refused payment (`error` is the reason: payment_requirements_mismatch, invalid_exact_evm_payload_recipient_mismatch, invalid_exact_evm_payload_authorization_value_mismatch, invalid_exact_evm_payload_authorization_valid_before, invalid_exact_evm_payload_authorization_valid_after, invalid_exact_evm_payload_signature, invalid_exact_evm_nonce_already_used, or the facilitator's reason), or a failed settlement.",
+            "headers": {
+                "PAYMENT-REQUIRED": base64_json("base64 JSON `{x402Version: 2, error, resource: {url, description, mimeType}, accepts: [{scheme: \"exact\", network, amount, asset, payTo, maxTimeoutSeconds, extra: {name, version}}]}`."),
+                "PAYMENT-RESPONSE": base64_json("Only when settlement failed: base64 JSON `{success: false, errorReason, transaction: \"\", network, payer}` (`X-PAYMENT-RESPONSE` for a v1 payment)."),
+            },
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/X402PaymentRequired"}}},
+        });
+    }
     responses
+}
+
+/// MCP answers JSON-RPC, not the error envelope, except before the message is read (401,
+/// 403, 405, and 400 for a body over the limit).
+fn mcp_responses() -> Value {
+    let rpc = json!({"application/json": {"schema": {"$ref": "#/components/schemas/JsonRpcResponse"}}});
+    let envelope = json!({"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}});
+    json!({
+        "200": {"description": "A JSON-RPC response: a result, or an error other than the ones below.", "content": rpc},
+        "202": {"description": "A notification or a client's response: accepted, no body."},
+        "400": {"description": "JSON-RPC -32700 (not JSON), -32600 (not one message), -32022 (unsupported MCP-Protocol-Version, with `data.supported`), -32020 (a 2026-07-28 header that does not match the body); or the error envelope (`invalid_request`) for a body over the size limit.", "content": {"application/json": {"schema": {"anyOf": [{"$ref": "#/components/schemas/JsonRpcResponse"}, {"$ref": "#/components/schemas/Error"}]}}}},
+        "401": {"description": "`unauthorized` (envelope).", "content": envelope},
+        "403": {"description": "`forbidden` (envelope): an Origin that is not allowed.", "content": envelope},
+        "404": {"description": "JSON-RPC -32601 for a 2026-07-28 request.", "content": rpc},
+        "405": {"description": "Another method than POST (`Allow: POST`, envelope `method_not_allowed`).", "content": envelope},
+        "default": {"description": "An error in the contract's format (429, 5xx).", "content": envelope},
+    })
+}
+
+fn json_rpc_request_schema() -> Value {
+    json!({
+        "type": "object",
+        "description": "One JSON-RPC 2.0 message (a batch is refused). With `id`: a request, answered with one JSON response; without: a notification, answered 202. Methods: initialize, ping, server/discover, tools/list, tools/call (anything else: -32601).",
+        "required": ["jsonrpc", "method"],
+        "properties": {
+            "jsonrpc": {"const": "2.0"},
+            "id": {"type": ["string", "number"]},
+            "method": {"type": "string"},
+            "params": {"description": "The method's parameters (an object for every MCP method)."},
+        },
+    })
+}
+
+fn json_rpc_response_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["jsonrpc", "id"],
+        "properties": {
+            "jsonrpc": {"const": "2.0"},
+            "id": {"type": ["string", "number", "null"]},
+            "result": {"type": "object"},
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {"code": {"type": "integer"}, "message": {"type": "string"}, "data": {}},
+            },
+        },
+    })
+}
+
+fn x402_payment_required_schema() -> Value {
+    json!({
+        "type": "object",
+        "description": "x402 v1's 402 body (the v2 form is in the PAYMENT-REQUIRED header).",
+        "required": ["x402Version", "error", "accepts"],
+        "properties": {
+            "x402Version": {"const": 1},
+            "error": {"type": "string", "description": "`X-PAYMENT header is required`, or why the payment was refused."},
+            "accepts": {"type": "array", "items": {
+                "type": "object",
+                "required": ["scheme", "network", "maxAmountRequired", "resource", "description", "mimeType", "payTo", "maxTimeoutSeconds", "asset", "outputSchema", "extra"],
+                "properties": {
+                    "scheme": {"const": "exact"},
+                    "network": {"type": "string", "description": "The v1 network name (`base`, `base-sepolia`)."},
+                    "maxAmountRequired": {"type": "string", "description": "Atomic units: amount_cents × 10⁴ for USDC."},
+                    "resource": {"type": "string"},
+                    "description": {"type": "string"},
+                    "mimeType": {"const": "application/json"},
+                    "payTo": {"type": "string"},
+                    "maxTimeoutSeconds": {"type": "integer"},
+                    "asset": {"type": "string"},
+                    "outputSchema": {"type": "null"},
+                    "extra": {"type": "object", "properties": {"name": {"type": "string"}, "version": {"type": "string"}}},
+                },
+            }},
+        },
+    })
 }
 
 /// The routes that create an object, and the path parameters their answer fills in (a

@@ -139,6 +139,11 @@ fn charge_started_recharges(app: &crate::app::App) -> BoxFuture<'_, ()> {
     Box::pin(auto_recharge::charge_started(app))
 }
 
+/// MCP's body: a JSON-RPC message (the OpenAPI document defines it).
+fn json_rpc_request(_: &mut SchemaGenerator) -> Schema {
+    schemars::json_schema!({"$ref": "#/components/schemas/JsonRpcRequest"})
+}
+
 fn schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
     generator.subschema_for::<T>()
 }
@@ -414,7 +419,7 @@ route_table! {
         access: Access::KeyReadOnlyAllowed,
         summary: "The Model Context Protocol (Streamable HTTP, JSON answers only, stateless): one JSON-RPC 2.0 message per POST, answered outside the error envelope. Speaks the handshake revisions 2025-03-26, 2025-06-18 and 2025-11-25 (`initialize`, `ping`) and the stateless 2026-07-28 (`server/discover`; `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name` must match the body). Tools: `get_billing_status`, `get_usage`, `check_budget`, answered by the same code as the billing views and the run authorization. A notification or a client response answers 202 with no body. JSON-RPC errors travel with 200, except -32700 / -32600 / -32022 / -32020 (400) and -32601 under 2026-07-28 (404). An `Origin` outside `MCP_ALLOWED_ORIGINS` (locally also loopback) answers 403 before the key is read; read keys may call it; `Idempotency-Key` is ignored; other methods answer 405 with `Allow: POST`.",
         query: &[],
-        request: Some(schema::<serde_json::Value>),
+        request: Some(json_rpc_request),
         status: 200,
         response: schema::<serde_json::Value>,
     } with RouteOptions {

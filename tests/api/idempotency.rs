@@ -80,7 +80,7 @@ async fn a_retry_while_the_first_is_running_is_409() {
         .claim_idempotency_key(
             &Principal::Service.scope(),
             "in-flight",
-            &fingerprint("POST", "/v1/users", body.as_bytes()),
+            &fingerprint("POST", "/v1/users", body.as_bytes(), None),
             "the-first-request",
             app.clock_now(),
             &Lifetimes {

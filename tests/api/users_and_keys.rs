@@ -264,6 +264,7 @@ async fn a_replayed_key_creation_answers_the_same_key_with_its_plaintext_null() 
                 "POST",
                 "/v1/api-keys",
                 body.to_string().as_bytes(),
+                None,
             ),
             "a-later-request",
             app.clock_now(),

@@ -3,7 +3,9 @@
 
 use billing_core::app::App;
 use billing_core::clock::SystemClock;
-use billing_core::config::{Config, PaymentsConfig, ServiceKeySource, Stage};
+use billing_core::config::{
+    allowed_origins, Config, FacilitatorConfig, PaymentsConfig, ServiceKeySource, Stage, X402Config,
+};
 use billing_core::domain::api_key::mint_key;
 use billing_core::store::Store;
 use std::sync::Arc;
@@ -81,7 +83,12 @@ async fn run() -> Result<(), String> {
             shortened.push(format!("  {what}: {secs} s ({name})"));
         }
     }
+    // x402 and MCP read the same settings as a deployed function (X402_*, MCP_ALLOWED_ORIGINS).
+    config.x402 = X402Config::from_vars(&Stage::Local, |name| std::env::var(name).ok())
+        .map_err(|e| e.to_string())?;
+    config.allowed_origins = allowed_origins(|name| std::env::var(name).ok());
     let payments = config.payments.clone();
+    let x402 = config.x402.clone();
     let app = Arc::new(App::new(config, store, Arc::new(SystemClock)));
     let app_for_jobs = app.clone();
 
@@ -97,6 +104,16 @@ async fn run() -> Result<(), String> {
         }
         PaymentsConfig::Stripe { .. } => println!("  Payments:       Stripe (STRIPE_SECRET_KEY)"),
     }
+    match &x402.facilitator {
+        FacilitatorConfig::Offline => println!(
+            "  x402:           offline facilitator, {} USDC ({}) to {}",
+            x402.network.caip2(),
+            x402.asset,
+            x402.pay_to
+        ),
+        FacilitatorConfig::Http { url, .. } => println!("  x402:           facilitator {url}"),
+    }
+    println!("  MCP:            POST {base}/v1/mcp (any key, read keys included)");
     for line in &shortened {
         println!("{line}");
     }
