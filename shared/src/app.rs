@@ -174,7 +174,7 @@ impl App {
                             Some(arn) => Some(read_secret(arn).await?),
                             None => None,
                         };
-                        Facilitator::Http(HttpFacilitator::new(url, token))
+                        Facilitator::Http(Box::new(HttpFacilitator::new(url, token)))
                     }
                 })
             })

@@ -134,21 +134,20 @@ impl X402Config {
                 .ok_or_else(|| invalid("X402_MAX_TIMEOUT_SECONDS", "must be 1 to 86400 seconds"))?,
             None => 300,
         };
-        let facilitator = match var("X402_FACILITATOR_URL") {
-            Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
-                FacilitatorConfig::Http {
-                    url: url.trim_end_matches('/').to_owned(),
-                    token_arn: var("X402_FACILITATOR_TOKEN_ARN"),
+        let facilitator =
+            match var("X402_FACILITATOR_URL") {
+                Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                    FacilitatorConfig::Http {
+                        url: url.trim_end_matches('/').to_owned(),
+                        token_arn: var("X402_FACILITATOR_TOKEN_ARN"),
+                    }
                 }
-            }
-            Some(_) => return Err(invalid("X402_FACILITATOR_URL", "must be an http(s) URL")),
-            None if deployed => {
-                return Err(ConfigError::Missing(
+                Some(_) => return Err(invalid("X402_FACILITATOR_URL", "must be an http(s) URL")),
+                None if deployed => return Err(ConfigError::Missing(
                     "X402_FACILITATOR_URL (a deployed stage never runs the offline facilitator)",
-                ))
-            }
-            None => FacilitatorConfig::Offline,
-        };
+                )),
+                None => FacilitatorConfig::Offline,
+            };
         Ok(Self {
             network,
             asset,
@@ -462,7 +461,10 @@ mod tests {
             local.asset.checksummed(),
             "0x036CbD53842c5426634e7929541eC2318f3dCF7e"
         );
-        assert_eq!((local.asset_name.as_str(), local.asset_version.as_str()), ("USDC", "2"));
+        assert_eq!(
+            (local.asset_name.as_str(), local.asset_version.as_str()),
+            ("USDC", "2")
+        );
         assert_eq!(local.facilitator, FacilitatorConfig::Offline);
         let deployed = Stage::Deployed("prod".into());
         assert!(X402Config::from_vars(&deployed, lookup(&[])).is_err());
@@ -492,7 +494,9 @@ mod tests {
         );
         assert_eq!(base.asset_name, "USD Coin");
         assert_eq!(base.network.v1_name(), "base");
-        assert!(matches!(base.facilitator, FacilitatorConfig::Http { ref url, .. } if url == "https://facilitator.example"));
+        assert!(
+            matches!(base.facilitator, FacilitatorConfig::Http { ref url, .. } if url == "https://facilitator.example")
+        );
     }
 
     #[test]

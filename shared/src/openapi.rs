@@ -202,9 +202,7 @@ fn responses(generator: &mut SchemaGenerator, route: &RouteSpec) -> Value {
     responses["default"] =
         error("An error in the contract's format (402, 409, 429, 5xx: see the codes).");
     if route.name == spec::WORKSPACE_BILLING_CHECKOUT_X402.name {
-        let base64_json = |description: &str| {
-            json!({"description": description, "schema": {"type": "string", "contentEncoding": "base64"}})
-        };
+        let base64_json = |description: &str| json!({"description": description, "schema": {"type": "string", "contentEncoding": "base64"}});
         responses["200"]["headers"] = json!({
             "PAYMENT-RESPONSE": base64_json("v2 payment: base64 JSON `{success: true, transaction, network, payer, amount}`."),
             "X-PAYMENT-RESPONSE": base64_json("v1 payment: the same, `network` by its v1 name."),
@@ -224,7 +222,8 @@ fn responses(generator: &mut SchemaGenerator, route: &RouteSpec) -> Value {
 /// MCP answers JSON-RPC, not the error envelope, except before the message is read (401,
 /// 403, 405, and 400 for a body over the limit).
 fn mcp_responses() -> Value {
-    let rpc = json!({"application/json": {"schema": {"$ref": "#/components/schemas/JsonRpcResponse"}}});
+    let rpc =
+        json!({"application/json": {"schema": {"$ref": "#/components/schemas/JsonRpcResponse"}}});
     let envelope = json!({"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}});
     json!({
         "200": {"description": "A JSON-RPC response: a result, or an error other than the ones below.", "content": rpc},

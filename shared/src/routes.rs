@@ -4,8 +4,7 @@
 
 use crate::api::{
     api_keys, auto_recharge, billing_accounts, lifecycle, mcp, meta, metering, payments,
-    rate_limits, runs, stripe_webhook, users, views, workspace_billing, workspaces,
-    x402_checkout,
+    rate_limits, runs, stripe_webhook, users, views, workspace_billing, workspaces, x402_checkout,
 };
 use crate::domain::account::BillingAccount;
 use crate::domain::api_key::ApiKey;

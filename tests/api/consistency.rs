@@ -28,7 +28,13 @@ fn route_table() -> BTreeSet<(String, String, String)> {
 fn gateway_table() -> BTreeSet<(String, String, String)> {
     ROUTES
         .iter()
-        .map(|r| (r.name.to_owned(), r.gateway_method().to_owned(), r.path.to_owned()))
+        .map(|r| {
+            (
+                r.name.to_owned(),
+                r.gateway_method().to_owned(),
+                r.path.to_owned(),
+            )
+        })
         .collect()
 }
 

@@ -17,7 +17,12 @@ async fn workspace_with_read_key(app: &TestApp) -> (String, String, String) {
     (user_key, workspace, read_key)
 }
 
-async fn rpc(app: &TestApp, key: &str, headers: &[(&str, &str)], body: Value) -> billing_tests::app::TestResponse {
+async fn rpc(
+    app: &TestApp,
+    key: &str,
+    headers: &[(&str, &str)],
+    body: Value,
+) -> billing_tests::app::TestResponse {
     let mut call = app.call(Method::POST, "/v1/mcp").key(key).json(body);
     for (name, value) in headers {
         call = call.header(name, value);
@@ -60,7 +65,10 @@ async fn the_official_client_lists_and_calls_the_three_tools_over_both_revisions
         let results = &run["results"];
         // The tools answer what the HTTP views answer.
         assert_eq!(results["get_billing_status"]["is_error"], false);
-        assert_eq!(results["get_billing_status"]["structured"], status, "{client}");
+        assert_eq!(
+            results["get_billing_status"]["structured"], status,
+            "{client}"
+        );
         assert_eq!(results["get_usage"]["structured"], usage, "{client}");
         let budget = &results["check_budget"]["structured"];
         assert_eq!(budget["allowed"], true, "{client}: {budget}");
@@ -166,7 +174,13 @@ async fn transport_rules_versions_and_error_codes_follow_the_contract() {
         .send()
         .await;
     assert_eq!(local_no_key.status, StatusCode::UNAUTHORIZED);
-    let local = rpc(&app, &read_key, &[("origin", "http://localhost:8080")], ping.clone()).await;
+    let local = rpc(
+        &app,
+        &read_key,
+        &[("origin", "http://localhost:8080")],
+        ping.clone(),
+    )
+    .await;
     assert_eq!(local.status, StatusCode::OK);
     assert_eq!(local.body, json!({"jsonrpc": "2.0", "id": 1, "result": {}}));
     // Not JSON, not one message.
@@ -183,7 +197,13 @@ async fn transport_rules_versions_and_error_codes_follow_the_contract() {
     assert_eq!(batch.status, StatusCode::BAD_REQUEST);
     assert_eq!(batch.body["error"]["code"], -32600);
     // Notifications and client responses: 202, no body.
-    let note = rpc(&app, &read_key, &[], json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await;
+    let note = rpc(
+        &app,
+        &read_key,
+        &[],
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    )
+    .await;
     assert_eq!(note.status, StatusCode::ACCEPTED);
     assert_eq!(note.body, Value::Null);
     assert!(note.headers.get("mcp-session-id").is_none());
@@ -193,12 +213,21 @@ async fn transport_rules_versions_and_error_codes_follow_the_contract() {
             "params": {"protocolVersion": asked, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})).await;
         assert_eq!(init.status, StatusCode::OK);
         assert_eq!(init.body["result"]["protocolVersion"], answered);
-        assert_eq!(init.body["result"]["capabilities"], json!({"tools": {"listChanged": false}}));
+        assert_eq!(
+            init.body["result"]["capabilities"],
+            json!({"tools": {"listChanged": false}})
+        );
         assert_eq!(init.body["result"]["serverInfo"]["name"], "billing");
     }
     // An unknown revision: 400, -32022, what is supported.
     let list = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"});
-    let unknown = rpc(&app, &read_key, &[("mcp-protocol-version", "2024-01-01")], list.clone()).await;
+    let unknown = rpc(
+        &app,
+        &read_key,
+        &[("mcp-protocol-version", "2024-01-01")],
+        list.clone(),
+    )
+    .await;
     assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
     assert_eq!(unknown.body["error"]["code"], -32022);
     assert_eq!(
@@ -213,49 +242,143 @@ async fn transport_rules_versions_and_error_codes_follow_the_contract() {
     assert!(plain.body["result"]["nextCursor"].is_null());
     // Stateless: headers must match the body.
     let v = ("mcp-protocol-version", "2026-07-28");
-    let no_meta = rpc(&app, &read_key, &[v, ("mcp-method", "tools/list")], list.clone()).await;
+    let no_meta = rpc(
+        &app,
+        &read_key,
+        &[v, ("mcp-method", "tools/list")],
+        list.clone(),
+    )
+    .await;
     assert_eq!(no_meta.status, StatusCode::BAD_REQUEST);
     assert_eq!(no_meta.body["error"]["code"], -32020);
-    let wrong_method = rpc(&app, &read_key, &[v, ("mcp-method", "tools/call")], stateless("tools/list", json!({}))).await;
+    let wrong_method = rpc(
+        &app,
+        &read_key,
+        &[v, ("mcp-method", "tools/call")],
+        stateless("tools/list", json!({})),
+    )
+    .await;
     assert_eq!(wrong_method.body["error"]["code"], -32020);
-    assert!(wrong_method.body["error"]["message"].as_str().unwrap().contains("Mcp-Method"));
-    let call = stateless("tools/call", json!({"name": "get_billing_status", "arguments": {}}));
-    let wrong_name = rpc(&app, &read_key, &[v, ("mcp-method", "tools/call"), ("mcp-name", "get_usage")], call.clone()).await;
+    assert!(wrong_method.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Mcp-Method"));
+    let call = stateless(
+        "tools/call",
+        json!({"name": "get_billing_status", "arguments": {}}),
+    );
+    let wrong_name = rpc(
+        &app,
+        &read_key,
+        &[v, ("mcp-method", "tools/call"), ("mcp-name", "get_usage")],
+        call.clone(),
+    )
+    .await;
     assert_eq!(wrong_name.status, StatusCode::BAD_REQUEST);
-    assert!(wrong_name.body["error"]["message"].as_str().unwrap().contains("Mcp-Name"));
-    let called = rpc(&app, &read_key, &[v, ("mcp-method", "tools/call"), ("mcp-name", "=?base64?Z2V0X2JpbGxpbmdfc3RhdHVz?=")], call).await;
+    assert!(wrong_name.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Mcp-Name"));
+    let called = rpc(
+        &app,
+        &read_key,
+        &[
+            v,
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "=?base64?Z2V0X2JpbGxpbmdfc3RhdHVz?="),
+        ],
+        call,
+    )
+    .await;
     assert_eq!(called.status, StatusCode::OK, "{:?}", called.body);
     let result = &called.body["result"];
     assert_eq!(result["resultType"], "complete");
-    assert_eq!(result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"], "billing");
+    assert_eq!(
+        result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"],
+        "billing"
+    );
     assert_eq!(result["isError"], false);
     assert_eq!(result["structuredContent"]["workspace_id"], workspace);
     let text: Value = serde_json::from_str(result["content"][0]["text"].as_str().unwrap()).unwrap();
     assert_eq!(text, result["structuredContent"]);
-    let discover = rpc(&app, &read_key, &[v, ("mcp-method", "server/discover")], stateless("server/discover", json!({}))).await;
-    assert_eq!(discover.body["result"]["supportedVersions"].as_array().unwrap().len(), 4);
+    let discover = rpc(
+        &app,
+        &read_key,
+        &[v, ("mcp-method", "server/discover")],
+        stateless("server/discover", json!({})),
+    )
+    .await;
+    assert_eq!(
+        discover.body["result"]["supportedVersions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
     assert_eq!(discover.body["result"]["cacheScope"], "public");
     // Unknown methods: 404 under 2026-07-28 (ping is a handshake method), 200 otherwise.
-    let ping_stateless = rpc(&app, &read_key, &[v, ("mcp-method", "ping")], stateless("ping", json!({}))).await;
+    let ping_stateless = rpc(
+        &app,
+        &read_key,
+        &[v, ("mcp-method", "ping")],
+        stateless("ping", json!({})),
+    )
+    .await;
     assert_eq!(ping_stateless.status, StatusCode::NOT_FOUND);
     assert_eq!(ping_stateless.body["error"]["code"], -32601);
-    let unknown_method = rpc(&app, &read_key, &[], json!({"jsonrpc": "2.0", "id": 9, "method": "resources/list"})).await;
+    let unknown_method = rpc(
+        &app,
+        &read_key,
+        &[],
+        json!({"jsonrpc": "2.0", "id": 9, "method": "resources/list"}),
+    )
+    .await;
     assert_eq!(unknown_method.status, StatusCode::OK);
     assert_eq!(unknown_method.body["error"]["code"], -32601);
     // An unknown tool is a JSON-RPC error; a bad argument a tool error.
-    let no_tool = rpc(&app, &read_key, &[], json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "nope"}})).await;
+    let no_tool = rpc(
+        &app,
+        &read_key,
+        &[],
+        json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "nope"}}),
+    )
+    .await;
     assert_eq!(no_tool.body["error"]["code"], -32602);
-    let bad = rpc(&app, &read_key, &[], json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
-        "params": {"name": "get_usage", "arguments": {"category": "colours"}}})).await;
+    let bad = rpc(
+        &app,
+        &read_key,
+        &[],
+        json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+        "params": {"name": "get_usage", "arguments": {"category": "colours"}}}),
+    )
+    .await;
     assert_eq!(bad.body["result"]["isError"], true);
-    assert_eq!(bad.body["result"]["structuredContent"]["error"]["code"], "invalid_request");
+    assert_eq!(
+        bad.body["result"]["structuredContent"]["error"]["code"],
+        "invalid_request"
+    );
     // A user key must name the workspace.
-    let unnamed = rpc(&app, &user_key, &[], json!({"jsonrpc": "2.0", "id": 6, "method": "tools/call",
-        "params": {"name": "get_billing_status"}})).await;
-    assert_eq!(unnamed.body["result"]["structuredContent"]["error"]["code"], "invalid_request");
+    let unnamed = rpc(
+        &app,
+        &user_key,
+        &[],
+        json!({"jsonrpc": "2.0", "id": 6, "method": "tools/call",
+        "params": {"name": "get_billing_status"}}),
+    )
+    .await;
+    assert_eq!(
+        unnamed.body["result"]["structuredContent"]["error"]["code"],
+        "invalid_request"
+    );
     // Idempotency-Key is ignored: another body under the same key is answered afresh.
     for id in [10, 11] {
-        let answer = rpc(&app, &read_key, &[("idempotency-key", "same")], json!({"jsonrpc": "2.0", "id": id, "method": "ping"})).await;
+        let answer = rpc(
+            &app,
+            &read_key,
+            &[("idempotency-key", "same")],
+            json!({"jsonrpc": "2.0", "id": id, "method": "ping"}),
+        )
+        .await;
         assert_eq!(answer.body["id"], id);
     }
 }

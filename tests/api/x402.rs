@@ -41,7 +41,10 @@ impl Buyer {
 
     async fn balance(&self, app: &TestApp) -> i64 {
         let balance = app
-            .get(&format!("/v1/workspaces/{}/billing/balance", self.workspace), &self.key)
+            .get(
+                &format!("/v1/workspaces/{}/billing/balance", self.workspace),
+                &self.key,
+            )
             .await;
         balance.body["balance_cents"].as_i64().unwrap()
     }
@@ -76,7 +79,13 @@ impl Buyer {
     async fn signed_by_the_client(&self, app: &TestApp, cents: i64) -> String {
         let out = python::run(
             "x402_pay.py",
-            &["sign", &self.url(app), &self.key, PAYER_KEY, &cents.to_string()],
+            &[
+                "sign",
+                &self.url(app),
+                &self.key,
+                PAYER_KEY,
+                &cents.to_string(),
+            ],
         )
         .await;
         assert_eq!(out["status"], 402);
@@ -97,7 +106,12 @@ fn encode(value: &Value) -> String {
 
 /// The 402's reason, which must be the same in the header and the body.
 fn refusal(answer: &TestResponse) -> String {
-    assert_eq!(answer.status, StatusCode::PAYMENT_REQUIRED, "{:?}", answer.body);
+    assert_eq!(
+        answer.status,
+        StatusCode::PAYMENT_REQUIRED,
+        "{:?}",
+        answer.body
+    );
     let header = decode(answer.headers["payment-required"].to_str().unwrap());
     assert_eq!(header["error"], answer.body["error"]);
     answer.body["error"].as_str().unwrap().to_owned()
@@ -176,7 +190,10 @@ async fn without_a_payment_the_answer_is_the_402_that_says_what_to_pay() {
     assert_eq!(answer.body["accepts"][0]["maxAmountRequired"], "5000000");
     assert_eq!(answer.body["accepts"][0]["resource"], url);
     // Auth and the body come first, in the envelope.
-    assert_eq!(buyer.pay(&app, 100, &[]).await.error_code(), "invalid_request");
+    assert_eq!(
+        buyer.pay(&app, 100, &[]).await.error_code(),
+        "invalid_request"
+    );
     let read_key = app
         .create_key(json!({"type": "workspace", "id": buyer.workspace, "role": "read"}))
         .await;
@@ -185,7 +202,9 @@ async fn without_a_payment_the_answer_is_the_402_that_says_what_to_pay() {
         .await;
     assert_eq!(read.status, StatusCode::FORBIDDEN);
     // A header that is not a payment payload: 400.
-    let garbage = buyer.pay(&app, 500, &[("payment-signature", "not base64!")]).await;
+    let garbage = buyer
+        .pay(&app, 500, &[("payment-signature", "not base64!")])
+        .await;
     assert_eq!(garbage.status, StatusCode::BAD_REQUEST);
     assert_eq!(garbage.error_code(), "invalid_request");
 }
@@ -237,28 +256,58 @@ async fn an_authorization_presented_again_credits_nothing_more() {
     let unpaid = buyer.pay(&app, 500, &[("idempotency-key", "buy-1")]).await;
     assert_eq!(unpaid.status, StatusCode::PAYMENT_REQUIRED);
     let paid = buyer
-        .pay(&app, 500, &[("idempotency-key", "buy-1"), ("payment-signature", &payment)])
+        .pay(
+            &app,
+            500,
+            &[
+                ("idempotency-key", "buy-1"),
+                ("payment-signature", &payment),
+            ],
+        )
         .await;
     assert_eq!(paid.status, StatusCode::OK, "{:?}", paid.body);
     // The same key, body and header: the first 200 again, with its PAYMENT-RESPONSE.
     let replayed = buyer
-        .pay(&app, 500, &[("idempotency-key", "buy-1"), ("payment-signature", &payment)])
+        .pay(
+            &app,
+            500,
+            &[
+                ("idempotency-key", "buy-1"),
+                ("payment-signature", &payment),
+            ],
+        )
         .await;
     assert_eq!(replayed.status, StatusCode::OK);
     assert_eq!(replayed.body, paid.body);
     assert_eq!(replayed.headers["idempotent-replayed"], "true");
-    assert_eq!(replayed.headers["payment-response"], paid.headers["payment-response"]);
+    assert_eq!(
+        replayed.headers["payment-response"],
+        paid.headers["payment-response"]
+    );
     // The same key with another header: reused.
     let other = sign_here(&app, 500, 0x33, false);
     let reused = buyer
-        .pay(&app, 500, &[("idempotency-key", "buy-1"), ("payment-signature", &other)])
+        .pay(
+            &app,
+            500,
+            &[("idempotency-key", "buy-1"), ("payment-signature", &other)],
+        )
         .await;
     assert_eq!(reused.error_code(), "idempotency_key_reused");
     // Without the key, or under another: the authorization is spent.
-    let again = buyer.pay(&app, 500, &[("payment-signature", &payment)]).await;
+    let again = buyer
+        .pay(&app, 500, &[("payment-signature", &payment)])
+        .await;
     assert_eq!(refusal(&again), "invalid_exact_evm_nonce_already_used");
     let other_key = buyer
-        .pay(&app, 500, &[("idempotency-key", "buy-2"), ("payment-signature", &payment)])
+        .pay(
+            &app,
+            500,
+            &[
+                ("idempotency-key", "buy-2"),
+                ("payment-signature", &payment),
+            ],
+        )
         .await;
     assert_eq!(refusal(&other_key), "invalid_exact_evm_nonce_already_used");
     assert_eq!(buyer.balance(&app).await, before + 500);
@@ -272,10 +321,17 @@ async fn concurrent_uses_of_one_authorization_credit_it_once() {
     let before = buyer.balance(&app).await;
     let payment = buyer.signed_by_the_client(&app, 500).await;
     let headers = [("payment-signature", payment.as_str())];
-    let answers =
-        futures::future::join_all((0..8).map(|_| buyer.pay(&app, 500, &headers))).await;
-    let paid = answers.iter().filter(|a| a.status == StatusCode::OK).count();
-    assert_eq!(paid, 1, "{:?}", answers.iter().map(|a| a.status).collect::<Vec<_>>());
+    let answers = futures::future::join_all((0..8).map(|_| buyer.pay(&app, 500, &headers))).await;
+    let paid = answers
+        .iter()
+        .filter(|a| a.status == StatusCode::OK)
+        .count();
+    assert_eq!(
+        paid,
+        1,
+        "{:?}",
+        answers.iter().map(|a| a.status).collect::<Vec<_>>()
+    );
     for refused in answers.iter().filter(|a| a.status != StatusCode::OK) {
         assert_eq!(refusal(refused), "invalid_exact_evm_nonce_already_used");
     }
@@ -328,22 +384,34 @@ async fn smaller_redirected_tampered_or_expired_authorizations_are_refused_and_m
         (
             tampered(&|p| {
                 let signature = p["payload"]["signature"].as_str().unwrap().to_owned();
-                let flipped = if signature.ends_with("1b") { "1c" } else { "1b" };
-                p["payload"]["signature"] = json!(format!("{}{flipped}", &signature[..signature.len() - 2]));
+                let flipped = if signature.ends_with("1b") {
+                    "1c"
+                } else {
+                    "1b"
+                };
+                p["payload"]["signature"] =
+                    json!(format!("{}{flipped}", &signature[..signature.len() - 2]));
             }),
             500,
             "invalid_exact_evm_payload_signature",
         ),
     ];
     for (header, cents, reason) in &cases {
-        let answer = buyer.pay(&app, *cents, &[("payment-signature", header)]).await;
+        let answer = buyer
+            .pay(&app, *cents, &[("payment-signature", header)])
+            .await;
         assert_eq!(refusal(&answer), *reason);
     }
     assert_eq!(buyer.balance(&app).await, before);
     // Expired: the same authorization once its window has passed.
     app.clock.advance(time::Duration::seconds(600));
-    let expired = buyer.pay(&app, 500, &[("payment-signature", &payment)]).await;
-    assert_eq!(refusal(&expired), "invalid_exact_evm_payload_authorization_valid_before");
+    let expired = buyer
+        .pay(&app, 500, &[("payment-signature", &payment)])
+        .await;
+    assert_eq!(
+        refusal(&expired),
+        "invalid_exact_evm_payload_authorization_valid_before"
+    );
     assert_eq!(buyer.balance(&app).await, before);
     assert_eq!(buyer.purchases(&app).await, 0);
 }
@@ -387,31 +455,39 @@ impl StubFacilitator {
         let served = stub.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 let stub = served.clone();
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-                        let stub = stub.clone();
-                        async move {
-                            let path = request.uri().path().to_owned();
-                            let body = request.into_body().collect().await.unwrap().to_bytes();
-                            let sent: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                            assert!(sent["paymentPayload"].is_object() && sent["paymentRequirements"].is_object());
-                            let (status, answer) = if path == "/settle" {
-                                stub.settles.fetch_add(1, Ordering::SeqCst);
-                                stub.settle.lock().unwrap().clone()
-                            } else {
-                                stub.verify.lock().unwrap().clone()
-                            };
-                            Ok::<_, std::convert::Infallible>(
-                                hyper::Response::builder()
-                                    .status(status)
-                                    .header("content-type", "application/json")
-                                    .body(Full::new(Bytes::from(answer.to_string())))
-                                    .unwrap(),
-                            )
-                        }
-                    });
+                    let service = hyper::service::service_fn(
+                        move |request: hyper::Request<hyper::body::Incoming>| {
+                            let stub = stub.clone();
+                            async move {
+                                let path = request.uri().path().to_owned();
+                                let body = request.into_body().collect().await.unwrap().to_bytes();
+                                let sent: Value =
+                                    serde_json::from_slice(&body).unwrap_or(Value::Null);
+                                assert!(
+                                    sent["paymentPayload"].is_object()
+                                        && sent["paymentRequirements"].is_object()
+                                );
+                                let (status, answer) = if path == "/settle" {
+                                    stub.settles.fetch_add(1, Ordering::SeqCst);
+                                    stub.settle.lock().unwrap().clone()
+                                } else {
+                                    stub.verify.lock().unwrap().clone()
+                                };
+                                Ok::<_, std::convert::Infallible>(
+                                    hyper::Response::builder()
+                                        .status(status)
+                                        .header("content-type", "application/json")
+                                        .body(Full::new(Bytes::from(answer.to_string())))
+                                        .unwrap(),
+                                )
+                            }
+                        },
+                    );
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                         .await;
@@ -440,10 +516,14 @@ async fn the_deployed_path_settles_through_the_facilitator_and_credits_only_what
     let buyer = buyer(&app).await;
     let before = buyer.balance(&app).await;
     // Verify refuses: its reason, no settlement, nothing credited.
-    *stub.verify.lock().unwrap() =
-        (200, json!({"isValid": false, "invalidReason": "insufficient_funds", "payer": PAYER}));
+    *stub.verify.lock().unwrap() = (
+        200,
+        json!({"isValid": false, "invalidReason": "insufficient_funds", "payer": PAYER}),
+    );
     let payment = sign_here(&app, 500, 0x61, false);
-    let refused = buyer.pay(&app, 500, &[("payment-signature", &payment)]).await;
+    let refused = buyer
+        .pay(&app, 500, &[("payment-signature", &payment)])
+        .await;
     assert_eq!(refusal(&refused), "insufficient_funds");
     assert_eq!(stub.settles.load(Ordering::SeqCst), 0);
     // Settle fails: its reason and a failed PAYMENT-RESPONSE; nothing credited.
@@ -452,7 +532,9 @@ async fn the_deployed_path_settles_through_the_facilitator_and_credits_only_what
         200,
         json!({"success": false, "errorReason": "invalid_transaction_state", "transaction": "", "network": "eip155:84532", "payer": PAYER}),
     );
-    let failed = buyer.pay(&app, 500, &[("payment-signature", &payment)]).await;
+    let failed = buyer
+        .pay(&app, 500, &[("payment-signature", &payment)])
+        .await;
     assert_eq!(refusal(&failed), "invalid_transaction_state");
     let response = decode(failed.headers["payment-response"].to_str().unwrap());
     assert_eq!(
@@ -461,7 +543,13 @@ async fn the_deployed_path_settles_through_the_facilitator_and_credits_only_what
     );
     // A facilitator failing (5xx) is a provider error; nothing credited.
     *stub.settle.lock().unwrap() = (503, json!({"error": "down"}));
-    let broken = buyer.pay(&app, 500, &[("payment-signature", &sign_here(&app, 500, 0x62, false))]).await;
+    let broken = buyer
+        .pay(
+            &app,
+            500,
+            &[("payment-signature", &sign_here(&app, 500, 0x62, false))],
+        )
+        .await;
     assert_eq!(broken.status, StatusCode::BAD_GATEWAY);
     assert_eq!(broken.error_code(), "payment_provider_error");
     assert_eq!(buyer.balance(&app).await, before);
@@ -470,12 +558,16 @@ async fn the_deployed_path_settles_through_the_facilitator_and_credits_only_what
         200,
         json!({"success": true, "transaction": "0xfeed", "network": "eip155:84532", "payer": PAYER}),
     );
-    let paid = buyer.pay(&app, 500, &[("payment-signature", &payment)]).await;
+    let paid = buyer
+        .pay(&app, 500, &[("payment-signature", &payment)])
+        .await;
     assert_eq!(paid.status, StatusCode::OK, "{:?}", paid.body);
     assert_eq!(paid.body["reference"], "0xfeed");
     let settled = decode(paid.headers["payment-response"].to_str().unwrap());
     assert_eq!(settled["transaction"], "0xfeed");
-    let again = buyer.pay(&app, 500, &[("payment-signature", &payment)]).await;
+    let again = buyer
+        .pay(&app, 500, &[("payment-signature", &payment)])
+        .await;
     assert_eq!(refusal(&again), "invalid_exact_evm_nonce_already_used");
     assert_eq!(buyer.balance(&app).await, before + 500);
     assert_eq!(buyer.purchases(&app).await, 1);
@@ -498,7 +590,9 @@ async fn a_facilitator_that_is_down_is_a_provider_error_and_credits_nothing() {
     let buyer = buyer(&app).await;
     let before = buyer.balance(&app).await;
     let payment = sign_here(&app, 500, 0x71, false);
-    let answer = buyer.pay(&app, 500, &[("payment-signature", &payment)]).await;
+    let answer = buyer
+        .pay(&app, 500, &[("payment-signature", &payment)])
+        .await;
     assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
     assert_eq!(answer.error_code(), "payment_provider_error");
     assert_eq!(buyer.balance(&app).await, before);
@@ -506,7 +600,11 @@ async fn a_facilitator_that_is_down_is_a_provider_error_and_credits_nothing() {
     assert!(app
         .app
         .store
-        .x402_claim(&format!("X402#eip155:84532#{}#0x{}", PAYER.to_lowercase(), "71".repeat(32)))
+        .x402_claim(&format!(
+            "X402#eip155:84532#{}#0x{}",
+            PAYER.to_lowercase(),
+            "71".repeat(32)
+        ))
         .await
         .unwrap()
         .is_none());

@@ -19,6 +19,9 @@ request the generator calls valid is one the contract calls valid:
   is 400 `idempotency_key_reused`), so a valid one is made unique like `Idempotency-Key`.
 - `occurred_at` of a usage event: at most 5 minutes ahead of the server's clock. A later one is
   moved to now.
+- `PAYMENT-SIGNATURE` / `X-PAYMENT` of the x402 checkout: only a payment signed by a wallet is
+  valid (anything else is 400 `invalid_request`), and none is generated: a valid-looking one is
+  dropped, so the answer is the 402 that says what to pay.
 """
 
 import calendar
@@ -39,6 +42,8 @@ def before_call(ctx, case, kwargs):
     for name, value in list(headers.items()):
         if name.lower() == "idempotency-key" and isinstance(value, str) and 1 <= len(value) <= 255:
             headers[name] = uuid.uuid4().hex
+        if name.lower() in ("payment-signature", "x-payment") and isinstance(value, str):
+            del headers[name]
     if isinstance(case.body, dict):
         if case.operation.path.endswith("/usage-events") and _valid_id(case.body.get("event_id")):
             case.body["event_id"] = uuid.uuid4().hex

@@ -54,7 +54,8 @@ pub async fn checkout(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     }
     let claim_key = payment.claim_key(config);
     if let Some(claim) = cx.app.store.x402_claim(&claim_key).await? {
-        if claim.state == ClaimState::Pending && claim.claimed_epoch <= now_epoch - STALE_PENDING_SECS
+        if claim.state == ClaimState::Pending
+            && claim.claimed_epoch <= now_epoch - STALE_PENDING_SECS
         {
             log_stale(&claim_key, claim.claimed_epoch);
         }
@@ -223,7 +224,12 @@ fn payment_required(offer: &Offer, refused: Option<(Version, &Refusal)>) -> Repl
 }
 
 /// The facilitator could not settle: the 402 with its reason and a failed `PAYMENT-RESPONSE`.
-fn settlement_failed(offer: &Offer, version: Version, settlement: &Settlement, payer: &str) -> Reply {
+fn settlement_failed(
+    offer: &Offer,
+    version: Version,
+    settlement: &Settlement,
+    payer: &str,
+) -> Reply {
     let reason = settlement
         .error_reason
         .clone()

@@ -148,6 +148,10 @@ async fn run(app: &App, route: &Route, request: ApiRequest) -> Result<ApiRespons
             .find_map(|name| request.headers.get(*name).map(|v| (*name, v.as_bytes())))
             .map(Some),
     };
+    if request.method == Method::POST && route.options.idempotency != Idempotency::Ignored {
+        // A malformed key is refused even where this request would not be kept under it.
+        idempotency::key_from(&request.headers)?;
+    }
     let held = match (&principal, request.method == Method::POST, kept_header) {
         (Some(principal), true, Some(header)) => match idempotency::key_from(&request.headers)? {
             Some(key) => {
@@ -166,14 +170,14 @@ async fn run(app: &App, route: &Route, request: ApiRequest) -> Result<ApiRespons
                     } => {
                         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
                         let mut response = json_response(status, body);
-                        response.headers.extend(headers.into_iter().filter_map(
-                            |(name, value)| {
+                        response
+                            .headers
+                            .extend(headers.into_iter().filter_map(|(name, value)| {
                                 REPLAYED_HEADERS
                                     .iter()
                                     .find(|known| known.eq_ignore_ascii_case(&name))
                                     .map(|known| (*known, value))
-                            },
-                        ));
+                            }));
                         response
                             .headers
                             .push(("idempotent-replayed", "true".to_owned()));

@@ -13,7 +13,10 @@ pub fn check(config: &Config, headers: &HeaderMap) -> Result<(), ApiError> {
         return Ok(());
     };
     let origin = origin.to_str().unwrap_or_default();
-    let listed = config.allowed_origins.iter().any(|allowed| allowed == origin);
+    let listed = config
+        .allowed_origins
+        .iter()
+        .any(|allowed| allowed == origin);
     if listed || (config.stage == Stage::Local && is_local_loopback(origin)) {
         Ok(())
     } else {
@@ -32,7 +35,8 @@ fn is_local_loopback(origin: &str) -> bool {
         Some((host, port)) => (host, Some(port)),
         None => (host_port, None),
     };
-    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
     matches!(host, "127.0.0.1" | "localhost") && port_ok
 }
 

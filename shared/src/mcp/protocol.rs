@@ -86,9 +86,12 @@ pub enum Message {
 pub fn parse(body: &[u8]) -> Result<Message, RpcError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|_| RpcError::new(ErrorCode::ParseError, "Parse error"))?;
-    let invalid = |why: &str| RpcError::new(ErrorCode::InvalidRequest, format!("Invalid Request: {why}"));
+    let invalid =
+        |why: &str| RpcError::new(ErrorCode::InvalidRequest, format!("Invalid Request: {why}"));
     let Value::Object(message) = value else {
-        return Err(invalid("the body must be one JSON-RPC message object (batches are not accepted)"));
+        return Err(invalid(
+            "the body must be one JSON-RPC message object (batches are not accepted)",
+        ));
     };
     if message.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
         return Err(invalid("`jsonrpc` must be \"2.0\""));
@@ -101,10 +104,8 @@ pub fn parse(body: &[u8]) -> Result<Message, RpcError> {
     }
     match (message.get("method"), id) {
         (Some(Value::String(method)), Some(id)) => {
+            // Each method reads its own params (`tools/call` refuses a non-object with -32602).
             let params = message.get("params").cloned();
-            if params.as_ref().is_some_and(|p| !p.is_object() && !p.is_array()) {
-                return Err(invalid("`params` must be an object"));
-            }
             Ok(Message::Request {
                 id,
                 method: method.clone(),
@@ -146,9 +147,15 @@ mod tests {
     fn one_message_object_is_read_and_anything_else_refused() {
         assert_eq!(code("{"), -32700);
         assert_eq!(code("[]"), -32600);
-        assert_eq!(code(r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#), -32600);
+        assert_eq!(
+            code(r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#),
+            -32600
+        );
         assert_eq!(code(r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#), -32600);
-        assert_eq!(code(r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#), -32600);
+        assert_eq!(
+            code(r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#),
+            -32600
+        );
         assert!(matches!(
             parse(br#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#),
             Ok(Message::Request { .. })

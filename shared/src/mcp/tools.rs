@@ -155,7 +155,13 @@ impl Tool {
         };
         let known: &[&str] = match self {
             Tool::GetBillingStatus => &["workspace_id"],
-            Tool::GetUsage => &["category", "period_start", "period_end", "group_by", "workspace_id"],
+            Tool::GetUsage => &[
+                "category",
+                "period_start",
+                "period_end",
+                "group_by",
+                "workspace_id",
+            ],
             Tool::CheckBudget => &["amount_cents", "agent_id", "workspace_id"],
         };
         if let Some(unknown) = args.keys().find(|k| !known.contains(&k.as_str())) {
@@ -183,12 +189,9 @@ impl Tool {
                 workspace_id,
                 amount_cents: match args.get("amount_cents") {
                     None => return Err(BadArguments("`amount_cents` is required".into())),
-                    Some(value) => value
-                        .as_i64()
-                        .filter(|c| *c >= 0)
-                        .ok_or_else(|| {
-                            BadArguments("`amount_cents` must be an integer, 0 or more".into())
-                        })?,
+                    Some(value) => value.as_i64().filter(|c| *c >= 0).ok_or_else(|| {
+                        BadArguments("`amount_cents` must be an integer, 0 or more".into())
+                    })?,
                 },
                 agent_id: text("agent_id")?,
             },
@@ -210,10 +213,16 @@ mod tests {
                 agent_id: None
             })
         );
-        assert!(Tool::CheckBudget.arguments(Some(&json!({"amount_cents": -1}))).is_err());
-        assert!(Tool::CheckBudget.arguments(Some(&json!({"amount_cents": 1.5}))).is_err());
+        assert!(Tool::CheckBudget
+            .arguments(Some(&json!({"amount_cents": -1})))
+            .is_err());
+        assert!(Tool::CheckBudget
+            .arguments(Some(&json!({"amount_cents": 1.5})))
+            .is_err());
         assert!(Tool::CheckBudget.arguments(None).is_err());
-        assert!(Tool::GetBillingStatus.arguments(Some(&json!({"colour": 1}))).is_err());
+        assert!(Tool::GetBillingStatus
+            .arguments(Some(&json!({"colour": 1})))
+            .is_err());
         assert!(Tool::GetUsage.arguments(Some(&json!({}))).is_err());
         let names: Vec<_> = Tool::ALL.map(|t| t.definition()["name"].clone()).into();
         assert_eq!(names, ["get_billing_status", "get_usage", "check_budget"]);

@@ -147,41 +147,76 @@ mod tests {
 
     #[test]
     fn initialize_echoes_a_handshake_revision_and_otherwise_answers_the_latest() {
-        assert_eq!(Revision::negotiate(Some("2025-06-18")), Revision::V2025_06_18);
-        assert_eq!(Revision::negotiate(Some("2026-07-28")), Revision::V2025_11_25);
-        assert_eq!(Revision::negotiate(Some("1999-01-01")), Revision::V2025_11_25);
+        assert_eq!(
+            Revision::negotiate(Some("2025-06-18")),
+            Revision::V2025_06_18
+        );
+        assert_eq!(
+            Revision::negotiate(Some("2026-07-28")),
+            Revision::V2025_11_25
+        );
+        assert_eq!(
+            Revision::negotiate(Some("1999-01-01")),
+            Revision::V2025_11_25
+        );
         assert_eq!(Revision::negotiate(None), Revision::V2025_11_25);
     }
 
     #[test]
     fn the_header_chooses_the_revision_and_an_unknown_one_is_32022() {
-        assert_eq!(Revision::of_request(&headers(&[])), Ok(Revision::V2025_03_26));
+        assert_eq!(
+            Revision::of_request(&headers(&[])),
+            Ok(Revision::V2025_03_26)
+        );
         assert_eq!(
             Revision::of_request(&headers(&[(PROTOCOL_VERSION_HEADER, "2026-07-28")])),
             Ok(Revision::V2026_07_28)
         );
-        let error = Revision::of_request(&headers(&[(PROTOCOL_VERSION_HEADER, "2024-01-01")]))
-            .unwrap_err();
+        let error =
+            Revision::of_request(&headers(&[(PROTOCOL_VERSION_HEADER, "2024-01-01")])).unwrap_err();
         assert_eq!(error.code.code(), -32022);
         assert_eq!(error.data.unwrap()["requested"], "2024-01-01");
     }
 
     #[test]
     fn stateless_headers_must_match_the_body_and_names_may_be_base64_wrapped() {
-        let params = json!({"name": "check_budget", "_meta": {PROTOCOL_VERSION_META: "2026-07-28"}});
-        let good = headers(&[(METHOD_HEADER, "tools/call"), (NAME_HEADER, "=?base64?Y2hlY2tfYnVkZ2V0?=")]);
-        assert!(check_stateless_headers(&good, Revision::V2026_07_28, "tools/call", Some(&params)).is_ok());
+        let params =
+            json!({"name": "check_budget", "_meta": {PROTOCOL_VERSION_META: "2026-07-28"}});
+        let good = headers(&[
+            (METHOD_HEADER, "tools/call"),
+            (NAME_HEADER, "=?base64?Y2hlY2tfYnVkZ2V0?="),
+        ]);
+        assert!(
+            check_stateless_headers(&good, Revision::V2026_07_28, "tools/call", Some(&params))
+                .is_ok()
+        );
         let wrong_name = headers(&[(METHOD_HEADER, "tools/call"), (NAME_HEADER, "get_usage")]);
-        let error = check_stateless_headers(&wrong_name, Revision::V2026_07_28, "tools/call", Some(&params)).unwrap_err();
+        let error = check_stateless_headers(
+            &wrong_name,
+            Revision::V2026_07_28,
+            "tools/call",
+            Some(&params),
+        )
+        .unwrap_err();
         assert!(error.message.contains("Mcp-Name"));
         let wrong_method = headers(&[(METHOD_HEADER, "tools/list")]);
-        assert!(check_stateless_headers(&wrong_method, Revision::V2026_07_28, "tools/call", Some(&params))
-            .unwrap_err()
-            .message
-            .contains("Mcp-Method"));
-        assert!(check_stateless_headers(&good, Revision::V2026_07_28, "tools/call", Some(&json!({})))
-            .unwrap_err()
-            .message
-            .contains("MCP-Protocol-Version"));
+        assert!(check_stateless_headers(
+            &wrong_method,
+            Revision::V2026_07_28,
+            "tools/call",
+            Some(&params)
+        )
+        .unwrap_err()
+        .message
+        .contains("Mcp-Method"));
+        assert!(check_stateless_headers(
+            &good,
+            Revision::V2026_07_28,
+            "tools/call",
+            Some(&json!({}))
+        )
+        .unwrap_err()
+        .message
+        .contains("MCP-Protocol-Version"));
     }
 }

@@ -69,7 +69,8 @@ impl Store {
             payer: None,
         };
         Ok(matches!(
-            self.transact(vec![self.put(claim, Some(NEW_ITEM))?]).await?,
+            self.transact(vec![self.put(claim, Some(NEW_ITEM))?])
+                .await?,
             super::Transacted::Committed
         ))
     }

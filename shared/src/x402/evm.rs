@@ -19,7 +19,9 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// `0x`-prefixed hex (either case) into exactly `N` bytes.
 pub fn parse_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
-    let digits = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X"))?;
+    let digits = text
+        .strip_prefix("0x")
+        .or_else(|| text.strip_prefix("0X"))?;
     if digits.len() != 2 * N || !digits.is_ascii() {
         return None;
     }
@@ -50,7 +52,11 @@ impl Address {
         out.push_str("0x");
         for (i, c) in lower.chars().enumerate() {
             let nibble = (hash[i / 2] >> (if i % 2 == 0 { 4 } else { 0 })) & 0x0f;
-            out.push(if nibble >= 8 { c.to_ascii_uppercase() } else { c });
+            out.push(if nibble >= 8 {
+                c.to_ascii_uppercase()
+            } else {
+                c
+            });
         }
         out
     }
@@ -182,8 +188,8 @@ pub fn recover_signer(digest: &[u8; 32], signature: &[u8; 65]) -> Option<Address
     if signature_rs.normalize_s().is_some() {
         return None;
     }
-    let key =
-        VerifyingKey::recover_from_prehash(digest, &signature_rs, RecoveryId::from_byte(v)?).ok()?;
+    let key = VerifyingKey::recover_from_prehash(digest, &signature_rs, RecoveryId::from_byte(v)?)
+        .ok()?;
     Some(address_of(&key))
 }
 
@@ -258,7 +264,10 @@ mod tests {
         let digest = authorization.digest(&domain);
         let mut signature = parse_hex::<65>(SIGNATURE).unwrap();
         signature[64] -= 27;
-        assert_eq!(recover_signer(&digest, &signature), Some(authorization.from));
+        assert_eq!(
+            recover_signer(&digest, &signature),
+            Some(authorization.from)
+        );
         signature[64] = 29;
         assert_eq!(recover_signer(&digest, &signature), None);
         // s → n − s (and v flipped): the same point, refused for malleability.

@@ -22,7 +22,7 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub enum Facilitator {
     Offline,
-    Http(HttpFacilitator),
+    Http(Box<HttpFacilitator>),
 }
 
 /// The facilitator could not be asked: unreachable, timed out, a 5xx, or an answer that is

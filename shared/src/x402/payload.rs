@@ -186,14 +186,16 @@ impl Payment {
         }
         let now = u128::try_from(now_epoch).unwrap_or(0);
         // Far-future ends (past u128) are as good as any other future end.
-        if a.valid_before.to_u128().is_some_and(|before| before < now + 6) {
+        if a.valid_before
+            .to_u128()
+            .is_some_and(|before| before < now + 6)
+        {
             return Err(Refusal::ValidBefore);
         }
         if a.valid_after.to_u128().is_none_or(|after| after > now) {
             return Err(Refusal::ValidAfter);
         }
-        if check_signature
-            && recover_signer(&self.digest(config), &self.signature) != Some(a.from)
+        if check_signature && recover_signer(&self.digest(config), &self.signature) != Some(a.from)
         {
             return Err(Refusal::Signature);
         }
@@ -283,14 +285,26 @@ mod tests {
                 .unwrap_err()
         };
         assert_eq!(
-            refused(&|a| a["to"] = json!("0x2c7536E3605D9C16a7a3D7b1898e529396a65c23"), now),
+            refused(
+                &|a| a["to"] = json!("0x2c7536E3605D9C16a7a3D7b1898e529396a65c23"),
+                now
+            ),
             Refusal::RecipientMismatch
         );
-        assert_eq!(refused(&|a| a["value"] = json!("4999999"), now), Refusal::ValueMismatch);
-        assert_eq!(refused(&|_| {}, 1_900_000_000 - 5), Refusal::ValidBefore);
-        assert_eq!(refused(&|a| a["validAfter"] = json!("1800000001"), now), Refusal::ValidAfter);
         assert_eq!(
-            refused(&|a| a["nonce"] = json!(format!("0x{}", "22".repeat(32))), now),
+            refused(&|a| a["value"] = json!("4999999"), now),
+            Refusal::ValueMismatch
+        );
+        assert_eq!(refused(&|_| {}, 1_900_000_000 - 5), Refusal::ValidBefore);
+        assert_eq!(
+            refused(&|a| a["validAfter"] = json!("1800000001"), now),
+            Refusal::ValidAfter
+        );
+        assert_eq!(
+            refused(
+                &|a| a["nonce"] = json!(format!("0x{}", "22".repeat(32))),
+                now
+            ),
             Refusal::Signature
         );
     }

@@ -128,7 +128,10 @@ mod tests {
                 "maxTimeoutSeconds": 300, "extra": {"name": "USDC", "version": "2"},
             })
         );
-        assert_eq!(v2["resource"]["description"], "500 cents of credits for ws_1");
+        assert_eq!(
+            v2["resource"]["description"],
+            "500 cents of credits for ws_1"
+        );
         let v1 = offer.payment_required_v1("X-PAYMENT header is required");
         assert_eq!(v1["accepts"][0]["network"], "base-sepolia");
         assert_eq!(v1["accepts"][0]["maxAmountRequired"], "5000000");
