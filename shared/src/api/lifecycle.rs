@@ -5,6 +5,7 @@
 use super::access::{visible_workspace_state, workspace_id};
 use crate::app::App;
 use crate::clock::rfc3339;
+use crate::config::PaymentsConfig;
 use crate::domain::ids::WorkspaceId;
 use crate::domain::lifecycle::{
     apply, next_deadline, Billing, IllegalTransition, Lifecycle, Transition, Trigger,
@@ -14,7 +15,6 @@ use crate::domain::plan::{subscription_status_without_subscription, Subscription
 use crate::domain::rate_limit::{tier_for, RateTier};
 use crate::domain::workspace::{PlanStatus, Workspace};
 use crate::http::{ApiError, Ctx, Reply};
-use crate::config::PaymentsConfig;
 use crate::scheduler::Deadline;
 use crate::store::lifecycle::{TransitionWrite, TransitionWritten, WorkspaceState};
 use aws_sdk_dynamodb::types::TransactWriteItem;
