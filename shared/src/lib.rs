@@ -6,6 +6,7 @@
 //! - [`api`]: one module per feature, holding the handlers the routes point at.
 //! - [`routes`]: the route table, the single source for Lambdas, the dev server, `template.yaml`
 //!   checks and the OpenAPI document ([`openapi`]).
+//! - [`events`]: billing events out: EventBridge publishing and signed webhook delivery.
 //! - [`aws`]: the AWS SDK configuration every client shares.
 //! - [`lambda`] and [`dev_server`]: the two ways the same handlers are served.
 
@@ -21,6 +22,7 @@ pub mod clock;
 pub mod config;
 pub mod dev_server;
 pub mod domain;
+pub mod events;
 pub mod http;
 pub mod lambda;
 pub mod openapi;

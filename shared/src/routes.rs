@@ -10,6 +10,7 @@ use crate::domain::account::BillingAccount;
 use crate::domain::api_key::ApiKey;
 use crate::domain::transaction::Transaction;
 use crate::domain::workspace::Workspace;
+use crate::events;
 use crate::http::pagination::List;
 use crate::http::request::percent_decode;
 use crate::http::{ApiError, Ctx, Reply};
@@ -734,28 +735,75 @@ route_table! {
     } serves stripe_webhook::receive, then charge_started_recharges;
 }
 
-/// A scheduled job: its own Lambda, invoked by an EventBridge schedule (and by the dev server).
+/// A job: its own Lambda, invoked by a schedule, the table's stream or the event bus (and, on
+/// the local stage, run in-process).
 pub struct Job {
     pub name: &'static str,
     /// The `static` that serves it, as for routes.
     pub ident: &'static str,
-    /// An EventBridge Scheduler expression for a recurring job; `None` for a job that one-time
-    /// schedules invoke (the dev server's sweep does its work locally).
-    pub schedule: Option<&'static str>,
+    /// What invokes it.
+    pub invoked_by: Invocation,
     pub summary: &'static str,
     pub run: JobFn,
     /// As [`Route::after`]: every job moves money, so every job charges what it started.
     pub after: Option<AfterHook>,
 }
 
+/// What invokes a job's function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Invocation {
+    /// A recurring EventBridge Scheduler expression (the dev server runs these every few
+    /// seconds).
+    Schedule(&'static str),
+    /// One-time schedules, each with its payload (the dev server's sweep does their work).
+    OneTimeSchedule,
+    /// The table's DynamoDB stream, in batches (the dev server taps its own commits instead).
+    TableStream,
+    /// An EventBridge rule on the bus for `Source: billing` (the dev server delivers
+    /// in-process).
+    BusRule,
+}
+
+/// What an invocation did: how many things it handled and, for a stream batch, the records to
+/// retry from (the Lambda's `batchItemFailures`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct JobOutcome {
+    pub handled: usize,
+    #[serde(rename = "batchItemFailures", skip_serializing_if = "Option::is_none")]
+    pub batch_item_failures: Option<Vec<BatchItemFailure>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct BatchItemFailure {
+    #[serde(rename = "itemIdentifier")]
+    pub item_identifier: String,
+}
+
+impl From<usize> for JobOutcome {
+    fn from(handled: usize) -> Self {
+        Self {
+            handled,
+            batch_item_failures: None,
+        }
+    }
+}
+
 impl Job {
+    /// The recurring schedule, for a job that has one.
+    pub fn schedule(&self) -> Option<&'static str> {
+        match self.invoked_by {
+            Invocation::Schedule(expression) => Some(expression),
+            _ => None,
+        }
+    }
+
     /// One invocation: the job's work on its payload, then its `after` work (charging the
     /// auto-recharges it started), whatever the work's outcome.
     pub async fn invoke(
         &self,
         app: &crate::app::App,
         payload: serde_json::Value,
-    ) -> Result<usize, ApiError> {
+    ) -> Result<JobOutcome, ApiError> {
         let result = (self.run)(app, payload).await;
         if let Some(after) = self.after {
             after(app).await;
@@ -764,9 +812,11 @@ impl Job {
     }
 }
 
-/// A job's work on the invocation's payload; returns how many things it handled.
-pub type JobFn =
-    for<'a> fn(&'a crate::app::App, serde_json::Value) -> BoxFuture<'a, Result<usize, ApiError>>;
+/// A job's work on the invocation's payload; returns what it handled.
+pub type JobFn = for<'a> fn(
+    &'a crate::app::App,
+    serde_json::Value,
+) -> BoxFuture<'a, Result<JobOutcome, ApiError>>;
 
 macro_rules! job {
     // A job that needs nothing from its invocation.
@@ -774,8 +824,8 @@ macro_rules! job {
         fn boxed(
             app: &crate::app::App,
             _: serde_json::Value,
-        ) -> BoxFuture<'_, Result<usize, ApiError>> {
-            Box::pin($f(app))
+        ) -> BoxFuture<'_, Result<JobOutcome, ApiError>> {
+            Box::pin(async move { $f(app).await.map(Into::into) })
         }
         boxed as JobFn
     }};
@@ -783,8 +833,8 @@ macro_rules! job {
         fn boxed(
             app: &crate::app::App,
             payload: serde_json::Value,
-        ) -> BoxFuture<'_, Result<usize, ApiError>> {
-            Box::pin($f(app, payload))
+        ) -> BoxFuture<'_, Result<JobOutcome, ApiError>> {
+            Box::pin(async move { $f(app, payload).await.map(Into::into) })
         }
         boxed as JobFn
     }};
@@ -801,31 +851,52 @@ macro_rules! job_table {
 job_table! {
     RUNS_EXPIRE {
         name: "runs-expire",
-        schedule: Some("rate(5 minutes)"),
+        invoked_by: Invocation::Schedule("rate(5 minutes)"),
         summary: "Settle runs whose hold expired: debit what was reported, release the rest.",
         run: job!(runs::expire_overdue),
         after: Some(charge_started_recharges),
     };
     LIFECYCLE_SWEEP {
         name: "lifecycle-sweep",
-        schedule: Some("rate(1 hour)"),
+        invoked_by: Invocation::Schedule("rate(1 hour)"),
         summary: "Fire every overdue lifecycle deadline (trial, promo, period and grace ends) that a one-time schedule missed.",
         run: job!(lifecycle::sweep),
         after: Some(charge_started_recharges),
     };
     AUTO_RECHARGE_RETRY {
         name: "auto-recharge-retry",
-        schedule: Some("rate(15 minutes)"),
+        invoked_by: Invocation::Schedule("rate(15 minutes)"),
         summary: "Charge auto-recharges that were started but never charged (their function stopped in between), under the same idempotency key.",
         run: job!(auto_recharge::retry_stale),
         after: Some(charge_started_recharges),
     };
     LIFECYCLE_TRANSITION {
         name: "lifecycle-transition",
-        schedule: None,
+        invoked_by: Invocation::OneTimeSchedule,
         summary: "Fire one workspace's lifecycle deadline; invoked by its EventBridge Scheduler one-time schedule with {workspace_id, trigger, due_at, version}.",
         run: job!(lifecycle::on_schedule, payload),
         after: Some(charge_started_recharges),
+    };
+    EVENTS_PUBLISH {
+        name: "events-publish",
+        invoked_by: Invocation::TableStream,
+        summary: "Publish each new outbox item of the table's stream to EventBridge (Source billing, DetailType its type); entries EventBridge refused are sent again, and records still refused are reported as batch item failures.",
+        run: job!(events::publish::from_stream, payload),
+        after: None,
+    };
+    WEBHOOKS_DELIVER {
+        name: "webhooks-deliver",
+        invoked_by: Invocation::BusRule,
+        summary: "Make the first delivery attempt of a billing event (the bus rule's target) to every subscribed endpoint of its workspace.",
+        run: job!(events::publish::on_bus_event, payload),
+        after: None,
+    };
+    WEBHOOKS_RETRY {
+        name: "webhooks-retry",
+        invoked_by: Invocation::Schedule("rate(1 minute)"),
+        summary: "Make every webhook delivery attempt that is due (and take over claims whose function stopped mid-attempt).",
+        run: job!(events::retry_due),
+        after: None,
     };
 }
 

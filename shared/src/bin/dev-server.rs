@@ -115,11 +115,12 @@ async fn run() -> Result<(), String> {
             tick.tick().await;
             for job in billing_core::routes::JOBS
                 .iter()
-                .filter(|j| j.schedule.is_some())
+                // Webhook retries run every second in the events pipeline instead.
+                .filter(|j| j.schedule().is_some() && j.name != billing_core::routes::WEBHOOKS_RETRY.name)
             {
                 match job.invoke(&jobs_app, serde_json::Value::Null).await {
-                    Ok(0) => {}
-                    Ok(handled) => tracing::info!(job = job.name, handled, "job done"),
+                    Ok(outcome) if outcome.handled == 0 => {}
+                    Ok(outcome) => tracing::info!(job = job.name, handled = outcome.handled, "job done"),
                     Err(error) => tracing::error!(job = job.name, %error, "job failed"),
                 }
             }
