@@ -4,11 +4,12 @@
 
 use crate::api::{
     api_keys, auto_recharge, billing_accounts, lifecycle, meta, metering, payments, rate_limits,
-    runs, stripe_webhook, users, views, workspace_billing, workspaces,
+    runs, stripe_webhook, users, views, webhook_endpoints, workspace_billing, workspaces,
 };
 use crate::domain::account::BillingAccount;
 use crate::domain::api_key::ApiKey;
 use crate::domain::transaction::Transaction;
+use crate::domain::webhooks::{DeliveryAttempt, WebhookEndpoint};
 use crate::domain::workspace::Workspace;
 use crate::events;
 use crate::http::pagination::List;
@@ -733,6 +734,55 @@ route_table! {
         status: 200,
         response: schema::<stripe_webhook::Received>,
     } serves stripe_webhook::receive, then charge_started_recharges;
+    WEBHOOK_ENDPOINTS_CREATE {
+        name: "webhook-endpoints-create",
+        method: Method::POST,
+        path: "/v1/workspaces/{workspaceId}/webhook-endpoints",
+        access: Access::Key,
+        summary: "Create a webhook endpoint for the workspace's billing events (at most 20 per workspace: the 21st answers 409 `conflict`). It receives the events committed after its creation, signed by the Standard Webhooks scheme with `secret`, which only this response shows (a replay under the same `Idempotency-Key` answers `\"secret\": null`). `events` lists event types or is `[\"*\"]`; an unknown type answers 400. Deployed stages take only `https` URLs whose host resolves to global unicast addresses (400 \"url resolves to a private address\"); a host that does not resolve yet is taken, and its attempts fail until it does.",
+        query: &[],
+        request: Some(schema::<webhook_endpoints::CreateEndpoint>),
+        status: 201,
+        response: schema::<webhook_endpoints::EndpointCreated>,
+    } serves webhook_endpoints::create;
+    WEBHOOK_ENDPOINTS_LIST {
+        name: "webhook-endpoints-list",
+        method: Method::GET,
+        path: "/v1/workspaces/{workspaceId}/webhook-endpoints",
+        access: Access::Key,
+        summary: "The workspace's webhook endpoints, newest first, without their secrets.",
+        query: &[PAGE[0], PAGE[1]],
+        request: None,
+        status: 200,
+        response: schema::<List<WebhookEndpoint>>,
+    } serves webhook_endpoints::list;
+    WEBHOOK_ENDPOINTS_DELETE {
+        name: "webhook-endpoints-delete",
+        method: Method::DELETE,
+        path: "/v1/workspaces/{workspaceId}/webhook-endpoints/{endpointId}",
+        access: Access::Key,
+        summary: "Delete an endpoint: it gets no attempt from then on (its pending retries are dropped) and its delivery log goes with it. Again: 404.",
+        query: &[],
+        request: None,
+        status: 200,
+        response: schema::<webhook_endpoints::EndpointDeleted>,
+    } serves webhook_endpoints::delete;
+    WEBHOOK_ENDPOINTS_DELIVERIES {
+        name: "webhook-endpoints-deliveries",
+        method: Method::GET,
+        path: "/v1/workspaces/{workspaceId}/webhook-endpoints/{endpointId}/deliveries",
+        access: Access::Key,
+        summary: "The endpoint's delivery attempts, newest first, kept 30 days. Each event is POSTed with `webhook-id` (the event id, the same for every attempt), `webhook-timestamp` and `webhook-signature` (signed anew per attempt); a 2xx within 15 s succeeds, anything else (redirects are not followed) is retried after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h (±10 % jitter; a longer `Retry-After`, up to 24 h, postpones), 8 attempts in all. 410 disables the endpoint (`gone`), five days of unbroken failure too (`failing`).",
+        query: &[
+            PAGE[0],
+            PAGE[1],
+            ("event_id", "Only attempts of this event."),
+            ("status", "Only `succeeded` or only `failed` attempts."),
+        ],
+        request: None,
+        status: 200,
+        response: schema::<List<DeliveryAttempt>>,
+    } serves webhook_endpoints::deliveries;
 }
 
 /// A job: its own Lambda, invoked by a schedule, the table's stream or the event bus (and, on

@@ -140,19 +140,6 @@ prefixed_id!(
     /// One webhook delivery attempt.
     DeliveryAttemptId, "whd_");
 
-/// The milliseconds a time-ordered id was made at (its first 48 bits), if it is one.
-pub fn id_millis(id: &str) -> Option<u64> {
-    let suffix = id.split_once('_')?.1;
-    if suffix.len() != 26 {
-        return None;
-    }
-    let mut value: u128 = 0;
-    for byte in suffix.bytes() {
-        let digit = ALPHABET.iter().position(|c| *c == byte)?;
-        value = (value << 5) | digit as u128;
-    }
-    u64::try_from(value >> 80).ok()
-}
 
 /// An id whose suffix is derived from `seed`: the same seed always gives the same id, so a
 /// retried request (same idempotency key) names the same transfer and can't apply twice.
@@ -183,13 +170,6 @@ mod tests {
         let mut sorted = ids.clone();
         sorted.sort();
         assert_eq!(ids, sorted);
-    }
-
-    #[test]
-    fn a_time_ordered_id_tells_when_it_was_made() {
-        let id = EventId::generate(1_795_435_200_123);
-        assert_eq!(id_millis(id.as_str()), Some(1_795_435_200_123));
-        assert_eq!(id_millis("evt_short"), None);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::app::App;
 use crate::clock::{rfc3339, unix_millis};
 use crate::config::Stage;
 use crate::domain::events::{Event, EventType};
-use crate::domain::ids::{id_millis, DeliveryAttemptId, EventId, WorkspaceId};
+use crate::domain::ids::{DeliveryAttemptId, EventId, WorkspaceId};
 use crate::domain::webhooks::{
     random_jitter, retry_delay_secs, signature, AttemptStatus, DeliveryAttempt, EndpointStatus,
     DELIVERY_TIMEOUT_SECS, FAILING_DISABLE_SECS, MAX_ATTEMPTS,
@@ -103,14 +103,13 @@ async fn subscribed_endpoints(app: &App, event: &Event) -> Result<Vec<EndpointRe
             defaults
         }
     };
-    let committed_ms = id_millis(event.id.as_str()).unwrap_or(u64::MAX);
     let mut subscribed = Vec::new();
     for workspace in workspaces {
         let page = app.store.list_endpoints(&workspace, 100, None).await?;
         subscribed.extend(page.items.into_iter().filter(|e| {
             e.endpoint.status == EndpointStatus::Enabled
                 && e.endpoint.events.includes(event.event_type())
-                && e.created_ms <= committed_ms
+                && e.receives(&event.id)
         }));
     }
     Ok(subscribed)

@@ -122,10 +122,6 @@ pub async fn publish_and_mark(
 /// published; the records whose entry EventBridge kept refusing are reported as batch item
 /// failures, so the stream retries from them.
 pub async fn from_stream(app: &App, payload: Value) -> Result<JobOutcome, ApiError> {
-    let publisher = app
-        .publisher()
-        .await
-        .ok_or_else(|| ApiError::Internal("EVENT_BUS_NAME is not configured".into()))?;
     let mut events = Vec::new();
     let mut sequences = Vec::new();
     for record in payload["Records"].as_array().into_iter().flatten() {
@@ -152,6 +148,16 @@ pub async fn from_stream(app: &App, payload: Value) -> Result<JobOutcome, ApiErr
             Err(error) => tracing::error!(%sequence, %error, "an outbox item is not an event"),
         }
     }
+    if events.is_empty() {
+        return Ok(JobOutcome {
+            handled: 0,
+            batch_item_failures: Some(Vec::new()),
+        });
+    }
+    let publisher = app
+        .publisher()
+        .await
+        .ok_or_else(|| ApiError::Internal("EVENT_BUS_NAME is not configured".into()))?;
     let refused = publish_and_mark(app, publisher, &events).await?;
     Ok(JobOutcome {
         handled: events.len() - refused.len(),

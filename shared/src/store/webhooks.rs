@@ -19,8 +19,15 @@ pub struct EndpointRecord {
     #[serde(flatten)]
     pub endpoint: WebhookEndpoint,
     pub secret: String,
-    /// When it was created, in milliseconds: it receives events committed from then on.
-    pub created_ms: u64,
+}
+
+impl EndpointRecord {
+    /// Whether `event` committed after this endpoint was created: ids are time-ordered (and
+    /// strictly ordered within one process, whatever their kind), so the suffixes tell.
+    pub fn receives(&self, event: &EventId) -> bool {
+        let suffix = |id: &str| id.split_once('_').map(|(_, s)| s.to_owned()).unwrap_or_default();
+        suffix(event.as_str()) > suffix(self.endpoint.id.as_str())
+    }
 }
 
 #[derive(Serialize, Deserialize)]
