@@ -9,10 +9,10 @@ use crate::config::PurchaseLimits;
 use crate::domain::ids::{
     ApiKeyId, BillingAccountId, EventId, RunId, UserId, WebhookEndpointId, WorkspaceId,
 };
-use crate::domain::webhooks::AttemptStatus;
 use crate::domain::invoice::InvoiceStatus;
 use crate::domain::pricing::Category;
 use crate::domain::transaction::TransactionType;
+use crate::domain::webhooks::AttemptStatus;
 use crate::http::pagination::MAX_LIMIT;
 use crate::routes::{spec, Access, RouteSpec, SPECS};
 use schemars::generate::SchemaSettings;

@@ -829,6 +829,13 @@ pub struct BatchItemFailure {
     pub item_identifier: String,
 }
 
+/// Compares what was handled, as the jobs that report only a count are checked.
+impl PartialEq<usize> for JobOutcome {
+    fn eq(&self, handled: &usize) -> bool {
+        self.handled == *handled && self.batch_item_failures.is_none()
+    }
+}
+
 impl From<usize> for JobOutcome {
     fn from(handled: usize) -> Self {
         Self {

@@ -7,5 +7,6 @@ pub mod binaries;
 pub mod dev_server;
 pub mod fake_stripe;
 pub mod fault_proxy;
+pub mod receiver;
 pub mod report;
 pub mod runtime_api;

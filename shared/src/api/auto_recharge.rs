@@ -185,10 +185,12 @@ async fn charge(app: &App, request: &RechargeRequest) -> Result<(), ApiError> {
             app.store
                 .set_recharge_action(&workspace.id, Some(&action))
                 .await?;
-            let requires = event(EventPayload::AutoRechargeRequiresAction(RechargePaymentData {
-                payment_intent_id: payment_intent_id.clone(),
-                amount_cents: Some(request.amount_cents),
-            }))?;
+            let requires = event(EventPayload::AutoRechargeRequiresAction(
+                RechargePaymentData {
+                    payment_intent_id: payment_intent_id.clone(),
+                    amount_cents: Some(request.amount_cents),
+                },
+            ))?;
             app.store.claim_events(vec![requires]).await?;
         }
         // The webhook will say how it ends.

@@ -52,7 +52,8 @@ pub async fn create(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     let workspace = visible_workspace(&cx, &workspace_id(&cx)?).await?;
     let body: CreateEndpoint = cx.body()?;
     let deployed = matches!(cx.app.config.stage, Stage::Deployed(_));
-    let url = parse_url(&body.url, deployed).map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+    let url =
+        parse_url(&body.url, deployed).map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
     if deployed {
         // A host that does not resolve yet is taken: its attempts fail until it does.
         if let Err(AttemptError::BlockedAddress) =
@@ -105,10 +106,18 @@ pub async fn list(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     let page = cx
         .app
         .store
-        .list_endpoints(&workspace.id, page_request.limit, page_request.start.clone())
+        .list_endpoints(
+            &workspace.id,
+            page_request.limit,
+            page_request.start.clone(),
+        )
         .await?;
     let page = crate::store::Page {
-        items: page.items.into_iter().map(|r| r.endpoint).collect::<Vec<_>>(),
+        items: page
+            .items
+            .into_iter()
+            .map(|r| r.endpoint)
+            .collect::<Vec<_>>(),
         next: page.next,
     };
     cx.list_reply(&page_request, page).await
@@ -126,7 +135,13 @@ pub async fn delete(cx: Ctx<'_>) -> Result<Reply, ApiError> {
 pub async fn deliveries(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     let workspace = visible_workspace(&cx, &workspace_id(&cx)?).await?;
     let id = endpoint_id(&cx)?;
-    if cx.app.store.get_endpoint(&workspace.id, &id).await?.is_none() {
+    if cx
+        .app
+        .store
+        .get_endpoint(&workspace.id, &id)
+        .await?
+        .is_none()
+    {
         return Err(ApiError::not_found("webhook endpoint"));
     }
     let event = cx

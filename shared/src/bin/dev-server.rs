@@ -81,6 +81,11 @@ async fn run() -> Result<(), String> {
             shortened.push(format!("  {what}: {secs} s ({name})"));
         }
     }
+    // With an EventBridge endpoint (moto_server), committed events are also published there.
+    config.events = billing_core::config::EventsConfig::from_vars(&Stage::Local, |name| {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    });
+    let events = config.events.clone();
     let payments = config.payments.clone();
     let app = Arc::new(App::new(config, store, Arc::new(SystemClock)));
     let app_for_jobs = app.clone();
@@ -97,6 +102,14 @@ async fn run() -> Result<(), String> {
         }
         PaymentsConfig::Stripe { .. } => println!("  Payments:       Stripe (STRIPE_SECRET_KEY)"),
     }
+    match &events {
+        Some(events) => println!(
+            "  Events:         webhooks delivered in-process, published to bus {} at {} (AWS_ENDPOINT_URL_EVENTBRIDGE)",
+            events.bus_name,
+            events.endpoint.as_deref().unwrap_or("EventBridge")
+        ),
+        None => println!("  Events:         webhooks delivered in-process (set AWS_ENDPOINT_URL_EVENTBRIDGE to also publish)"),
+    }
     for line in &shortened {
         println!("{line}");
     }
@@ -107,6 +120,8 @@ async fn run() -> Result<(), String> {
     println!("  OpenAPI: {base}/v1/openapi.json   Stop: Ctrl-C");
     println!();
 
+    // Events out: deliveries and retries in-process, never on a request's path.
+    billing_core::events::local::start(app.clone());
     // The scheduled jobs (EventBridge schedules in AWS) run in-process here.
     let jobs_app = app_for_jobs.clone();
     tokio::spawn(async move {
@@ -116,11 +131,15 @@ async fn run() -> Result<(), String> {
             for job in billing_core::routes::JOBS
                 .iter()
                 // Webhook retries run every second in the events pipeline instead.
-                .filter(|j| j.schedule().is_some() && j.name != billing_core::routes::WEBHOOKS_RETRY.name)
+                .filter(|j| {
+                    j.schedule().is_some() && j.name != billing_core::routes::WEBHOOKS_RETRY.name
+                })
             {
                 match job.invoke(&jobs_app, serde_json::Value::Null).await {
                     Ok(outcome) if outcome.handled == 0 => {}
-                    Ok(outcome) => tracing::info!(job = job.name, handled = outcome.handled, "job done"),
+                    Ok(outcome) => {
+                        tracing::info!(job = job.name, handled = outcome.handled, "job done")
+                    }
                     Err(error) => tracing::error!(job = job.name, %error, "job failed"),
                 }
             }

@@ -140,7 +140,6 @@ prefixed_id!(
     /// One webhook delivery attempt.
     DeliveryAttemptId, "whd_");
 
-
 /// An id whose suffix is derived from `seed`: the same seed always gives the same id, so a
 /// retried request (same idempotency key) names the same transfer and can't apply twice.
 pub fn derived_suffix(seed: &str) -> String {

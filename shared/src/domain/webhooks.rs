@@ -202,7 +202,10 @@ pub fn signature(secret: &str, webhook_id: &str, timestamp: i64, body: &[u8]) ->
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    Some(format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes())))
+    Some(format!(
+        "v1,{}",
+        STANDARD.encode(mac.finalize().into_bytes())
+    ))
 }
 
 /// When attempt `failed` + 1 is due, in seconds after attempt `failed` failed: the schedule with
@@ -231,7 +234,11 @@ pub fn is_global(ip: IpAddr) -> bool {
 }
 
 fn in_v4(ip: Ipv4Addr, network: [u8; 4], bits: u32) -> bool {
-    let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+    let mask = if bits == 0 {
+        0
+    } else {
+        u32::MAX << (32 - bits)
+    };
     (u32::from(ip) & mask) == (u32::from(Ipv4Addr::from(network)) & mask)
 }
 
@@ -333,7 +340,10 @@ pub fn parse_url(url: &str, https_only: bool) -> Result<EndpointUrl, UrlRefused>
         .host()
         .filter(|h| !h.is_empty())
         .ok_or(UrlRefused::NotAbsolute)?;
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
     let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
     Ok(EndpointUrl { https, host, port })
 }

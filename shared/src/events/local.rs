@@ -32,7 +32,9 @@ pub fn start(app: Arc<App>) {
                     match publish_and_mark(&app, publisher, std::slice::from_ref(&event)).await {
                         Ok(refused) if refused.is_empty() => {}
                         Ok(_) => tracing::warn!(event = %event.id, "eventbridge refused the event"),
-                        Err(error) => tracing::warn!(event = %event.id, %error, "publishing failed"),
+                        Err(error) => {
+                            tracing::warn!(event = %event.id, %error, "publishing failed")
+                        }
                     }
                 }
                 if let Err(error) = super::deliver(&app, &event).await {

@@ -64,8 +64,7 @@ pub async fn deliver(app: &App, event: &Event) -> Result<usize, ApiError> {
                     // Delivered by another trigger of the same event.
                     None => Ok::<usize, ApiError>(0),
                     Some(claimed) => {
-                        send_and_record(app, &endpoint, event.event_type(), body, &claimed)
-                            .await?;
+                        send_and_record(app, &endpoint, event.event_type(), body, &claimed).await?;
                         Ok(1)
                     }
                 }

@@ -72,7 +72,11 @@ impl Publisher {
                     .filter(|(result, _)| result.error_code().is_some())
                     .map(|(_, &i)| i)
                     .collect();
-                tracing::warn!(refused = pending.len(), attempt, "eventbridge refused entries");
+                tracing::warn!(
+                    refused = pending.len(),
+                    attempt,
+                    "eventbridge refused entries"
+                );
                 if pending.is_empty() {
                     break;
                 }

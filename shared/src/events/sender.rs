@@ -36,7 +36,8 @@ pub struct Sent {
 
 impl Sent {
     pub fn succeeded(&self) -> bool {
-        self.response_status.is_some_and(|s| (200..300).contains(&s))
+        self.response_status
+            .is_some_and(|s| (200..300).contains(&s))
     }
 }
 
@@ -166,7 +167,8 @@ fn tls_config() -> Arc<rustls::ClientConfig> {
     static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
     CONFIG
         .get_or_init(|| {
-            let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            let roots =
+                rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
             let config = rustls::ClientConfig::builder_with_provider(Arc::new(
                 rustls::crypto::aws_lc_rs::default_provider(),
             ))
@@ -185,7 +187,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_deployed_stage_refuses_hosts_that_resolve_to_private_addresses() {
-        for host in ["127.0.0.1", "localhost", "10.1.2.3", "::1", "169.254.169.254"] {
+        for host in [
+            "127.0.0.1",
+            "localhost",
+            "10.1.2.3",
+            "::1",
+            "169.254.169.254",
+        ] {
             assert_eq!(
                 checked_addresses(host, 443, AddressPolicy::GlobalOnly).await,
                 Err(AttemptError::BlockedAddress),

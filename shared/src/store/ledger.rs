@@ -571,18 +571,26 @@ impl Store {
             month: account.month.clone(),
         };
         let cap = |scope: &CapScope, soft: bool| match (scope, soft) {
-            (CapScope::Account, true) => {
-                limit(LimitScope::Account, account.soft_cap_cents, account.spent_cents)
-            }
-            (CapScope::Account, false) => {
-                limit(LimitScope::Account, account.hard_cap_cents, account.spent_cents)
-            }
-            (CapScope::Workspace, true) => {
-                limit(LimitScope::Workspace, budget.soft_cap_cents, budget.spent_cents)
-            }
-            (CapScope::Workspace, false) => {
-                limit(LimitScope::Workspace, budget.hard_cap_cents, budget.spent_cents)
-            }
+            (CapScope::Account, true) => limit(
+                LimitScope::Account,
+                account.soft_cap_cents,
+                account.spent_cents,
+            ),
+            (CapScope::Account, false) => limit(
+                LimitScope::Account,
+                account.hard_cap_cents,
+                account.spent_cents,
+            ),
+            (CapScope::Workspace, true) => limit(
+                LimitScope::Workspace,
+                budget.soft_cap_cents,
+                budget.spent_cents,
+            ),
+            (CapScope::Workspace, false) => limit(
+                LimitScope::Workspace,
+                budget.hard_cap_cents,
+                budget.spent_cents,
+            ),
         };
         let mut payloads: Vec<EventPayload> = Vec::new();
         payloads.extend(soft.iter().map(|s| EventPayload::CreditsLow(cap(s, true))));

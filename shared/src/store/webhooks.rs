@@ -25,7 +25,11 @@ impl EndpointRecord {
     /// Whether `event` committed after this endpoint was created: ids are time-ordered (and
     /// strictly ordered within one process, whatever their kind), so the suffixes tell.
     pub fn receives(&self, event: &EventId) -> bool {
-        let suffix = |id: &str| id.split_once('_').map(|(_, s)| s.to_owned()).unwrap_or_default();
+        let suffix = |id: &str| {
+            id.split_once('_')
+                .map(|(_, s)| s.to_owned())
+                .unwrap_or_default()
+        };
         suffix(event.as_str()) > suffix(self.endpoint.id.as_str())
     }
 }
@@ -128,9 +132,7 @@ impl Store {
         ];
         match self.transact(items).await? {
             Transacted::Committed => Ok(true),
-            Transacted::Refused(reasons) if reasons.first().is_some_and(|r| r.failed) => {
-                Ok(false)
-            }
+            Transacted::Refused(reasons) if reasons.first().is_some_and(|r| r.failed) => Ok(false),
             Transacted::Refused(_) => Err(StoreError::Corrupt(
                 "a fresh endpoint id already exists".into(),
             )),
@@ -225,10 +227,7 @@ impl Store {
                 .condition_expression("attribute_exists(pk)")
                 .update_expression("SET #status = :disabled, disabled_reason = :reason")
                 .expression_attribute_names("#status", "status")
-                .expression_attribute_values(
-                    ":disabled",
-                    s(serde_plain(EndpointStatus::Disabled)),
-                )
+                .expression_attribute_values(":disabled", s(serde_plain(EndpointStatus::Disabled)))
                 .expression_attribute_values(":reason", s(serde_plain(reason)))
         };
         let result = if gone {
@@ -358,7 +357,11 @@ impl Store {
     }
 
     /// Ends a delivery without another attempt (its endpoint is gone or disabled).
-    pub async fn drop_delivery(&self, current: &Delivery, now_epoch: i64) -> Result<(), StoreError> {
+    pub async fn drop_delivery(
+        &self,
+        current: &Delivery,
+        now_epoch: i64,
+    ) -> Result<(), StoreError> {
         let item = DeliveryItem {
             pk: keys::endpoint(current.endpoint_id.as_str()),
             sk: keys::delivery_sk(current.event_id.as_str()),
@@ -396,10 +399,7 @@ impl Store {
                 };
                 let endpoint = text(keys::PK)?.strip_prefix("WHE#")?;
                 let event = text(keys::SK)?.strip_prefix("EVT#")?;
-                Some((
-                    WebhookEndpointId::parse(endpoint)?,
-                    EventId::parse(event)?,
-                ))
+                Some((WebhookEndpointId::parse(endpoint)?, EventId::parse(event)?))
             })
             .collect())
     }
