@@ -7,7 +7,7 @@ use crate::config::Stage;
 use crate::domain::ids::{EventId, WebhookEndpointId};
 use crate::domain::webhooks::{
     new_secret, parse_url, AttemptError, AttemptStatus, EndpointStatus, EventSelection,
-    WebhookEndpoint, MAX_ENDPOINTS_PER_WORKSPACE, MAX_URL_CHARS,
+    WebhookEndpoint, MAX_ENDPOINTS_PER_WORKSPACE, MAX_URL_CHARS, URL_PATTERN,
 };
 use crate::events::sender::{checked_addresses, AddressPolicy};
 use crate::http::{ApiError, Ctx, Reply};
@@ -18,10 +18,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEndpoint {
-    /// Absolute, without userinfo or fragment. Deployed stages: `https` only, and a host whose
+    /// Absolute, without userinfo or fragment, of URL characters (the pattern; a bracketed
+    /// IPv6 literal host is taken too). Deployed stages: `https` only, and a host whose
     /// addresses are all global unicast (checked again at every attempt). The local stage
     /// takes `http` and loopback too.
-    #[schemars(length(min = 1, max = MAX_URL_CHARS))]
+    #[schemars(length(min = 1, max = MAX_URL_CHARS), pattern(URL_PATTERN))]
     pub url: String,
     pub events: EventSelection,
     #[schemars(length(max = 500))]

@@ -309,49 +309,98 @@ pub struct EndpointUrl {
     pub port: u16,
 }
 
+/// The form of an endpoint URL, as the OpenAPI document states it (the server checks exactly
+/// this, and also takes a bracketed IPv6 literal as the host): `http(s)://`, a host of letters,
+/// digits, dots and hyphens, an optional port, then a path and query of URL characters.
+pub const URL_PATTERN: &str = concat!(
+    "^https?://[A-Za-z0-9.-]+",
+    "(:([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?",
+    "(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?",
+    "([?][A-Za-z0-9._~!$&'()*+,;=:@%/?-]*)?$"
+);
+
+const PATH_CHARS: &str = "._~!$&'()*+,;=:@%/-";
+
+fn path_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || PATH_CHARS.contains(c)
+}
+
 /// Checks the URL's form (the host's addresses are checked apart, at creation and at each
-/// attempt). `https_only` on a deployed stage.
+/// attempt): [`URL_PATTERN`]. `https_only` on a deployed stage.
 pub fn parse_url(url: &str, https_only: bool) -> Result<EndpointUrl, UrlRefused> {
     if url.chars().count() > MAX_URL_CHARS {
         return Err(UrlRefused::TooLong);
     }
-    if url.contains('#') {
-        return Err(UrlRefused::Fragment);
-    }
-    let (https, rest) = if let Some(rest) = strip_prefix_ignore_case(url, "https://") {
+    let (https, rest) = if let Some(rest) = url.strip_prefix("https://") {
         (true, rest)
-    } else if let Some(rest) = strip_prefix_ignore_case(url, "http://") {
+    } else if let Some(rest) = url.strip_prefix("http://") {
         (false, rest)
     } else {
         return Err(UrlRefused::NotAbsolute);
     };
-    if https_only && !https {
-        return Err(UrlRefused::NotHttps);
-    }
-    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
     if authority.contains('@') {
         return Err(UrlRefused::Userinfo);
     }
-    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if tail.contains('#') {
+        return Err(UrlRefused::Fragment);
+    }
+    let (path, query) = match tail.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (tail, None),
+    };
+    let path_ok = path.chars().all(path_char);
+    let query_ok = query.is_none_or(|q| q.chars().all(|c| path_char(c) || c == '?'));
+    let (host, port) = split_host_port(authority).ok_or(UrlRefused::NotAbsolute)?;
+    if !path_ok || !query_ok {
         return Err(UrlRefused::NotAbsolute);
     }
-    let uri: http::Uri = url.parse().map_err(|_| UrlRefused::NotAbsolute)?;
-    let host = uri
-        .host()
-        .filter(|h| !h.is_empty())
-        .ok_or(UrlRefused::NotAbsolute)?;
-    let host = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
-    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-    Ok(EndpointUrl { https, host, port })
+    if https_only && !https {
+        return Err(UrlRefused::NotHttps);
+    }
+    Ok(EndpointUrl {
+        https,
+        host,
+        port: port.unwrap_or(if https { 443 } else { 80 }),
+    })
 }
 
-fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
-    let head = text.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix)
-        .then(|| &text[prefix.len()..])
+/// `host[:port]`: a host of letters, digits, dots and hyphens (or a bracketed IPv6 literal),
+/// a port of at most 5 digits up to 65535 (5 digits never start with 0).
+fn split_host_port(authority: &str) -> Option<(String, Option<u16>)> {
+    let (host, port) = if let Some(literal) = authority.strip_prefix('[') {
+        let (inside, after) = literal.split_once(']')?;
+        inside.parse::<Ipv6Addr>().ok()?;
+        let port = match after {
+            "" => None,
+            _ => Some(after.strip_prefix(':')?),
+        };
+        (inside, port)
+    } else {
+        match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    let host_ok = authority.starts_with('[')
+        || (!host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-'));
+    if !host_ok {
+        return None;
+    }
+    let port = match port {
+        None => None,
+        Some(digits) => {
+            let valid = (1..=5).contains(&digits.len())
+                && digits.bytes().all(|b| b.is_ascii_digit())
+                && !(digits.len() == 5 && digits.starts_with('0'));
+            Some(digits.parse::<u16>().ok().filter(|_| valid)?)
+        }
+    };
+    Some((host.to_owned(), port))
 }
 
 #[cfg(test)]
@@ -494,6 +543,20 @@ mod tests {
             parse_url("ftp://example.com/", false),
             Err(UrlRefused::NotAbsolute)
         );
+        assert_eq!(
+            parse_url("http://127.0.0.1:65535/a?b=c?d", false).map(|u| u.port),
+            Ok(65535)
+        );
+        for bad in [
+            "http://127.0.0.1:65536/",
+            "http://127.0.0.1:00080/",
+            "http://exa mple.com/",
+            "http://example.com/é",
+            "HTTP://example.com/",
+            "http://:80/",
+        ] {
+            assert_eq!(parse_url(bad, false), Err(UrlRefused::NotAbsolute), "{bad}");
+        }
         let long = format!("https://example.com/{}", "a".repeat(MAX_URL_CHARS));
         assert_eq!(parse_url(&long, true), Err(UrlRefused::TooLong));
     }

@@ -20,7 +20,7 @@ use crate::domain::webhooks::{
     DELIVERY_TIMEOUT_SECS, FAILING_DISABLE_SECS, MAX_ATTEMPTS,
 };
 use crate::http::ApiError;
-use crate::store::webhooks::{AttemptRecord, Delivery, DeliveryState, EndpointRecord};
+use crate::store::webhooks::{AttemptRecord, Claim, Delivery, DeliveryState, EndpointRecord};
 use futures::stream::{self, StreamExt};
 use sender::{AddressPolicy, Signed};
 
@@ -48,16 +48,19 @@ pub async fn deliver(app: &App, event: &Event) -> Result<usize, ApiError> {
         .map(|endpoint| {
             let body = &body;
             async move {
+                let now = app.clock.now().unix_timestamp();
                 let claimed = app
                     .store
                     .claim_attempt(
                         None,
-                        &endpoint.endpoint.id,
-                        &event.id,
-                        &endpoint.endpoint.workspace_id,
-                        1,
-                        app.clock.now().unix_timestamp() + CLAIM_LEASE_SECS,
-                        app.clock.now().unix_timestamp(),
+                        Claim {
+                            endpoint: &endpoint.endpoint.id,
+                            event: &event.id,
+                            workspace: &endpoint.endpoint.workspace_id,
+                            attempt: 1,
+                            lease_epoch: now + CLAIM_LEASE_SECS,
+                            now_epoch: now,
+                        },
                     )
                     .await?;
                 match claimed {
@@ -245,12 +248,14 @@ async fn retry_one(
         .store
         .claim_attempt(
             Some(&delivery),
-            endpoint_id,
-            event_id,
-            &delivery.workspace_id,
-            attempt,
-            now + CLAIM_LEASE_SECS,
-            now,
+            Claim {
+                endpoint: endpoint_id,
+                event: event_id,
+                workspace: &delivery.workspace_id,
+                attempt,
+                lease_epoch: now + CLAIM_LEASE_SECS,
+                now_epoch: now,
+            },
         )
         .await?
     else {

@@ -96,6 +96,16 @@ struct AttemptItem {
     expires_at_epoch: i64,
 }
 
+/// An attempt to claim: which delivery, its number, and until when the claim holds.
+pub struct Claim<'a> {
+    pub endpoint: &'a WebhookEndpointId,
+    pub event: &'a EventId,
+    pub workspace: &'a WorkspaceId,
+    pub attempt: u32,
+    pub lease_epoch: i64,
+    pub now_epoch: i64,
+}
+
 /// What an attempt's outcome makes of its delivery.
 pub struct AttemptRecord<'a> {
     pub attempt: &'a DeliveryAttempt,
@@ -282,13 +292,16 @@ impl Store {
     pub async fn claim_attempt(
         &self,
         current: Option<&Delivery>,
-        endpoint: &WebhookEndpointId,
-        event: &EventId,
-        workspace: &WorkspaceId,
-        attempt: u32,
-        lease_epoch: i64,
-        now_epoch: i64,
+        claim: Claim<'_>,
     ) -> Result<Option<Delivery>, StoreError> {
+        let Claim {
+            endpoint,
+            event,
+            workspace,
+            attempt,
+            lease_epoch,
+            now_epoch,
+        } = claim;
         let claimed = Delivery {
             endpoint_id: endpoint.clone(),
             event_id: event.clone(),
