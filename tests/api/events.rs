@@ -243,6 +243,67 @@ async fn a_receiver_that_fails_first_gets_the_retry_with_the_same_webhook_id() {
     assert_eq!(of_event.body["data"].as_array().unwrap().len(), 2);
 }
 
+#[tokio::test]
+async fn a_410_disables_the_endpoint_at_once_and_nothing_is_retried() {
+    let app = spawn().await;
+    let (key, _, ws) = workspace(&app).await;
+    let receiver = Receiver::start().await;
+    receiver.answer_next(&[410]);
+    let (id, _) = endpoint(&app, &key, &ws, &receiver.url, json!(["*"])).await;
+    buy_credits(&app, &key, &ws, 1000).await;
+    receiver.wait_for(1, FIRST_ATTEMPT_WITHIN, |_| true).await;
+    let deliveries = format!("/v1/workspaces/{ws}/webhook-endpoints/{id}/deliveries");
+    let logged = wait_for_attempts(&app, &key, &deliveries, 1).await;
+    assert_eq!(logged[0]["response_status"], 410);
+    assert_eq!(logged[0]["next_attempt_at"], Value::Null);
+    let listed = app
+        .get(&format!("/v1/workspaces/{ws}/webhook-endpoints"), &key)
+        .await;
+    assert_eq!(listed.body["data"][0]["status"], "disabled");
+    assert_eq!(listed.body["data"][0]["disabled_reason"], "gone");
+    buy_credits(&app, &key, &ws, 1000).await;
+    app.clock.advance(time::Duration::hours(1));
+    // The next committed event and any retry find it disabled: still the one request.
+    let other = Receiver::start().await;
+    endpoint(&app, &key, &ws, &other.url, json!(["*"])).await;
+    buy_credits(&app, &key, &ws, 1000).await;
+    other.wait_for(1, FIRST_ATTEMPT_WITHIN, |_| true).await;
+    assert_eq!(receiver.received().len(), 1);
+}
+
+#[tokio::test]
+async fn five_days_of_unbroken_failure_disable_an_endpoint() {
+    let app = spawn().await;
+    let (key, _, ws) = workspace(&app).await;
+    let receiver = Receiver::start().await;
+    receiver.answer_next(&[500; 20]);
+    let (id, _) = endpoint(&app, &key, &ws, &receiver.url, json!(["credits.purchased"])).await;
+    buy_credits(&app, &key, &ws, 1000).await;
+    receiver.wait_for(1, FIRST_ATTEMPT_WITHIN, |_| true).await;
+    let deliveries = format!("/v1/workspaces/{ws}/webhook-endpoints/{id}/deliveries");
+    wait_for_attempts(&app, &key, &deliveries, 1).await;
+    let listing = format!("/v1/workspaces/{ws}/webhook-endpoints");
+    let status = || async { app.get(&listing, &key).await.body["data"][0].clone() };
+    assert_eq!(
+        status().await["status"],
+        "enabled",
+        "one failure disables nothing"
+    );
+    app.clock
+        .advance(time::Duration::days(5) + time::Duration::seconds(1));
+    // The due retry fails again, five days after the run of failures began.
+    receiver.wait_for(2, FIRST_ATTEMPT_WITHIN, |_| true).await;
+    for _ in 0..100 {
+        let endpoint = status().await;
+        if endpoint["status"] == "disabled" {
+            assert_eq!(endpoint["disabled_reason"], "failing");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the endpoint was never disabled");
+}
+
 /// The endpoint's attempts once there are `count` (the log is written after the answer).
 async fn wait_for_attempts(app: &TestApp, key: &str, deliveries: &str, count: usize) -> Vec<Value> {
     for _ in 0..100 {
