@@ -193,7 +193,10 @@ pub async fn payment_intent_reported(
                         &workspace.id,
                         &action,
                         &format!("stripe-payment:{payment_intent}"),
-                        vec![claim, outbox(EventPayload::AutoRechargeRequiresAction(payment()))?],
+                        vec![
+                            claim,
+                            outbox(EventPayload::AutoRechargeRequiresAction(payment()))?,
+                        ],
                     )
                     .await?,
             ))
