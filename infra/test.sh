@@ -31,7 +31,7 @@ cleanup() { kill "${started[@]}" 2>/dev/null || true; }
 trap cleanup EXIT
 
 moto_port=$(bash infra/free-port.sh)
-step "starting moto_server (EventBridge Scheduler) on 127.0.0.1:$moto_port"
+step "starting moto_server (EventBridge Scheduler, EventBridge and the SQS queue its test rule targets) on 127.0.0.1:$moto_port"
 .tools/venv/bin/moto_server -H 127.0.0.1 -p "$moto_port" >".local/moto-$moto_port.log" 2>&1 &
 moto_pid=$!
 started+=("$moto_pid")

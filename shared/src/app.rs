@@ -7,6 +7,7 @@ use crate::config::{
     Config, ConfigError, FacilitatorConfig, PaymentsConfig, ServiceKeySource, StripeKeys,
 };
 use crate::domain::lifecycle::Durations;
+use crate::events::publish::Publisher;
 use crate::http::cursor::CursorKey;
 use crate::http::ApiError;
 use crate::payments::offline::OfflineGateway;
@@ -30,6 +31,8 @@ pub struct App {
     /// Where lifecycle deadlines are scheduled, when configured: built on first use, as most
     /// functions never schedule one.
     deadlines: OnceCell<Option<Scheduler>>,
+    /// The event bus, when configured: built on first use, as only the publisher needs it.
+    publisher: OnceCell<Option<Publisher>>,
     secrets: OnceCell<Secrets>,
     payments: OnceCell<Payments>,
     facilitator: OnceCell<Facilitator>,
@@ -74,6 +77,7 @@ impl App {
             store,
             clock,
             deadlines: OnceCell::new(),
+            publisher: OnceCell::new(),
             secrets: OnceCell::new(),
             payments: OnceCell::new(),
             facilitator: OnceCell::new(),
@@ -97,6 +101,17 @@ impl App {
                     Scheduler::connect(s.endpoint.as_deref(), &s.group, &s.target_arn, &s.role_arn)
                         .await,
                 )
+            })
+            .await
+            .as_ref()
+    }
+
+    /// The EventBridge publisher, when the configuration names a bus.
+    pub async fn publisher(&self) -> Option<&Publisher> {
+        self.publisher
+            .get_or_init(|| async {
+                let events = self.config.events.as_ref()?;
+                Some(Publisher::connect(events.endpoint.as_deref(), &events.bus_name).await)
             })
             .await
             .as_ref()

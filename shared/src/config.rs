@@ -44,6 +44,9 @@ pub struct Config {
     /// Where lifecycle deadlines are scheduled; `None`: nowhere (the sweep alone fires them, as
     /// the dev server does every few seconds).
     pub scheduler: Option<SchedulerConfig>,
+    /// Where billing events are published; `None`: nowhere (the local stage without an
+    /// EventBridge endpoint still delivers webhooks in-process).
+    pub events: Option<EventsConfig>,
     pub payments: PaymentsConfig,
     /// What one credit purchase (checkout or top-up) may be, in cents.
     pub purchase_limits: PurchaseLimits,
@@ -295,6 +298,31 @@ pub struct SchedulerConfig {
     pub role_arn: String,
 }
 
+/// The EventBridge bus billing events are published on.
+#[derive(Clone, Debug)]
+pub struct EventsConfig {
+    /// `AWS_ENDPOINT_URL_EVENTBRIDGE` (moto); `None` means the real service.
+    pub endpoint: Option<String>,
+    /// `EVENT_BUS_NAME`.
+    pub bus_name: String,
+}
+
+impl EventsConfig {
+    /// From `EVENT_BUS_NAME` and `AWS_ENDPOINT_URL_EVENTBRIDGE`. Deployed, the bus name alone
+    /// turns publishing on; locally, the endpoint does (the bus defaults to `default`).
+    pub fn from_vars(stage: &Stage, var: impl Fn(&str) -> Option<String>) -> Option<Self> {
+        let endpoint = var("AWS_ENDPOINT_URL_EVENTBRIDGE");
+        let bus_name = var("EVENT_BUS_NAME");
+        match stage {
+            Stage::Local => endpoint.map(|endpoint| Self {
+                endpoint: Some(endpoint),
+                bus_name: bus_name.unwrap_or_else(|| "default".into()),
+            }),
+            Stage::Deployed(_) => bus_name.map(|bus_name| Self { endpoint, bus_name }),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("environment variable {0} is required")]
@@ -358,6 +386,7 @@ impl Config {
             }
         };
         let payments = PaymentsConfig::from_env(&stage, &service_key)?;
+        let events = EventsConfig::from_vars(&stage, var);
         let cents = |name: &'static str, default: i64| match env::var(name) {
             Ok(text) if !text.is_empty() => {
                 text.parse::<i64>()
@@ -399,6 +428,7 @@ impl Config {
             grace_secs,
             period_secs,
             scheduler,
+            events,
         })
     }
 
@@ -417,6 +447,7 @@ impl Config {
             grace_secs: None,
             period_secs: None,
             scheduler: None,
+            events: None,
             payments: PaymentsConfig::offline(&PaymentsConfig::derived_webhook_secret(service_key)),
             purchase_limits: PurchaseLimits::default(),
             allowed_origins: Vec::new(),

@@ -27,9 +27,9 @@ pub async fn serve_job(job: &'static Job) -> Result<(), Error> {
     lambda_http::lambda_runtime::run(lambda_http::lambda_runtime::service_fn(
         move |event: lambda_http::lambda_runtime::LambdaEvent<serde_json::Value>| async move {
             match job.invoke(app, event.payload).await {
-                Ok(handled) => {
-                    tracing::info!(job = job.name, handled, "job done");
-                    Ok(serde_json::json!({"handled": handled}))
+                Ok(outcome) => {
+                    tracing::info!(job = job.name, handled = outcome.handled, "job done");
+                    Ok(serde_json::to_value(&outcome).unwrap_or_default())
                 }
                 // An error result makes the scheduler retry; the cause is in the log.
                 Err(error) => {

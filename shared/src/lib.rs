@@ -8,6 +8,7 @@
 //!   checks and the OpenAPI document ([`openapi`]).
 //! - [`mcp`] and [`x402`]: the protocols agents use to read their budget and to pay: MCP's
 //!   JSON-RPC messages, versions and tools; x402's requirements, payments and facilitators.
+//! - [`events`]: billing events out: EventBridge publishing and signed webhook delivery.
 //! - [`aws`]: the AWS SDK configuration every client shares.
 //! - [`lambda`] and [`dev_server`]: the two ways the same handlers are served.
 
@@ -23,6 +24,7 @@ pub mod clock;
 pub mod config;
 pub mod dev_server;
 pub mod domain;
+pub mod events;
 pub mod http;
 pub mod lambda;
 pub mod mcp;

@@ -6,10 +6,13 @@
 
 use crate::catalog::Catalog;
 use crate::config::PurchaseLimits;
-use crate::domain::ids::{ApiKeyId, BillingAccountId, RunId, UserId, WorkspaceId};
+use crate::domain::ids::{
+    ApiKeyId, BillingAccountId, EventId, RunId, UserId, WebhookEndpointId, WorkspaceId,
+};
 use crate::domain::invoice::InvoiceStatus;
 use crate::domain::pricing::Category;
 use crate::domain::transaction::TransactionType;
+use crate::domain::webhooks::AttemptStatus;
 use crate::http::pagination::MAX_LIMIT;
 use crate::routes::{spec, Access, Idempotency, RouteSpec, SPECS};
 use schemars::generate::SchemaSettings;
@@ -41,7 +44,7 @@ fn build() -> Value {
             json!({
                 "name": name, "in": "query", "description": description,
                 "required": REQUIRED_QUERY.contains(&(route.name, *name)),
-                "schema": query_param_schema(&mut generator, name),
+                "schema": query_param_schema(&mut generator, route, name),
             })
         }));
         if route.method == http::Method::POST
@@ -131,6 +134,7 @@ fn path_param_schema(generator: &mut SchemaGenerator, name: &str) -> Schema {
         "billingAccountId" => generator.subschema_for::<BillingAccountId>(),
         "runId" => generator.subschema_for::<RunId>(),
         "keyId" => generator.subschema_for::<ApiKeyId>(),
+        "endpointId" => generator.subschema_for::<WebhookEndpointId>(),
         other => panic!("path parameter `{other}` has no schema in openapi.rs"),
     }
 }
@@ -144,8 +148,12 @@ const REQUIRED_QUERY: &[(&str, &str)] = &[
 ];
 
 /// A query parameter means the same on every route that takes it, so its schema is by name.
-fn query_param_schema(generator: &mut SchemaGenerator, name: &str) -> Schema {
+fn query_param_schema(generator: &mut SchemaGenerator, route: &RouteSpec, name: &str) -> Schema {
     match name {
+        "event_id" => generator.subschema_for::<EventId>(),
+        "status" if route.name == spec::WEBHOOK_ENDPOINTS_DELIVERIES.name => {
+            generator.subschema_for::<AttemptStatus>()
+        }
         "limit" => schemars::json_schema!({"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}),
         // Opaque: only a cursor the server issued is accepted (400 `invalid_cursor` otherwise).
         "cursor" => schemars::json_schema!({"type": "string"}),

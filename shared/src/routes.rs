@@ -4,12 +4,15 @@
 
 use crate::api::{
     api_keys, auto_recharge, billing_accounts, lifecycle, mcp, meta, metering, payments,
-    rate_limits, runs, stripe_webhook, users, views, workspace_billing, workspaces, x402_checkout,
+    rate_limits, runs, stripe_webhook, users, views, webhook_endpoints, workspace_billing,
+    workspaces, x402_checkout,
 };
 use crate::domain::account::BillingAccount;
 use crate::domain::api_key::ApiKey;
 use crate::domain::transaction::Transaction;
+use crate::domain::webhooks::{DeliveryAttempt, WebhookEndpoint};
 use crate::domain::workspace::Workspace;
+use crate::events;
 use crate::http::pagination::List;
 use crate::http::request::percent_decode;
 use crate::http::{ApiError, Ctx, Reply};
@@ -833,30 +836,133 @@ route_table! {
         status: 200,
         response: schema::<stripe_webhook::Received>,
     } serves stripe_webhook::receive, then charge_started_recharges;
+    WEBHOOK_ENDPOINTS_CREATE {
+        name: "webhook-endpoints-create",
+        method: Method::POST,
+        path: "/v1/workspaces/{workspaceId}/webhook-endpoints",
+        access: Access::Key,
+        summary: "Create a webhook endpoint for the workspace's billing events (at most 20 per workspace: the 21st answers 409 `conflict`). It receives the events committed after its creation, signed by the Standard Webhooks scheme with `secret`, which only this response shows (a replay under the same `Idempotency-Key` answers `\"secret\": null`). `events` lists event types or is `[\"*\"]`; an unknown type answers 400. Deployed stages take only `https` URLs whose host resolves to global unicast addresses (400 \"url resolves to a private address\"); a host that does not resolve yet is taken, and its attempts fail until it does.",
+        query: &[],
+        request: Some(schema::<webhook_endpoints::CreateEndpoint>),
+        status: 201,
+        response: schema::<webhook_endpoints::EndpointCreated>,
+    } serves webhook_endpoints::create;
+    WEBHOOK_ENDPOINTS_LIST {
+        name: "webhook-endpoints-list",
+        method: Method::GET,
+        path: "/v1/workspaces/{workspaceId}/webhook-endpoints",
+        access: Access::Key,
+        summary: "The workspace's webhook endpoints, newest first, without their secrets.",
+        query: &[PAGE[0], PAGE[1]],
+        request: None,
+        status: 200,
+        response: schema::<List<WebhookEndpoint>>,
+    } serves webhook_endpoints::list;
+    WEBHOOK_ENDPOINTS_DELETE {
+        name: "webhook-endpoints-delete",
+        method: Method::DELETE,
+        path: "/v1/workspaces/{workspaceId}/webhook-endpoints/{endpointId}",
+        access: Access::Key,
+        summary: "Delete an endpoint: it gets no attempt from then on (its pending retries are dropped) and its delivery log goes with it. Again: 404.",
+        query: &[],
+        request: None,
+        status: 200,
+        response: schema::<webhook_endpoints::EndpointDeleted>,
+    } serves webhook_endpoints::delete;
+    WEBHOOK_ENDPOINTS_DELIVERIES {
+        name: "webhook-endpoints-deliveries",
+        method: Method::GET,
+        path: "/v1/workspaces/{workspaceId}/webhook-endpoints/{endpointId}/deliveries",
+        access: Access::Key,
+        summary: "The endpoint's delivery attempts, newest first, kept 30 days. Each event is POSTed with `webhook-id` (the event id, the same for every attempt), `webhook-timestamp` and `webhook-signature` (signed anew per attempt); a 2xx within 15 s succeeds, anything else (redirects are not followed) is retried after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h (±10 % jitter; a longer `Retry-After`, up to 24 h, postpones), 8 attempts in all. 410 disables the endpoint (`gone`), five days of unbroken failure too (`failing`).",
+        query: &[
+            PAGE[0],
+            PAGE[1],
+            ("event_id", "Only attempts of this event."),
+            ("status", "Only `succeeded` or only `failed` attempts."),
+        ],
+        request: None,
+        status: 200,
+        response: schema::<List<DeliveryAttempt>>,
+    } serves webhook_endpoints::deliveries;
 }
 
-/// A scheduled job: its own Lambda, invoked by an EventBridge schedule (and by the dev server).
+/// A job: its own Lambda, invoked by a schedule, the table's stream or the event bus (and, on
+/// the local stage, run in-process).
 pub struct Job {
     pub name: &'static str,
     /// The `static` that serves it, as for routes.
     pub ident: &'static str,
-    /// An EventBridge Scheduler expression for a recurring job; `None` for a job that one-time
-    /// schedules invoke (the dev server's sweep does its work locally).
-    pub schedule: Option<&'static str>,
+    /// What invokes it.
+    pub invoked_by: Invocation,
     pub summary: &'static str,
     pub run: JobFn,
     /// As [`Route::after`]: every job moves money, so every job charges what it started.
     pub after: Option<AfterHook>,
 }
 
+/// What invokes a job's function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Invocation {
+    /// A recurring EventBridge Scheduler expression (the dev server runs these every few
+    /// seconds).
+    Schedule(&'static str),
+    /// One-time schedules, each with its payload (the dev server's sweep does their work).
+    OneTimeSchedule,
+    /// The table's DynamoDB stream, in batches (the dev server taps its own commits instead).
+    TableStream,
+    /// An EventBridge rule on the bus for `Source: billing` (the dev server delivers
+    /// in-process).
+    BusRule,
+}
+
+/// What an invocation did: how many things it handled and, for a stream batch, the records to
+/// retry from (the Lambda's `batchItemFailures`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct JobOutcome {
+    pub handled: usize,
+    #[serde(rename = "batchItemFailures", skip_serializing_if = "Option::is_none")]
+    pub batch_item_failures: Option<Vec<BatchItemFailure>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct BatchItemFailure {
+    #[serde(rename = "itemIdentifier")]
+    pub item_identifier: String,
+}
+
+/// Compares what was handled, as the jobs that report only a count are checked.
+impl PartialEq<usize> for JobOutcome {
+    fn eq(&self, handled: &usize) -> bool {
+        self.handled == *handled && self.batch_item_failures.is_none()
+    }
+}
+
+impl From<usize> for JobOutcome {
+    fn from(handled: usize) -> Self {
+        Self {
+            handled,
+            batch_item_failures: None,
+        }
+    }
+}
+
 impl Job {
+    /// The recurring schedule, for a job that has one.
+    pub fn schedule(&self) -> Option<&'static str> {
+        match self.invoked_by {
+            Invocation::Schedule(expression) => Some(expression),
+            _ => None,
+        }
+    }
+
     /// One invocation: the job's work on its payload, then its `after` work (charging the
     /// auto-recharges it started), whatever the work's outcome.
     pub async fn invoke(
         &self,
         app: &crate::app::App,
         payload: serde_json::Value,
-    ) -> Result<usize, ApiError> {
+    ) -> Result<JobOutcome, ApiError> {
         let result = (self.run)(app, payload).await;
         if let Some(after) = self.after {
             after(app).await;
@@ -865,9 +971,11 @@ impl Job {
     }
 }
 
-/// A job's work on the invocation's payload; returns how many things it handled.
-pub type JobFn =
-    for<'a> fn(&'a crate::app::App, serde_json::Value) -> BoxFuture<'a, Result<usize, ApiError>>;
+/// A job's work on the invocation's payload; returns what it handled.
+pub type JobFn = for<'a> fn(
+    &'a crate::app::App,
+    serde_json::Value,
+) -> BoxFuture<'a, Result<JobOutcome, ApiError>>;
 
 macro_rules! job {
     // A job that needs nothing from its invocation.
@@ -875,8 +983,8 @@ macro_rules! job {
         fn boxed(
             app: &crate::app::App,
             _: serde_json::Value,
-        ) -> BoxFuture<'_, Result<usize, ApiError>> {
-            Box::pin($f(app))
+        ) -> BoxFuture<'_, Result<JobOutcome, ApiError>> {
+            Box::pin(async move { $f(app).await.map(Into::into) })
         }
         boxed as JobFn
     }};
@@ -884,8 +992,8 @@ macro_rules! job {
         fn boxed(
             app: &crate::app::App,
             payload: serde_json::Value,
-        ) -> BoxFuture<'_, Result<usize, ApiError>> {
-            Box::pin($f(app, payload))
+        ) -> BoxFuture<'_, Result<JobOutcome, ApiError>> {
+            Box::pin(async move { $f(app, payload).await.map(Into::into) })
         }
         boxed as JobFn
     }};
@@ -902,31 +1010,52 @@ macro_rules! job_table {
 job_table! {
     RUNS_EXPIRE {
         name: "runs-expire",
-        schedule: Some("rate(5 minutes)"),
+        invoked_by: Invocation::Schedule("rate(5 minutes)"),
         summary: "Settle runs whose hold expired: debit what was reported, release the rest.",
         run: job!(runs::expire_overdue),
         after: Some(charge_started_recharges),
     };
     LIFECYCLE_SWEEP {
         name: "lifecycle-sweep",
-        schedule: Some("rate(1 hour)"),
+        invoked_by: Invocation::Schedule("rate(1 hour)"),
         summary: "Fire every overdue lifecycle deadline (trial, promo, period and grace ends) that a one-time schedule missed.",
         run: job!(lifecycle::sweep),
         after: Some(charge_started_recharges),
     };
     AUTO_RECHARGE_RETRY {
         name: "auto-recharge-retry",
-        schedule: Some("rate(15 minutes)"),
+        invoked_by: Invocation::Schedule("rate(15 minutes)"),
         summary: "Charge auto-recharges that were started but never charged (their function stopped in between), under the same idempotency key; log x402 claims left pending before `/settle` for over 15 minutes, for reconciliation.",
         run: job!(repair_payments),
         after: Some(charge_started_recharges),
     };
     LIFECYCLE_TRANSITION {
         name: "lifecycle-transition",
-        schedule: None,
+        invoked_by: Invocation::OneTimeSchedule,
         summary: "Fire one workspace's lifecycle deadline; invoked by its EventBridge Scheduler one-time schedule with {workspace_id, trigger, due_at, version}.",
         run: job!(lifecycle::on_schedule, payload),
         after: Some(charge_started_recharges),
+    };
+    EVENTS_PUBLISH {
+        name: "events-publish",
+        invoked_by: Invocation::TableStream,
+        summary: "Publish each new outbox item of the table's stream to EventBridge (Source billing, DetailType its type); entries EventBridge refused are sent again, and records still refused are reported as batch item failures.",
+        run: job!(events::publish::from_stream, payload),
+        after: None,
+    };
+    WEBHOOKS_DELIVER {
+        name: "webhooks-deliver",
+        invoked_by: Invocation::BusRule,
+        summary: "Make the first delivery attempt of a billing event (the bus rule's target) to every subscribed endpoint of its workspace.",
+        run: job!(events::publish::on_bus_event, payload),
+        after: None,
+    };
+    WEBHOOKS_RETRY {
+        name: "webhooks-retry",
+        invoked_by: Invocation::Schedule("rate(1 minute)"),
+        summary: "Make every webhook delivery attempt that is due (and take over claims whose function stopped mid-attempt).",
+        run: job!(events::retry_due),
+        after: None,
     };
 }
 

@@ -2,7 +2,7 @@
 //! in every direction: a route without a Lambda, a Lambda without a route, or a path that differs
 //! anywhere fails here.
 
-use billing_core::routes::{JOBS, ROUTES};
+use billing_core::routes::{Invocation, JOBS, ROUTES};
 use billing_tests::app::spawn_app;
 use http::{Method, StatusCode};
 use std::collections::BTreeSet;
@@ -143,7 +143,24 @@ fn template_functions_match_the_route_table_both_ways() {
         assert_eq!(events.len(), 1, "{binary} has one event");
         let api = &resource["Properties"]["Events"]["Api"];
         let schedule = &resource["Properties"]["Events"]["Schedule"];
-        if api.is_mapping() {
+        let stream = &resource["Properties"]["Events"]["Stream"];
+        let bus = &resource["Properties"]["Events"]["Bus"];
+        if stream.is_mapping() {
+            assert_eq!(stream["Type"].as_str(), Some("DynamoDB"), "{binary}");
+            assert_eq!(
+                stream["Properties"]["FunctionResponseTypes"][0].as_str(),
+                Some("ReportBatchItemFailures"),
+                "{binary} reports partial batch failures"
+            );
+            scheduled.insert((binary, Some("stream".to_owned())));
+        } else if bus.is_mapping() {
+            assert_eq!(bus["Type"].as_str(), Some("EventBridgeRule"), "{binary}");
+            assert_eq!(
+                bus["Properties"]["Pattern"]["source"][0].as_str(),
+                Some(billing_core::events::publish::SOURCE)
+            );
+            scheduled.insert((binary, Some("bus".to_owned())));
+        } else if api.is_mapping() {
             assert_eq!(api["Type"].as_str(), Some("HttpApi"));
             let api = &api["Properties"];
             declared.insert((
@@ -166,7 +183,15 @@ fn template_functions_match_the_route_table_both_ways() {
     }
     let jobs: BTreeSet<(String, Option<String>)> = JOBS
         .iter()
-        .map(|j| (j.name.to_owned(), j.schedule.map(str::to_owned)))
+        .map(|j| {
+            let trigger = match j.invoked_by {
+                Invocation::Schedule(expression) => Some(expression.to_owned()),
+                Invocation::OneTimeSchedule => None,
+                Invocation::TableStream => Some("stream".to_owned()),
+                Invocation::BusRule => Some("bus".to_owned()),
+            };
+            (j.name.to_owned(), trigger)
+        })
         .collect();
     assert_eq!(scheduled, jobs, "template.yaml schedules vs job table");
     assert_eq!(declared, gateway_table(), "template.yaml vs route table");

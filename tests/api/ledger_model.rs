@@ -1136,13 +1136,13 @@ impl Case {
         let settled = (sweep.run)(&self.app.app, serde_json::Value::Null).await;
         self.same(
             "runs the sweep settled",
-            settled.map_err(|e| e.to_string()),
+            settled.map(|o| o.handled).map_err(|e| e.to_string()),
             Ok(due.len()),
         );
         let again = (sweep.run)(&self.app.app, serde_json::Value::Null).await;
         self.same(
             "runs a second sweep settled",
-            again.map_err(|e| e.to_string()),
+            again.map(|o| o.handled).map_err(|e| e.to_string()),
             Ok(0),
         );
         for index in due {
@@ -1741,7 +1741,8 @@ async fn the_sweep_leaves_a_run_alone_until_its_expires_at() {
     let sweep = billing_core::routes::job_by_name("runs-expire").unwrap();
     let settled = (sweep.run)(&app.app, serde_json::Value::Null)
         .await
-        .unwrap();
+        .unwrap()
+        .handled;
     let fetched = app.get(&format!("{runs}/{run}"), &key).await;
     assert_eq!(
         (settled, fetched.body["status"].as_str()),

@@ -3,10 +3,10 @@
 //! included credit, and the subscription views. Time moves by the injected clock.
 
 use billing_core::api::lifecycle::{fire, Fired};
+use billing_core::domain::events::EventType;
 use billing_core::domain::ids::WorkspaceId;
 use billing_core::domain::lifecycle::Trigger;
 use billing_core::routes::job_by_name;
-use billing_core::store::ledger::OutboxEvent;
 use billing_tests::app::{spawn_app_with, TestApp};
 use futures::future::join_all;
 use http::StatusCode;
@@ -17,6 +17,7 @@ async fn run_job(app: &TestApp, name: &str, payload: Value) -> usize {
     (job_by_name(name).unwrap().run)(&app.app, payload)
         .await
         .unwrap_or_else(|e| panic!("{name}: {e}"))
+        .handled
 }
 
 async fn sweep(app: &TestApp) -> usize {
@@ -64,11 +65,11 @@ async fn subscription(app: &TestApp, key: &str, ws: &WorkspaceId) -> Value {
 }
 
 async fn status_changes(app: &TestApp, ws: &WorkspaceId) -> Vec<Value> {
-    let events: Vec<OutboxEvent> = app.app.store.pending_events(1000).await.unwrap();
+    let events = app.app.store.all_events().await.unwrap();
     events
         .into_iter()
-        .filter(|e| e.kind == "plan_status.changed" && e.workspace_id.as_ref() == Some(ws))
-        .map(|e| serde_json::from_str(&e.data).unwrap())
+        .filter(|e| e.kind == EventType::PlanStatusChanged && e.workspace_id.as_ref() == Some(ws))
+        .map(|e| serde_json::from_str::<Value>(&e.event).unwrap()["data"].clone())
         .collect()
 }
 

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod consistency;
+mod events;
 mod faults;
 mod idempotency;
 mod lambda_boot;
@@ -21,5 +22,6 @@ mod stripe_routes;
 mod subscriptions;
 mod users_and_keys;
 mod views;
+mod webhook_endpoints;
 mod workspaces;
 mod x402;

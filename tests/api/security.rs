@@ -245,7 +245,8 @@ async fn a_read_key_is_refused_every_route_that_writes() {
             .replace("{workspaceId}", &workspace)
             .replace("{billingAccountId}", &account)
             .replace("{keyId}", &key_id)
-            .replace("{runId}", run_id);
+            .replace("{runId}", run_id)
+            .replace("{endpointId}", "whe_00000000000000000000000000");
         assert!(!path.contains('{'), "{}: fill in {path}", route.name);
         let refused = app
             .call(route.method.clone(), &path)
@@ -357,7 +358,9 @@ fn keyed_routes_filled(
                 .replace("{workspaceId}", workspace)
                 .replace("{billingAccountId}", account)
                 .replace("{keyId}", key_id)
-                .replace("{runId}", run);
+                .replace("{runId}", run)
+                // No endpoint is made: its 404 reads as any other id that does not exist.
+                .replace("{endpointId}", "whe_00000000000000000000000000");
             assert!(!path.contains('{'), "{}: fill in {path}", route.name);
             (route, path)
         })

@@ -29,6 +29,7 @@ async fn sweep(app: &TestApp) -> usize {
     (job_by_name("lifecycle-sweep").unwrap().run)(&app.app, Value::Null)
         .await
         .unwrap()
+        .handled
 }
 
 async fn plan_status(app: &TestApp, key: &str, ws: &str) -> String {

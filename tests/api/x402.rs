@@ -234,11 +234,11 @@ async fn the_official_client_buys_500_cents_exactly_once() {
     assert_eq!(buyer.balance(&app).await, before + 500);
     assert_eq!(buyer.purchases(&app).await, 1);
     // The purchase's event was written with it.
-    let events = app.app.store.pending_events(100).await.unwrap();
+    let events = app.app.store.all_events().await.unwrap();
     let purchased: Vec<_> = events
         .iter()
-        .filter(|e| e.kind == "credits.purchased")
-        .map(|e| serde_json::from_str::<Value>(&e.data).unwrap())
+        .filter(|e| e.kind == billing_core::domain::events::EventType::CreditsPurchased)
+        .map(|e| serde_json::from_str::<Value>(&e.event).unwrap()["data"].clone())
         .collect();
     assert_eq!(purchased.len(), 1);
     assert_eq!(purchased[0]["method"], "x402");

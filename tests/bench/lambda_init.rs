@@ -20,7 +20,7 @@
 //! Names after `--` (`cargo bench -p billing-tests --bench lambda-init -- health`) measure only
 //! those functions and print the table without writing the document.
 
-use billing_core::routes::{Access, Job, Route, JOBS, ROUTES};
+use billing_core::routes::{Access, Invocation, Job, Route, JOBS, ROUTES};
 use billing_tests::binaries::links_stripe;
 use billing_tests::report::{machine, write_section};
 use billing_tests::runtime_api::{http_api_event, lambda_env, InvokeError, RuntimeApi};
@@ -409,9 +409,12 @@ async fn probe(route: &Route, api: &RuntimeApi) -> Option<String> {
 /// Invokes a job once with a scheduled event (a one-time schedule's payload for the job that
 /// takes one: a deadline of a workspace that does not exist); `None` if it answered.
 async fn run_job(job: &Job, api: &RuntimeApi) -> Option<String> {
-    let event = match job.schedule {
-        Some(_) => serde_json::json!({"source": "aws.scheduler", "detail": {}}),
-        None => serde_json::json!({
+    let event = match job.invoked_by {
+        Invocation::TableStream => serde_json::json!({"Records": []}),
+        Invocation::Schedule(_) | Invocation::BusRule => {
+            serde_json::json!({"source": "aws.scheduler", "detail": {}})
+        }
+        Invocation::OneTimeSchedule => serde_json::json!({
             "workspace_id": "ws_01jbench0000000000000000",
             "trigger": "trial_ended",
             "due_at": "2026-03-01T00:00:00Z",

@@ -22,6 +22,10 @@ request the generator calls valid is one the contract calls valid:
 - `PAYMENT-SIGNATURE` / `X-PAYMENT` of the x402 checkout: only a payment signed by a wallet is
   valid (anything else is 400 `invalid_request`), and none is generated: a valid-looking one is
   dropped, so the answer is the 402 that says what to pay.
+- `url` of a webhook endpoint: the local stage delivers to any host the URL names, and this
+  run's traffic must stay on this machine. A URL of the schema's form is replaced by a closed
+  port on loopback (its deliveries fail and are retried there); any other is left for the
+  server to refuse.
 """
 
 import calendar
@@ -47,6 +51,8 @@ def before_call(ctx, case, kwargs):
     if isinstance(case.body, dict):
         if case.operation.path.endswith("/usage-events") and _valid_id(case.body.get("event_id")):
             case.body["event_id"] = uuid.uuid4().hex
+        if case.operation.path.endswith("/webhook-endpoints") and _webhook_url(case.body.get("url")):
+            case.body["url"] = "http://127.0.0.1:9/hook"
         _order_caps(case.body)
         _not_in_future(case.body)
     query = case.query
@@ -62,6 +68,20 @@ def before_call(ctx, case, kwargs):
 def _valid_id(value):
     # As the schema: 1 to 255 characters, none a control character.
     return isinstance(value, str) and 1 <= len(value) <= 255 and not re.search("[\x00-\x1f\x7f-\x9f]", value)
+
+
+# `URL_PATTERN` of shared/src/domain/webhooks.rs, which the server checks exactly (it also takes
+# a bracketed IPv6 host). Only a URL the server takes is replaced, so a negative case stays one.
+WEBHOOK_URL = re.compile(
+    r"https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])"
+    r"(:([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
+    r"(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?"
+    r"([?][A-Za-z0-9._~!$&'()*+,;=:@%/?-]*)?"
+)
+
+
+def _webhook_url(value):
+    return isinstance(value, str) and len(value) <= 2048 and WEBHOOK_URL.fullmatch(value) is not None
 
 
 CAPS_OUT_OF_ORDER = "`soft_cap_cents` must not be greater than `hard_cap_cents`"

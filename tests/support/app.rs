@@ -68,8 +68,12 @@ pub async fn spawn_app() -> TestApp {
 }
 
 /// Like [`spawn_app`], letting the test adjust the configuration first.
+/// Its events pipeline runs as the dev server's does: committed events are delivered to the
+/// workspace's webhook endpoints, due retries every second by the app's clock.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
-    spawn_app_on(fresh_store().await, &dynamodb_endpoint(), adjust).await
+    let app = spawn_app_on(fresh_store().await, &dynamodb_endpoint(), adjust).await;
+    billing_core::events::local::start(app.app.clone());
+    app
 }
 
 /// Like [`spawn_app_with`], with the app's store reaching DynamoDB Local through `endpoint`

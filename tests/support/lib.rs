@@ -9,5 +9,6 @@ pub mod dev_server;
 pub mod fake_stripe;
 pub mod fault_proxy;
 pub mod python;
+pub mod receiver;
 pub mod report;
 pub mod runtime_api;

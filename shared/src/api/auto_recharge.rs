@@ -6,6 +6,7 @@
 use crate::app::App;
 use crate::billing::payments::{credit_payment, PaymentCredit};
 use crate::clock::{rfc3339, unix_millis};
+use crate::domain::events::{EventPayload, RechargeFailedData, RechargePaymentData};
 use crate::domain::transaction::TransactionType;
 use crate::http::ApiError;
 use crate::payments::metadata::{PaymentKind, PaymentMetadata};
@@ -138,22 +139,21 @@ async fn charge(app: &App, request: &RechargeRequest) -> Result<(), ApiError> {
             &format!("auto-recharge:{}:{}", request.account_id, request.marker),
         )
         .await;
-    let event = |kind: &str, data: serde_json::Value| {
+    let event = |payload: EventPayload| {
         app.store.outbox_put(
-            kind,
+            payload,
             Some(&workspace.id),
             &request.account_id,
-            data,
             &rfc3339(now),
             unix_millis(now),
         )
     };
     match outcome {
         Ok(Charge::Succeeded { payment_intent_id }) => {
-            let succeeded = event(
-                "auto_recharge.succeeded",
-                serde_json::json!({"amount_cents": request.amount_cents, "payment_intent_id": payment_intent_id}),
-            )?;
+            let succeeded = event(EventPayload::AutoRechargeSucceeded(RechargePaymentData {
+                payment_intent_id: payment_intent_id.clone(),
+                amount_cents: Some(request.amount_cents),
+            }))?;
             match credit_payment(
                 app,
                 &workspace,
@@ -185,10 +185,12 @@ async fn charge(app: &App, request: &RechargeRequest) -> Result<(), ApiError> {
             app.store
                 .set_recharge_action(&workspace.id, Some(&action))
                 .await?;
-            let requires = event(
-                "auto_recharge.requires_action",
-                serde_json::json!({"amount_cents": request.amount_cents, "payment_intent_id": payment_intent_id}),
-            )?;
+            let requires = event(EventPayload::AutoRechargeRequiresAction(
+                RechargePaymentData {
+                    payment_intent_id: payment_intent_id.clone(),
+                    amount_cents: Some(request.amount_cents),
+                },
+            ))?;
             app.store.claim_events(vec![requires]).await?;
         }
         // The webhook will say how it ends.
@@ -207,10 +209,12 @@ async fn charge(app: &App, request: &RechargeRequest) -> Result<(), ApiError> {
 async fn fail(app: &App, request: &RechargeRequest, reason: &str) -> Result<(), ApiError> {
     let now = app.clock.now();
     let failed = app.store.outbox_put(
-        "auto_recharge.failed",
+        EventPayload::AutoRechargeFailed(RechargeFailedData {
+            amount_cents: request.amount_cents,
+            reason: reason.to_owned(),
+        }),
         request.workspace_id.as_ref(),
         &request.account_id,
-        serde_json::json!({"amount_cents": request.amount_cents, "reason": reason}),
         &rfc3339(now),
         unix_millis(now),
     )?;

@@ -16,6 +16,7 @@ pub mod runs;
 pub mod stripe_webhook;
 pub mod users;
 pub mod views;
+pub mod webhook_endpoints;
 pub mod workspace_billing;
 pub mod workspaces;
 pub mod x402_checkout;

@@ -10,6 +10,7 @@ use super::payments::{validate_amount, BuyX402};
 use crate::app::App;
 use crate::clock::{rfc3339, unix_millis};
 use crate::config::Stage;
+use crate::domain::events::{EventPayload, PurchaseData, PurchaseMethod};
 use crate::domain::ids::TransactionId;
 use crate::domain::transaction::{Transaction, TransactionType};
 use crate::http::{ApiError, Ctx, Reply};
@@ -134,12 +135,23 @@ pub async fn checkout(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     };
     let store = &cx.app.store;
     let extra = vec![
-        store.x402_settled_put(&claim_key, &owner, pending_first, now_epoch, &reference, &payer)?,
+        store.x402_settled_put(
+            &claim_key,
+            &owner,
+            pending_first,
+            now_epoch,
+            &reference,
+            &payer,
+        )?,
         store.outbox_put(
-            "credits.purchased",
+            EventPayload::CreditsPurchased(PurchaseData {
+                amount_cents: cents,
+                method: PurchaseMethod::X402,
+                reference: reference.clone(),
+                payer: Some(payer.clone()),
+            }),
             Some(&workspace.id),
             &workspace.default_billing_account_id,
-            json!({"amount_cents": cents, "method": "x402", "reference": reference, "payer": payer}),
             &created_at,
             unix_millis(now),
         )?,

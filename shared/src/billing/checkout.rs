@@ -6,6 +6,7 @@ use super::{claim_only, Handled};
 use crate::api::lifecycle::fire;
 use crate::app::App;
 use crate::clock::{rfc3339, unix_millis};
+use crate::domain::events::{EventPayload, PurchaseData, PurchaseMethod};
 use crate::domain::ids::TransactionId;
 use crate::domain::lifecycle::Trigger;
 use crate::domain::transaction::{Transaction, TransactionType};
@@ -67,10 +68,14 @@ pub async fn checkout_completed(
             };
             let mut extra = claims(claim);
             extra.push(app.store.outbox_put(
-                "credits.purchased",
+                EventPayload::CreditsPurchased(PurchaseData {
+                    amount_cents: amount,
+                    method: PurchaseMethod::StripeCheckout,
+                    reference: session_id.to_owned(),
+                    payer: None,
+                }),
                 Some(&workspace.id),
                 &checkout.billing_account_id,
-                serde_json::json!({"amount_cents": amount, "checkout_session_id": session_id}),
                 &transaction.created_at,
                 unix_millis(now),
             )?);

@@ -5,6 +5,7 @@
 use crate::api::lifecycle::{fire_with, Fired};
 use crate::app::App;
 use crate::clock::{rfc3339, unix_millis};
+use crate::domain::events::{EventPayload, InvoiceData};
 use crate::domain::invoice::{Invoice, InvoiceStatus};
 use crate::domain::lifecycle::{next_invoice_period, BilledPeriod, Trigger};
 use crate::domain::workspace::Workspace;
@@ -62,16 +63,18 @@ pub async fn record_invoice(
     let now = app.clock.now();
     let mirror = app.store.invoice_mirror(invoice, report.reported_at)?;
     let event = match report.outcome {
-        InvoiceOutcome::Paid => Some("invoice.paid"),
-        InvoiceOutcome::PaymentFailed => Some("invoice.payment_failed"),
+        InvoiceOutcome::Paid => Some(EventPayload::InvoicePaid as fn(InvoiceData) -> EventPayload),
+        InvoiceOutcome::PaymentFailed => Some(EventPayload::InvoicePaymentFailed as _),
         InvoiceOutcome::Updated => None,
     }
-    .map(|kind| {
+    .map(|payload| {
         app.store.outbox_put(
-            kind,
+            payload(InvoiceData {
+                invoice_id: invoice.id.clone(),
+                amount_due_cents: invoice.amount_due_cents,
+            }),
             Some(&workspace.id),
             &workspace.default_billing_account_id,
-            serde_json::json!({"invoice_id": invoice.id, "amount_due_cents": invoice.amount_due_cents}),
             &rfc3339(now),
             unix_millis(now),
         )

@@ -4,6 +4,9 @@
 use super::{claim_only, claimed, workspace_of, Handled};
 use crate::app::App;
 use crate::clock::{rfc3339, unix_millis};
+use crate::domain::events::{
+    EventPayload, PurchaseData, PurchaseMethod, RechargeFailedData, RechargePaymentData,
+};
 use crate::domain::ids::{BillingAccountId, TransactionId};
 use crate::domain::transaction::{Transaction, TransactionType};
 use crate::domain::workspace::Workspace;
@@ -13,7 +16,6 @@ use crate::payments::metadata::PaymentKind;
 use crate::store::credits::{CreditOutcome, PaidBy};
 use crate::store::payments::{EarlyRefund, RechargeAction};
 use aws_sdk_dynamodb::types::TransactWriteItem;
-use serde_json::Value;
 
 /// A payment Stripe reports succeeded, to credit.
 pub struct PaymentCredit<'a> {
@@ -60,6 +62,22 @@ pub async fn credit_payment(
         reference: Some(payment_intent_id.to_owned()),
         created_at: rfc3339(now),
     };
+    let mut extra = extra;
+    // An auto-recharge's event is its caller's (`auto_recharge.succeeded`).
+    if kind == TransactionType::TopUp {
+        extra.push(app.store.outbox_put(
+            EventPayload::CreditsPurchased(PurchaseData {
+                amount_cents,
+                method: PurchaseMethod::TopUp,
+                reference: payment_intent_id.to_owned(),
+                payer: None,
+            }),
+            Some(&workspace.id),
+            account,
+            &transaction.created_at,
+            unix_millis(now),
+        )?);
+    }
     Ok(app
         .store
         .apply_payment_credit(
@@ -77,16 +95,14 @@ pub async fn credit_payment(
 /// A billing event recorded now, for the workspace's default account.
 fn outbox_now(
     app: &App,
-    kind: &str,
+    payload: EventPayload,
     workspace: &Workspace,
-    data: Value,
 ) -> Result<TransactWriteItem, ApiError> {
     let now = app.clock.now();
     Ok(app.store.outbox_put(
-        kind,
+        payload,
         Some(&workspace.id),
         &workspace.default_billing_account_id,
-        data,
         &rfc3339(now),
         unix_millis(now),
     )?)
@@ -119,14 +135,11 @@ pub async fn payment_intent_reported(
         .clone()
         .unwrap_or_else(|| workspace.default_billing_account_id.clone());
     let now = app.clock.now();
-    let outbox = |name: &str| {
-        outbox_now(
-            app,
-            name,
-            &workspace,
-            serde_json::json!({"payment_intent_id": payment_intent}),
-        )
+    let payment = || RechargePaymentData {
+        payment_intent_id: payment_intent.to_owned(),
+        amount_cents: intent.amount,
     };
+    let outbox = |payload: EventPayload| outbox_now(app, payload, &workspace);
     let recharge = kind == TransactionType::AutoRecharge;
     match change {
         PaymentIntentChange::Succeeded => {
@@ -135,7 +148,7 @@ pub async fn payment_intent_reported(
                 .ok_or_else(|| ApiError::InvalidRequest("the payment has no amount".into()))?;
             let mut extra = vec![claim];
             if recharge {
-                extra.push(outbox("auto_recharge.succeeded")?);
+                extra.push(outbox(EventPayload::AutoRechargeSucceeded(payment()))?);
                 app.store.set_recharge_action(&workspace.id, None).await?;
             }
             Ok(
@@ -180,7 +193,10 @@ pub async fn payment_intent_reported(
                         &workspace.id,
                         &action,
                         &format!("stripe-payment:{payment_intent}"),
-                        vec![claim, outbox("auto_recharge.requires_action")?],
+                        vec![
+                            claim,
+                            outbox(EventPayload::AutoRechargeRequiresAction(payment()))?,
+                        ],
                     )
                     .await?,
             ))
@@ -196,7 +212,13 @@ pub async fn payment_intent_reported(
                     &account,
                     marker,
                     amount,
-                    vec![claim.clone(), outbox("auto_recharge.failed")?],
+                    vec![
+                        claim.clone(),
+                        outbox(EventPayload::AutoRechargeFailed(RechargeFailedData {
+                            amount_cents: amount,
+                            reason: format!("the payment {payment_intent} failed or was canceled"),
+                        }))?,
+                    ],
                     &rfc3339(now)[..7],
                 )
                 .await?;

@@ -8,6 +8,7 @@ use super::{claim_only, workspace_of, Handled};
 use crate::api::lifecycle::{fire, fire_with, Fired};
 use crate::app::App;
 use crate::clock::{rfc3339, unix_millis};
+use crate::domain::events::{EventPayload, SubscriptionData};
 use crate::domain::lifecycle::Trigger;
 use crate::domain::workspace::{PlanStatus, Workspace};
 use crate::http::ApiError;
@@ -116,7 +117,7 @@ pub struct SubscriptionReport<'a> {
     /// Stripe deleted it (`customer.subscription.deleted`): it is over.
     pub ended: bool,
     /// `subscription.created`, `subscription.updated` or `subscription.canceled`.
-    pub event_type: &'static str,
+    pub event: fn(SubscriptionData) -> EventPayload,
     pub reported_at: i64,
 }
 
@@ -138,10 +139,12 @@ pub async fn record_subscription(
         report.reported_at,
     )?;
     let event = app.store.outbox_put(
-        report.event_type,
+        (report.event)(SubscriptionData {
+            subscription_id: report.subscription_id.to_string(),
+            status: report.status.to_string(),
+        }),
         Some(&workspace.id),
         &workspace.default_billing_account_id,
-        serde_json::json!({"subscription_id": report.subscription_id, "status": report.status}),
         &rfc3339(now),
         unix_millis(now),
     )?;
@@ -209,10 +212,10 @@ pub async fn subscription_reported(
         },
         cancel_at_period_end: subscription.cancel_at_period_end,
         ended,
-        event_type: match change {
-            SubscriptionChange::Created => "subscription.created",
-            SubscriptionChange::Updated => "subscription.updated",
-            SubscriptionChange::Deleted => "subscription.canceled",
+        event: match change {
+            SubscriptionChange::Created => EventPayload::SubscriptionCreated,
+            SubscriptionChange::Updated => EventPayload::SubscriptionUpdated,
+            SubscriptionChange::Deleted => EventPayload::SubscriptionCanceled,
         },
         reported_at,
     };

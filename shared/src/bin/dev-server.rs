@@ -87,6 +87,11 @@ async fn run() -> Result<(), String> {
     config.x402 = X402Config::from_vars(&Stage::Local, |name| std::env::var(name).ok())
         .map_err(|e| e.to_string())?;
     config.allowed_origins = allowed_origins(|name| std::env::var(name).ok());
+    // With an EventBridge endpoint (moto_server), committed events are also published there.
+    config.events = billing_core::config::EventsConfig::from_vars(&Stage::Local, |name| {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    });
+    let events = config.events.clone();
     let payments = config.payments.clone();
     let x402 = config.x402.clone();
     let app = Arc::new(App::new(config, store, Arc::new(SystemClock)));
@@ -114,6 +119,14 @@ async fn run() -> Result<(), String> {
         FacilitatorConfig::Http { url, .. } => println!("  x402:           facilitator {url}"),
     }
     println!("  MCP:            POST {base}/v1/mcp (any key, read keys included)");
+    match &events {
+        Some(events) => println!(
+            "  Events:         webhooks delivered in-process, published to bus {} at {} (AWS_ENDPOINT_URL_EVENTBRIDGE)",
+            events.bus_name,
+            events.endpoint.as_deref().unwrap_or("EventBridge")
+        ),
+        None => println!("  Events:         webhooks delivered in-process (set AWS_ENDPOINT_URL_EVENTBRIDGE to also publish)"),
+    }
     for line in &shortened {
         println!("{line}");
     }
@@ -124,6 +137,8 @@ async fn run() -> Result<(), String> {
     println!("  OpenAPI: {base}/v1/openapi.json   Stop: Ctrl-C");
     println!();
 
+    // Events out: deliveries and retries in-process, never on a request's path.
+    billing_core::events::local::start(app.clone());
     // The scheduled jobs (EventBridge schedules in AWS) run in-process here.
     let jobs_app = app_for_jobs.clone();
     tokio::spawn(async move {
@@ -132,11 +147,16 @@ async fn run() -> Result<(), String> {
             tick.tick().await;
             for job in billing_core::routes::JOBS
                 .iter()
-                .filter(|j| j.schedule.is_some())
+                // Webhook retries run every second in the events pipeline instead.
+                .filter(|j| {
+                    j.schedule().is_some() && j.name != billing_core::routes::WEBHOOKS_RETRY.name
+                })
             {
                 match job.invoke(&jobs_app, serde_json::Value::Null).await {
-                    Ok(0) => {}
-                    Ok(handled) => tracing::info!(job = job.name, handled, "job done"),
+                    Ok(outcome) if outcome.handled == 0 => {}
+                    Ok(outcome) => {
+                        tracing::info!(job = job.name, handled = outcome.handled, "job done")
+                    }
                     Err(error) => tracing::error!(job = job.name, %error, "job failed"),
                 }
             }

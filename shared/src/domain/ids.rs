@@ -133,6 +133,12 @@ prefixed_id!(
 prefixed_id!(
     /// A billing event (outbox item).
     EventId, "evt_");
+prefixed_id!(
+    /// A webhook endpoint.
+    WebhookEndpointId, "whe_");
+prefixed_id!(
+    /// One webhook delivery attempt.
+    DeliveryAttemptId, "whd_");
 
 /// An id whose suffix is derived from `seed`: the same seed always gives the same id, so a
 /// retried request (same idempotency key) names the same transfer and can't apply twice.

@@ -35,6 +35,9 @@ pub struct AccountMoney {
     /// debits (of any of its workspaces) spend it before other credit, and a period's end
     /// expires only its own grant's rest, never purchased credit.
     pub included: Vec<IncludedGrant>,
+    /// The auto-recharge threshold, whether or not auto-recharge is on: available credit
+    /// falling below it is a `credits.low` of scope `balance`.
+    pub recharge_threshold_cents: i64,
 }
 
 /// One paid period's included plan credit, and what is left of it.
@@ -133,6 +136,8 @@ impl std::fmt::Display for CapScope {
 pub struct Crossings {
     pub soft: Vec<CapScope>,
     pub hard: Vec<CapScope>,
+    /// Available credit fell below the account's recharge threshold (from at or above it).
+    pub balance_low: bool,
 }
 
 impl AccountMoney {
@@ -371,6 +376,9 @@ fn crossings(
     if !before.1.hard_cap_reached() && after.1.hard_cap_reached() {
         crossed.hard.push(CapScope::Workspace);
     }
+    let threshold = after.0.recharge_threshold_cents;
+    crossed.balance_low =
+        before.0.available_cents() >= threshold && after.0.available_cents() < threshold;
     crossed
 }
 
@@ -757,6 +765,18 @@ mod tests {
         assert!(first.account.soft_cap_reached());
         let second = debit(&first.account, &first.budget, 1).unwrap();
         assert!(second.crossings.soft.is_empty());
+    }
+
+    #[test]
+    fn falling_below_the_recharge_threshold_is_reported_once_from_above() {
+        let mut low = account(600);
+        low.recharge_threshold_cents = 500;
+        let above = debit(&low, &budget(), 100).unwrap();
+        assert!(!above.crossings.balance_low, "600 → 500 is not below");
+        let below = debit(&above.account, &above.budget, 1).unwrap();
+        assert!(below.crossings.balance_low);
+        let further = debit(&below.account, &below.budget, 1).unwrap();
+        assert!(!further.crossings.balance_low);
     }
 
     #[test]

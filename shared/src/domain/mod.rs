@@ -4,6 +4,7 @@
 pub mod account;
 pub mod api_key;
 pub mod bounds;
+pub mod events;
 pub mod ids;
 pub mod invoice;
 pub mod ledger;
@@ -16,4 +17,5 @@ pub mod run;
 pub mod transaction;
 pub mod usage;
 pub mod user;
+pub mod webhooks;
 pub mod workspace;

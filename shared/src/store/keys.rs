@@ -27,8 +27,12 @@
 //! | usage counter, monthly | `WS_USAGE#ws` / `ACCOUNT_USAGE#ba` | `M#<month>#<category>` | |
 //! | run | `RUN#run` | `RUN` | `RUNS_OPEN` / `<expires epoch>#run` while open |
 //! | service credit claim | `CREDIT#<scope>#<idempotency key>` | `CREDIT` | |
-//! | billing event (outbox) | `EVT#evt` | `EVT` | `OUTBOX#pending` / `evt` until published |
+//! | billing event (outbox; the table's stream publishes it) | `EVT#evt` | `EVT` | |
 //! | x402 authorization claim | `X402#<network>#<from>#<nonce>` (lower case) | `X402` | gsi2: `X402_PENDING` / `<epoch>#<pk>` while pending |
+//! | webhook endpoint | `WS#ws` | `WHE#whe` | |
+//! | a workspace's endpoint count | `WS#ws` | `WHE_COUNT` | |
+//! | one event's delivery to one endpoint | `WHE#whe` | `EVT#evt` | gsi2: `WEBHOOK_RETRIES` / `<epoch>#whe#evt` while an attempt is due |
+//! | delivery attempt (log) | `WHE#whe` | `WHD#whd` | |
 //!
 //! Ids are time-ordered, so sorting by a key that ends in an id sorts by creation time.
 
@@ -196,4 +200,27 @@ pub fn outbox(id: &str) -> String {
     format!("EVT#{id}")
 }
 pub const OUTBOX_SK: &str = "EVT";
+/// Every outbox item's `pk` starts so: the stream's filter and the local tap match it.
+pub const OUTBOX_PK_PREFIX: &str = "EVT#";
+
+pub fn endpoint_sk(id: &str) -> String {
+    format!("WHE#{id}")
+}
+pub const ENDPOINT_SK_PREFIX: &str = "WHE#";
+pub const ENDPOINT_COUNT_SK: &str = "WHE_COUNT";
+
+pub fn endpoint(id: &str) -> String {
+    format!("WHE#{id}")
+}
+
+pub fn delivery_sk(event_id: &str) -> String {
+    format!("EVT#{event_id}")
+}
+
+pub fn attempt_sk(id: &str) -> String {
+    format!("WHD#{id}")
+}
+pub const ATTEMPT_SK_PREFIX: &str = "WHD#";
+/// Deliveries with an attempt due, by due time (on `gsi2`).
+pub const WEBHOOK_RETRIES: &str = "WEBHOOK_RETRIES";
 pub const CREDIT_CLAIM_SK: &str = "CREDIT";

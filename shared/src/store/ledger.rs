@@ -9,7 +9,8 @@ use super::accounts::TransactionItem;
 use super::{keys, n, s, Cancelled, Item, Store, StoreError, Transacted, NEW_ITEM};
 use crate::domain::account::AccountSettings;
 use crate::domain::bounds::MAX_KEPT;
-use crate::domain::ids::{BillingAccountId, EventId, WorkspaceId};
+use crate::domain::events::{EventPayload, LimitData, LimitScope};
+use crate::domain::ids::{BillingAccountId, WorkspaceId};
 use crate::domain::ledger::{
     AccountMoney, CapScope, CapSetter, Crossings, IncludedGrant, Moved, WorkspaceBudget,
 };
@@ -90,24 +91,6 @@ pub struct Snapshot {
     /// `None` while the workspace has no budget item yet.
     budget_version: Option<i64>,
 }
-
-/// A billing event recorded in the same write as its cause, for the events pipeline to publish.
-#[derive(Serialize, Deserialize, Clone, Debug)]
-pub struct OutboxEvent {
-    pk: String,
-    sk: String,
-    gsi1pk: String,
-    gsi1sk: String,
-    pub id: EventId,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub workspace_id: Option<WorkspaceId>,
-    pub billing_account_id: BillingAccountId,
-    pub data: String,
-    pub created_at: String,
-}
-
-pub const OUTBOX_PENDING: &str = "OUTBOX#pending";
 
 /// An auto-recharge started by a committed movement, for this process to charge.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -566,7 +549,7 @@ impl Store {
         Ok(items)
     }
 
-    /// Billing events for the caps a movement crossed.
+    /// Billing events for the caps (and the recharge threshold) a movement crossed.
     pub(crate) fn crossing_events(
         &self,
         snapshot: &Snapshot,
@@ -574,73 +557,66 @@ impl Store {
         created_at: &str,
         millis: u64,
     ) -> Result<Vec<TransactWriteItem>, StoreError> {
-        let Crossings { soft, hard } = &moved.crossings;
-        let mut items = Vec::new();
-        for (kind, scopes) in [("credits.low", soft), ("credits.hard_cap_reached", hard)] {
-            for scope in scopes {
-                let (cap, spent) = match scope {
-                    CapScope::Account => (
-                        if kind == "credits.low" {
-                            moved.account.soft_cap_cents
-                        } else {
-                            moved.account.hard_cap_cents
-                        },
-                        moved.account.spent_cents,
-                    ),
-                    CapScope::Workspace => (
-                        if kind == "credits.low" {
-                            moved.budget.soft_cap_cents
-                        } else {
-                            moved.budget.hard_cap_cents
-                        },
-                        moved.budget.spent_cents,
-                    ),
-                };
-                let data = serde_json::json!({
-                    "scope": scope.to_string(),
-                    "cap_cents": cap,
-                    "spent_cents": spent,
-                    "available_cents": moved.account.available_cents(),
-                    "month": moved.account.month,
-                });
-                items.push(self.outbox_put(
-                    kind,
+        let Crossings {
+            soft,
+            hard,
+            balance_low,
+        } = &moved.crossings;
+        let (account, budget) = (&moved.account, &moved.budget);
+        let limit = |scope: LimitScope, cap_cents: Option<i64>, spent_cents: i64| LimitData {
+            scope,
+            cap_cents: cap_cents.unwrap_or_default(),
+            spent_cents,
+            available_cents: account.available_cents(),
+            month: account.month.clone(),
+        };
+        let cap = |scope: &CapScope, soft: bool| match (scope, soft) {
+            (CapScope::Account, true) => limit(
+                LimitScope::Account,
+                account.soft_cap_cents,
+                account.spent_cents,
+            ),
+            (CapScope::Account, false) => limit(
+                LimitScope::Account,
+                account.hard_cap_cents,
+                account.spent_cents,
+            ),
+            (CapScope::Workspace, true) => limit(
+                LimitScope::Workspace,
+                budget.soft_cap_cents,
+                budget.spent_cents,
+            ),
+            (CapScope::Workspace, false) => limit(
+                LimitScope::Workspace,
+                budget.hard_cap_cents,
+                budget.spent_cents,
+            ),
+        };
+        let mut payloads: Vec<EventPayload> = Vec::new();
+        payloads.extend(soft.iter().map(|s| EventPayload::CreditsLow(cap(s, true))));
+        payloads.extend(
+            hard.iter()
+                .map(|s| EventPayload::CreditsHardCapReached(cap(s, false))),
+        );
+        if *balance_low {
+            payloads.push(EventPayload::CreditsLow(limit(
+                LimitScope::Balance,
+                Some(account.recharge_threshold_cents),
+                account.spent_cents,
+            )));
+        }
+        payloads
+            .into_iter()
+            .map(|payload| {
+                self.outbox_put(
+                    payload,
                     snapshot.workspace_id.as_ref(),
                     &snapshot.account_id,
-                    data,
                     created_at,
                     millis,
-                )?);
-            }
-        }
-        Ok(items)
-    }
-
-    pub(crate) fn outbox_put(
-        &self,
-        kind: &str,
-        workspace: Option<&WorkspaceId>,
-        account: &BillingAccountId,
-        data: serde_json::Value,
-        created_at: &str,
-        millis: u64,
-    ) -> Result<TransactWriteItem, StoreError> {
-        let id = EventId::generate(millis);
-        self.put(
-            OutboxEvent {
-                pk: keys::outbox(id.as_str()),
-                sk: keys::OUTBOX_SK.to_owned(),
-                gsi1pk: OUTBOX_PENDING.to_owned(),
-                gsi1sk: id.to_string(),
-                id,
-                kind: kind.to_owned(),
-                workspace_id: workspace.cloned(),
-                billing_account_id: account.clone(),
-                data: data.to_string(),
-                created_at: created_at.to_owned(),
-            },
-            Some(NEW_ITEM),
-        )
+                )
+            })
+            .collect()
     }
 
     /// Recharges started at or before `before_epoch` and still under way: ones whose process
@@ -774,36 +750,15 @@ impl Store {
         };
         super::update_applied(update.send().await)
     }
-
-    /// Billing events not yet published, oldest first.
-    pub async fn pending_events(&self, limit: usize) -> Result<Vec<OutboxEvent>, StoreError> {
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(keys::GSI1)
-            .key_condition_expression("gsi1pk = :pk")
-            .expression_attribute_values(":pk", s(OUTBOX_PENDING))
-            .limit(i32::try_from(limit).unwrap_or(100))
-            .send()
-            .await
-            .map_err(StoreError::sdk)?;
-        output
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|item| {
-                serde_dynamo::aws_sdk_dynamodb_1::from_item(item).map_err(StoreError::codec)
-            })
-            .collect()
-    }
 }
 
 impl Snapshot {
     fn refresh_account(&mut self, item: Item) -> Result<(), StoreError> {
         let money: AccountMoneyItem =
             serde_dynamo::aws_sdk_dynamodb_1::from_item(item).map_err(StoreError::codec)?;
+        let recharge_threshold_cents = money.settings.auto_recharge.threshold_cents;
         self.account = AccountMoney {
+            recharge_threshold_cents,
             balance_cents: money.balance_cents,
             held_cents: money.held_cents,
             month: money.spend_month,

@@ -8,6 +8,7 @@ use super::ledger::{Written, MOVE_ATTEMPTS};
 use super::workspaces::WorkspaceItem;
 use super::{keys, n, s, Store, StoreError, Transacted};
 use crate::clock::{rfc3339, unix_millis};
+use crate::domain::events::{EventPayload, PlanStatusData};
 use crate::domain::ids::{BillingAccountId, TransactionId, WorkspaceId};
 use crate::domain::ledger::{expire_included, grant_included, IncludedGrant, Moved};
 use crate::domain::lifecycle::{next_deadline, Lifecycle, LifecycleDates, Transition, Trigger};
@@ -187,16 +188,14 @@ impl Store {
         let transition = write.transition;
         if transition.status_changed() {
             items.push(self.outbox_put(
-                "plan_status.changed",
+                EventPayload::PlanStatusChanged(PlanStatusData {
+                    from: transition.from,
+                    to: transition.to.status,
+                    trigger: write.trigger.as_str().to_owned(),
+                    changed_at: created_at.clone(),
+                }),
                 Some(&workspace.id),
                 &workspace.default_billing_account_id,
-                serde_json::json!({
-                    "workspace_id": workspace.id,
-                    "from": transition.from,
-                    "to": transition.to.status,
-                    "trigger": write.trigger.as_str(),
-                    "changed_at": created_at,
-                }),
                 &created_at,
                 millis,
             )?);

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod credits;
+pub mod events;
 pub mod idempotency;
 pub mod keys;
 pub mod ledger;
@@ -15,6 +16,7 @@ pub mod table;
 pub mod usage;
 pub mod users;
 pub mod views;
+pub mod webhooks;
 pub mod workspaces;
 pub mod x402;
 
@@ -86,6 +88,8 @@ pub struct Store {
     pub stats: std::sync::Arc<WriteStats>,
     /// The app's clock, for the times the store records itself (an auto-recharge's start).
     pub(crate) clock: std::sync::Arc<dyn crate::clock::Clock>,
+    /// Billing events this handle committed, for the local stage's in-process pipeline.
+    pub events: std::sync::Arc<events::EventTap>,
 }
 
 /// Counters for benchmarks and logs.
@@ -158,6 +162,7 @@ impl Store {
             recharges: Default::default(),
             stats: Default::default(),
             clock: std::sync::Arc::new(crate::clock::SystemClock),
+            events: Default::default(),
         }
     }
 
@@ -242,6 +247,7 @@ impl Store {
                     self.stats
                         .write_milli_units
                         .fetch_add((units * 1000.0) as u64, Ordering::Relaxed);
+                    self.events.committed(&items);
                     return Ok(Transacted::Committed);
                 }
                 Err(error) => error,
