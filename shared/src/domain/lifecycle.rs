@@ -642,9 +642,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn each_paid_invoice_starts_its_period_once_and_a_late_failure_changes_nothing() {
-        let promo = apply(
+    /// A trial that attached its first card now, billed offline.
+    fn locally_billed_promo() -> Lifecycle {
+        apply(
             &start_trial(NOW, &durations()),
             PaymentMethodAttached,
             NOW,
@@ -652,7 +652,12 @@ mod tests {
             Some(Billing::Local),
         )
         .unwrap()
-        .to;
+        .to
+    }
+
+    #[test]
+    fn each_paid_invoice_starts_its_period_once_and_a_late_failure_changes_nothing() {
+        let promo = locally_billed_promo();
         let first = next_invoice_period(&promo, &durations()).unwrap();
         assert_eq!(first.start, datetime!(2026-04-30 12:00 UTC));
         assert_eq!(first.end, datetime!(2026-05-30 12:00 UTC));
@@ -693,15 +698,7 @@ mod tests {
 
     #[test]
     fn a_suspended_workspace_is_deleted_when_the_grace_passes_unless_stripe_decides() {
-        let promo = apply(
-            &start_trial(NOW, &durations()),
-            PaymentMethodAttached,
-            NOW,
-            &durations(),
-            Some(Billing::Local),
-        )
-        .unwrap()
-        .to;
+        let promo = locally_billed_promo();
         let period = next_invoice_period(&promo, &durations()).unwrap();
         let suspended = apply(
             &promo,

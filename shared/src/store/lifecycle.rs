@@ -431,12 +431,6 @@ impl Store {
         )
     }
 
-    /// Moves the workspace to another plan of the catalog (a subscription checkout completed).
-    pub async fn set_plan(&self, workspace: &WorkspaceId, plan_id: &str) -> Result<(), StoreError> {
-        self.set_workspace_attribute(workspace, "plan_id", plan_id)
-            .await
-    }
-
     /// Records a recomputed rate-limit tier (no version: the tier is derived, and the last
     /// computation wins).
     pub async fn set_rate_limit_tier(

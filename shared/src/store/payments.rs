@@ -533,19 +533,6 @@ impl Store {
         Ok(matches!(self.transact(items).await?, Transacted::Committed))
     }
 
-    /// Mirrors `invoice` as of an event created at `event_at`, unless the mirror is already
-    /// further along (`false`); `extra` (the event's claim) goes in the same transaction.
-    pub async fn mirror_invoice(
-        &self,
-        invoice: &Invoice,
-        event_at: i64,
-        extra: Vec<TransactWriteItem>,
-    ) -> Result<bool, StoreError> {
-        let mut items = vec![self.invoice_mirror(invoice, event_at)?];
-        items.extend(extra);
-        Ok(matches!(self.transact(items).await?, Transacted::Committed))
-    }
-
     /// The invoice's mirror as of an event created at `event_at`, for a transaction: refused
     /// when the mirror is already further along (a later event, or at the same second a
     /// further status).
@@ -593,11 +580,6 @@ impl Store {
             .list_invoices(workspace, Some(InvoiceStatus::Open), 100, None)
             .await?;
         Ok(page.items.into_iter().next())
-    }
-
-    pub async fn get_invoice(&self, id: &str) -> Result<Option<Invoice>, StoreError> {
-        let item: Option<InvoiceItem> = self.get(keys::invoice(id), keys::INVOICE_SK).await?;
-        Ok(item.map(|i| i.invoice))
     }
 
     /// A workspace's invoices, newest first, optionally of one status.
