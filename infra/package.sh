@@ -5,7 +5,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-bash infra/python-tools.sh
+bash infra/python-tools.sh package
 rustup target list --installed | grep -qx aarch64-unknown-linux-gnu \
   || rustup target add aarch64-unknown-linux-gnu
 export PATH="$root/.tools/venv/bin:$PATH"

@@ -1,16 +1,28 @@
 #!/usr/bin/env bash
-# Installs the project's Python-distributed tools (infra/requirements.txt) into
-# <repo>/.tools/venv. Idempotent: the venv is created only when missing, and pip runs only
-# when requirements.txt differs from the one last installed (its sha256 is kept in a stamp
-# file inside the venv). Needs only python3 with the venv module and network access to PyPI.
+# Installs the project's Python-distributed tools into <repo>/.tools/venv: what `make test`
+# uses (infra/requirements.txt), and with `package` also what only packaging uses
+# (infra/requirements-package.txt: cargo-lambda and zig). Idempotent: the venv is created only
+# when missing, and pip runs only when a requirements file differs from the one last installed
+# (its sha256 is kept in a stamp file inside the venv). pip keeps no cache: on a small CI disk
+# the wheels would be stored twice. Needs only python3 with the venv module and PyPI.
 #
-#   bash infra/python-tools.sh        # then use .tools/venv/bin/cfn-lint, .tools/venv/bin/cargo-lambda, ...
+#   bash infra/python-tools.sh           # then use .tools/venv/bin/cfn-lint, moto_server, ...
+#   bash infra/python-tools.sh package   # and .tools/venv/bin/cargo-lambda
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-req="$repo/infra/requirements.txt"
+set_name=${1:-test}
+case "$set_name" in
+  test) req="$repo/infra/requirements.txt"; stamp_name=requirements ;;
+  package) req="$repo/infra/requirements-package.txt"; stamp_name=requirements-package ;;
+  *) echo "usage: infra/python-tools.sh [test|package]" >&2; exit 2 ;;
+esac
+if [[ "$set_name" == package ]]; then
+  # Packaging runs beside the test tools (check-package.py reads YAML with PyYAML).
+  bash "$0" test
+fi
 venv="$repo/.tools/venv"
-stamp="$venv/.requirements.sha256"
+stamp="$venv/.$stamp_name.sha256"
 python="${PYTHON:-python3}"
 
 sha256_of() {
@@ -29,11 +41,11 @@ if [[ -x "$venv/bin/python" ]] && ! "$venv/bin/python" -c '' >/dev/null 2>&1; th
 fi
 
 if [[ -x "$venv/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
-  echo "python tools: up to date"
+  echo "python tools ($set_name): up to date"
   exit 0
 fi
 
-echo "python tools: installing cfn-lint, moto, cargo-lambda, ziglang, schemathesis into .tools/venv"
+echo "python tools ($set_name): installing $(basename "$req") into .tools/venv"
 
 if [[ ! -x "$venv/bin/python" ]]; then
   mkdir -p "$(dirname "$venv")"
@@ -47,7 +59,7 @@ if [[ ! -x "$venv/bin/python" ]]; then
 fi
 
 rm -f "$stamp"
-export PIP_DISABLE_PIP_VERSION_CHECK=1
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 "$venv/bin/python" -m pip install -q --upgrade pip
 "$venv/bin/python" -m pip install -q -r "$req"
 echo "$want" >"$stamp"

