@@ -5,9 +5,9 @@
 //! |---|---|---|---|
 //! | user | `USER#usr` | `USER` | |
 //! | external-id claim | `USER_EXT#<external id>` | `USER_EXT` | |
-//! | billing account | `ACCOUNT#ba` | `ACCOUNT` | `OWNER#usr` / `ACCOUNT#ba`; gsi2: `RECHARGES` / `<epoch>#ba` while an auto-recharge is under way |
+//! | billing account | `ACCOUNT#ba` | `ACCOUNT` | `OWNER#usr` / `ACCOUNT#ba`; gsi2: `RECHARGES#<shard>` / `<epoch>#ba` while an auto-recharge is under way |
 //! | ledger transaction | `ACCOUNT#ba` | `TXN#txn` | `WS_TXN#ws` / `TXN#txn` (when it has a workspace) |
-//! | workspace | `WS#ws` | `WS` | `OWNER#usr` / `WS#ws`; gsi2: `DEADLINES` / `<epoch>#ws` while a lifecycle date is ahead |
+//! | workspace | `WS#ws` | `WS` | `OWNER#usr` / `WS#ws`; gsi2: `DEADLINES#<shard>` / `<epoch>#ws` while a lifecycle date is ahead |
 //! | usage-event rate window | `RATE#ws` | `<minute epoch>` | |
 //! | agent seen in a workspace | `WS#ws` | `AGENT#<agent id>` | |
 //! | billing profile (Stripe customer, method, subscription) | `WS#ws` | `BILLING` | |
@@ -25,27 +25,26 @@
 //! | usage event claim (its first result) | `USAGE_EVENT#ws#<event id>` | `USAGE_EVENT` | |
 //! | usage counter, daily | `WS_USAGE#ws` | `D#<date>#<category>#<agent>` | |
 //! | usage counter, monthly | `WS_USAGE#ws` / `ACCOUNT_USAGE#ba` | `M#<month>#<category>` | |
-//! | run | `RUN#run` | `RUN` | `RUNS_OPEN` / `<expires epoch>#run` while open |
+//! | run | `RUN#run` | `RUN` | `RUNS_OPEN#<shard>` / `<expires epoch>#run` while open |
 //! | service credit claim | `CREDIT#<scope>#<idempotency key>` | `CREDIT` | |
 //! | billing event (outbox; the table's stream publishes it) | `EVT#evt` | `EVT` | |
-//! | x402 authorization claim | `X402#<network>#<from>#<nonce>` (lower case) | `X402` | gsi2: `X402_PENDING` / `<epoch>#<pk>` while pending |
+//! | x402 authorization claim | `X402#<network>#<from>#<nonce>` (lower case) | `X402` | gsi2: `X402_PENDING#<shard>` / `<epoch>#<pk>` while pending |
 //! | webhook endpoint | `WS#ws` | `WHE#whe` | |
 //! | a workspace's endpoint count | `WS#ws` | `WHE_COUNT` | |
-//! | one event's delivery to one endpoint | `WHE#whe` | `EVT#evt` | gsi2: `WEBHOOK_RETRIES` / `<epoch>#whe#evt` while an attempt is due |
+//! | one event's delivery to one endpoint | `WHE#whe` | `EVT#evt` | gsi2: `WEBHOOK_RETRIES#<shard>` / `<epoch>#whe#evt` while an attempt is due |
 //! | delivery attempt (log) | `WHE#whe` | `WHD#whd` | |
 //!
 //! Ids are time-ordered, so sorting by a key that ends in an id sorts by creation time.
+//!
+//! `<shard>` is one of [`DueIndex::SHARDS`] partitions of a [`DueIndex`], chosen by the item's id.
 
 pub const PK: &str = "pk";
 pub const SK: &str = "sk";
 pub const GSI1: &str = "gsi1";
 pub const GSI1_PK: &str = "gsi1pk";
 pub const GSI1_SK: &str = "gsi1sk";
-/// The lifecycle deadline index: one partition, sorted by due time.
+/// The index of things that fall due (keys only).
 pub const GSI2: &str = "gsi2";
-pub const DEADLINES: &str = "DEADLINES";
-/// Accounts with an auto-recharge under way, by start time (also on `gsi2`).
-pub const RECHARGES: &str = "RECHARGES";
 
 pub fn deadline_sk(due_epoch: i64, workspace_id: &str) -> String {
     format!("{due_epoch:012}#{workspace_id}")
@@ -55,8 +54,6 @@ pub const BILLING_PROFILE_SK: &str = "BILLING";
 
 /// An x402 authorization's claim (its pk is `X402#…`, made by `x402::payload::Payment::claim_key`).
 pub const X402_CLAIM_SK: &str = "X402";
-/// Pending x402 claims, by claim time (on `gsi2`): what reconciliation reads.
-pub const X402_PENDING: &str = "X402_PENDING";
 
 pub fn customer(id: &str) -> String {
     format!("CUSTOMER#{id}")
@@ -194,7 +191,6 @@ pub fn run(id: &str) -> String {
     format!("RUN#{id}")
 }
 pub const RUN_SK: &str = "RUN";
-pub const RUNS_OPEN: &str = "RUNS_OPEN";
 
 pub fn outbox(id: &str) -> String {
     format!("EVT#{id}")
@@ -221,6 +217,126 @@ pub fn attempt_sk(id: &str) -> String {
     format!("WHD#{id}")
 }
 pub const ATTEMPT_SK_PREFIX: &str = "WHD#";
-/// Deliveries with an attempt due, by due time (on `gsi2`).
-pub const WEBHOOK_RETRIES: &str = "WEBHOOK_RETRIES";
 pub const CREDIT_CLAIM_SK: &str = "CREDIT";
+
+/// An index of items by when they fall due (sort key `<epoch, 12 digits>#…`), which a job reads
+/// for what is due. Each is spread over [`Self::SHARDS`] partitions: one partition taking every
+/// write would throttle at scale, and a throttled index throttles the table's writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DueIndex {
+    /// Open runs, by hold expiry (on `gsi1`): the expiry sweep.
+    OpenRuns,
+    /// Workspaces waiting for a lifecycle date, by that date: the lifecycle sweep.
+    Deadlines,
+    /// Accounts with an auto-recharge under way, by start time: the recharge retry.
+    Recharges,
+    /// Webhook deliveries with an attempt due (or a claim's lease ending): the retry job.
+    WebhookRetries,
+    /// Pending x402 claims, by claim time: reconciliation.
+    X402Pending,
+}
+
+impl DueIndex {
+    /// Enough that the busiest index's writes (a run's authorize, captures and settle) stay
+    /// far below one partition's limit, few enough that a job's 17 queries stay cheap.
+    pub const SHARDS: u32 = 16;
+
+    /// The index (`gsiN`) it lives on.
+    pub fn gsi(self) -> &'static str {
+        match self {
+            Self::OpenRuns => GSI1,
+            Self::Deadlines | Self::Recharges | Self::WebhookRetries | Self::X402Pending => GSI2,
+        }
+    }
+
+    /// The single partition every item was under before sharding (and its shards' prefix).
+    pub fn legacy_partition(self) -> &'static str {
+        match self {
+            Self::OpenRuns => "RUNS_OPEN",
+            Self::Deadlines => "DEADLINES",
+            Self::Recharges => "RECHARGES",
+            Self::WebhookRetries => "WEBHOOK_RETRIES",
+            Self::X402Pending => "X402_PENDING",
+        }
+    }
+
+    /// The partition of the item `id` (its run, workspace, account, delivery or claim), e.g.
+    /// `RUNS_OPEN#07`: the same id always lands in the same shard, in every process.
+    pub fn partition(self, id: &str) -> String {
+        format!("{}#{:02}", self.legacy_partition(), shard_of(id))
+    }
+
+    /// Every partition a reader queries: the shards, and the legacy partition, where items
+    /// written before sharding stay until they are next written.
+    pub fn partitions(self) -> Vec<String> {
+        (0..Self::SHARDS)
+            .map(|shard| format!("{}#{shard:02}", self.legacy_partition()))
+            .chain([self.legacy_partition().to_owned()])
+            .collect()
+    }
+}
+
+/// The shard of `id`: 32-bit FNV-1a, which (unlike std's randomly seeded hasher) is the same in
+/// every process and release.
+fn shard_of(id: &str) -> u32 {
+    fnv1a(id.as_bytes()) % DueIndex::SHARDS
+}
+
+fn fnv1a(bytes: &[u8]) -> u32 {
+    const OFFSET_BASIS: u32 = 0x811c_9dc5;
+    const PRIME: u32 = 0x0100_0193;
+    bytes.iter().fold(OFFSET_BASIS, |hash, byte| {
+        (hash ^ u32::from(*byte)).wrapping_mul(PRIME)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a_matches_the_published_test_vectors() {
+        // From the FNV reference (draft-eastlake-fnv): a change of hash would move every
+        // indexed item to another shard.
+        assert_eq!(fnv1a(b""), 0x811c_9dc5);
+        assert_eq!(fnv1a(b"a"), 0xe40c_292c);
+        assert_eq!(fnv1a(b"foobar"), 0xbf9c_f968);
+    }
+
+    #[test]
+    fn an_id_keeps_its_shard() {
+        assert_eq!(DueIndex::OpenRuns.partition("a"), "RUNS_OPEN#12");
+        assert_eq!(DueIndex::Deadlines.partition("foobar"), "DEADLINES#08");
+        let id = "run_01HZX3A9Q6Y0000000000000";
+        assert_eq!(
+            DueIndex::Recharges.partition(id),
+            DueIndex::Recharges.partition(id)
+        );
+    }
+
+    #[test]
+    fn every_partition_is_one_of_the_shards_a_reader_queries() {
+        let readable = DueIndex::WebhookRetries.partitions();
+        assert_eq!(readable.len(), DueIndex::SHARDS as usize + 1);
+        assert!(readable.contains(&"WEBHOOK_RETRIES".to_owned()));
+        for i in 0..1000 {
+            let partition = DueIndex::WebhookRetries.partition(&format!("whe_{i}#evt_{i}"));
+            assert!(readable.contains(&partition), "{partition}");
+        }
+    }
+
+    #[test]
+    fn ids_made_one_after_another_spread_over_every_shard() {
+        // Ids made in a row share all but their last characters: the hash must still spread
+        // them, or one shard takes the writes again.
+        let mut per_shard = [0usize; DueIndex::SHARDS as usize];
+        for i in 0..1600 {
+            per_shard[shard_of(&format!("run_01HZX3A9Q6{i:016}")) as usize] += 1;
+        }
+        let (fewest, most) = (per_shard.iter().min(), per_shard.iter().max());
+        assert!(
+            fewest >= Some(&60) && most <= Some(&140),
+            "100 expected in each: {per_shard:?}"
+        );
+    }
+}

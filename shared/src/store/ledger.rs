@@ -431,7 +431,10 @@ impl Store {
                             .as_ref()
                             .map_or(AttributeValue::Null(true), |w| s(w.to_string())),
                     )
-                    .expression_attribute_values(":recharges", s(keys::RECHARGES))
+                    .expression_attribute_values(
+                        ":recharges",
+                        s(keys::DueIndex::Recharges.partition(snapshot.account_id.as_str())),
+                    )
                     .expression_attribute_values(
                         ":recharge_since",
                         s(keys::deadline_sk(
@@ -650,7 +653,7 @@ impl Store {
             recharge_workspace_id: Option<WorkspaceId>,
         }
         let due = self
-            .due_items(keys::GSI2, keys::RECHARGES, before_epoch, limit)
+            .due_items(keys::DueIndex::Recharges, before_epoch, limit)
             .await?;
         let mut stale = Vec::new();
         for item in due {

@@ -25,7 +25,7 @@ pub(crate) struct LifecycleFields {
     pub(crate) lifecycle: LifecycleDates,
     #[serde(default)]
     pub(crate) lifecycle_version: i64,
-    /// `DEADLINES` while the workspace waits for a date.
+    /// In the `DEADLINES` index while the workspace waits for a date.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     gsi2pk: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -65,7 +65,7 @@ impl LifecycleFields {
             dates: dates.clone(),
         };
         if let Some(due) = deadline_index_key(&lifecycle, &workspace.id) {
-            fields.gsi2pk = Some(keys::DEADLINES.to_owned());
+            fields.gsi2pk = Some(keys::DueIndex::Deadlines.partition(workspace.id.as_str()));
             fields.gsi2sk = Some(due);
         }
         fields
@@ -375,7 +375,10 @@ impl Store {
         match deadline_index_key(to, &current.workspace.id) {
             Some(due) => {
                 expression.push_str(", gsi2pk = :deadlines, gsi2sk = :due");
-                values.push((":deadlines", s(keys::DEADLINES)));
+                values.push((
+                    ":deadlines",
+                    s(keys::DueIndex::Deadlines.partition(current.workspace.id.as_str())),
+                ));
                 values.push((":due", s(due)));
             }
             None => expression.push_str(" REMOVE gsi2pk, gsi2sk"),
@@ -402,7 +405,7 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<WorkspaceId>, StoreError> {
         let due = self
-            .due_items(keys::GSI2, keys::DEADLINES, now.unix_timestamp(), limit)
+            .due_items(keys::DueIndex::Deadlines, now.unix_timestamp(), limit)
             .await?;
         Ok(due
             .into_iter()

@@ -415,16 +415,39 @@ impl Store {
 
 /// Building blocks of transactions, on this store's table.
 impl Store {
-    /// The items of an index partition sorted by `<epoch, 12 digits>#…` whose epoch is at or
-    /// before `now_epoch`, earliest first: what is due.
+    /// The items of `index` whose due epoch is at or before `now_epoch`, earliest first, at
+    /// most `limit`: what is due, from every shard and the legacy partition at once.
     pub(crate) async fn due_items(
+        &self,
+        index: keys::DueIndex,
+        now_epoch: i64,
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError> {
+        // Every index `gsiN` is keyed by `gsiNpk` and `gsiNsk`.
+        let sort_key = format!("{}sk", index.gsi());
+        let partitions = index.partitions();
+        let queries = partitions
+            .iter()
+            .map(|partition| self.due_in_partition(index.gsi(), partition, now_epoch, limit));
+        let mut due: Vec<Item> = futures::future::try_join_all(queries)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+        // Each partition's items come sorted; the sort key (`<epoch>#…`) orders them across.
+        due.sort_by_cached_key(|item| item.get(&sort_key).and_then(|v| v.as_s().ok()).cloned());
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    /// The first `limit` due items of one index partition, earliest first.
+    async fn due_in_partition(
         &self,
         index: &str,
         partition: &str,
         now_epoch: i64,
         limit: usize,
     ) -> Result<Vec<Item>, StoreError> {
-        // Every index `gsiN` is keyed by `gsiNpk` and `gsiNsk`.
         let (pk, sk) = (format!("{index}pk"), format!("{index}sk"));
         let output = self
             .client

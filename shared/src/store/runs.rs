@@ -66,7 +66,7 @@ impl Store {
         let item = RunItem {
             pk: keys::run(run.run_id.as_str()),
             sk: keys::RUN_SK.to_owned(),
-            gsi1pk: open.then(|| keys::RUNS_OPEN.to_owned()),
+            gsi1pk: open.then(|| keys::DueIndex::OpenRuns.partition(run.run_id.as_str())),
             gsi1sk: open.then(|| format!("{expires_epoch:012}#{}", run.run_id)),
             expires_epoch,
             version: version.map_or(1, |v| v + 1),
@@ -301,7 +301,7 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<RunId>, StoreError> {
         let due = self
-            .due_items(keys::GSI1, keys::RUNS_OPEN, now_epoch, limit)
+            .due_items(keys::DueIndex::OpenRuns, now_epoch, limit)
             .await?;
         Ok(due
             .into_iter()

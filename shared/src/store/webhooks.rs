@@ -118,6 +118,11 @@ fn retry_sk(due_epoch: i64, endpoint: &WebhookEndpointId, event: &EventId) -> St
     keys::deadline_sk(due_epoch, &format!("{endpoint}#{event}"))
 }
 
+/// The retry index's shard of a delivery, by the delivery's own id (its endpoint and event).
+fn retry_partition(endpoint: &WebhookEndpointId, event: &EventId) -> String {
+    keys::DueIndex::WebhookRetries.partition(&format!("{endpoint}#{event}"))
+}
+
 impl Store {
     /// Creates `record` unless the workspace has its 20 already (`false`).
     pub async fn create_endpoint(&self, record: &EndpointRecord) -> Result<bool, StoreError> {
@@ -315,7 +320,7 @@ impl Store {
             pk: keys::endpoint(endpoint.as_str()),
             sk: keys::delivery_sk(event.as_str()),
             delivery: claimed.clone(),
-            gsi2pk: Some(keys::WEBHOOK_RETRIES.to_owned()),
+            gsi2pk: Some(retry_partition(endpoint, event)),
             gsi2sk: Some(retry_sk(lease_epoch, endpoint, event)),
             expires_at_epoch: now_epoch + ATTEMPT_RETENTION_SECS,
         };
@@ -359,7 +364,7 @@ impl Store {
                     pk: keys::endpoint(claimed.endpoint_id.as_str()),
                     sk: keys::delivery_sk(claimed.event_id.as_str()),
                     delivery: next,
-                    gsi2pk: index.map(|_| keys::WEBHOOK_RETRIES.to_owned()),
+                    gsi2pk: index.map(|_| retry_partition(&claimed.endpoint_id, &claimed.event_id)),
                     gsi2sk: index.map(|due| retry_sk(due, &claimed.endpoint_id, &claimed.event_id)),
                     expires_at_epoch: record.now_epoch + ATTEMPT_RETENTION_SECS,
                 },
@@ -401,7 +406,7 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<(WebhookEndpointId, EventId)>, StoreError> {
         let items = self
-            .due_items(keys::GSI2, keys::WEBHOOK_RETRIES, now_epoch, limit)
+            .due_items(keys::DueIndex::WebhookRetries, now_epoch, limit)
             .await?;
         Ok(items
             .iter()

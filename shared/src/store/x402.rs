@@ -1,7 +1,7 @@
 //! x402 authorization claims: one item per EIP-3009 authorization (network, payer, nonce), so
 //! an authorization credits once. With an HTTP facilitator the claim is written `pending`
 //! before `/settle` and becomes `settled` in the same transaction as the credit; a pending
-//! claim stays on the `gsi2` partition `X402_PENDING` (by claim time) until then, so one that
+//! claim stays in the `gsi2` index `X402_PENDING` (by claim time) until then, so one that
 //! outlives its request can be found for reconciliation.
 
 use super::{keys, s, Store, StoreError, NEW_ITEM};
@@ -63,7 +63,7 @@ impl Store {
             state: ClaimState::Pending,
             owner: owner.to_owned(),
             claimed_epoch: now_epoch,
-            gsi2pk: Some(keys::X402_PENDING.to_owned()),
+            gsi2pk: Some(keys::DueIndex::X402Pending.partition(key)),
             gsi2sk: Some(keys::deadline_sk(now_epoch, key)),
             transaction: None,
             payer: None,
@@ -143,7 +143,7 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<StaleClaim>, StoreError> {
         let due = self
-            .due_items(keys::GSI2, keys::X402_PENDING, before_epoch, limit)
+            .due_items(keys::DueIndex::X402Pending, before_epoch, limit)
             .await?;
         Ok(due
             .into_iter()
