@@ -5,11 +5,14 @@
 
 use billing_core::config::EventsConfig;
 use billing_core::domain::events::EventType;
+use billing_core::domain::ids::{EventId, WebhookEndpointId};
 use billing_core::routes::{BatchItemFailure, EVENTS_PUBLISH};
+use billing_core::store::keys::{self, DueIndex};
 use billing_tests::app::{spawn_app_with, TestApp};
 use billing_tests::receiver::{standard_webhooks_accepts, Received, Receiver};
 use http::StatusCode;
 use serde_json::{json, Value};
+use std::collections::HashSet;
 use std::time::Duration;
 
 /// Well within the contract's 5 s for a first attempt.
@@ -241,6 +244,65 @@ async fn a_receiver_that_fails_first_gets_the_retry_with_the_same_webhook_id() {
         )
         .await;
     assert_eq!(of_event.body["data"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn retries_are_found_in_every_shard_and_under_the_unsharded_key() {
+    let app = spawn().await;
+    let (key, _, ws) = workspace(&app).await;
+    let mut receivers = Vec::new();
+    let mut endpoints = Vec::new();
+    for _ in 0..6 {
+        let receiver = Receiver::start().await;
+        receiver.answer_next(&[500]);
+        let (id, _) = endpoint(&app, &key, &ws, &receiver.url, json!(["credits.purchased"])).await;
+        receivers.push(receiver);
+        endpoints.push(WebhookEndpointId::parse(&id).unwrap());
+    }
+    buy_credits(&app, &key, &ws, 1500).await;
+    let mut deliveries = Vec::new();
+    for endpoint in &endpoints {
+        let log = format!("/v1/workspaces/{ws}/webhook-endpoints/{endpoint}/deliveries");
+        let failed = wait_for_attempts(&app, &key, &log, 1).await;
+        let event = EventId::parse(failed[0]["event_id"].as_str().unwrap()).unwrap();
+        deliveries.push((endpoint.clone(), event));
+    }
+    let mut shards = HashSet::new();
+    for (endpoint, event) in &deliveries {
+        let partition = app
+            .due_partition(
+                &keys::endpoint(endpoint.as_str()),
+                &keys::delivery_sk(event.as_str()),
+                DueIndex::WebhookRetries,
+            )
+            .await;
+        shards.insert(partition.expect("a failed delivery waits for its retry"));
+    }
+    assert!(shards.len() >= 2, "6 deliveries in {shards:?}");
+    // One as a delivery indexed before the index was sharded.
+    let (old_endpoint, old_event) = &deliveries[0];
+    app.move_to_legacy_partition(
+        &keys::endpoint(old_endpoint.as_str()),
+        &keys::delivery_sk(old_event.as_str()),
+        DueIndex::WebhookRetries,
+    )
+    .await;
+
+    // Read where the clock will be, before moving it: the pipeline retries once it moves.
+    let retries_at = app.clock_now() + 6;
+    let store = &app.app.store;
+    let due = store.due_deliveries(retries_at, 100).await.unwrap();
+    assert_eq!(
+        due.iter().cloned().collect::<HashSet<_>>(),
+        deliveries.iter().cloned().collect::<HashSet<_>>()
+    );
+    assert_eq!(store.due_deliveries(retries_at, 3).await.unwrap().len(), 3);
+    app.clock.advance(time::Duration::seconds(6));
+    for receiver in &receivers {
+        receiver
+            .wait_for(2, FIRST_ATTEMPT_WITHIN, of_type("credits.purchased"))
+            .await;
+    }
 }
 
 #[tokio::test]

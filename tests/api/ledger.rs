@@ -1,9 +1,12 @@
 //! Money under concurrency, retries and caps, through the HTTP API against DynamoDB Local.
 
+use billing_core::domain::ids::RunId;
+use billing_core::store::keys::{self, DueIndex};
 use billing_tests::app::{spawn_app_with, TestApp, TestResponse};
 use futures::future::join_all;
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
+use std::collections::HashSet;
 
 /// An app whose new users open with `credit` cents, and a workspace with a user key.
 async fn funded(credit: i64) -> (TestApp, String, String, String) {
@@ -431,6 +434,64 @@ async fn an_expired_hold_is_captured_for_what_was_reported_and_released() {
         .await;
     assert_eq!(late.body["status"], "expired");
     assert_eq!(late.body["cost_cents"], 7);
+}
+
+#[tokio::test]
+async fn the_expiry_sweep_finds_open_runs_in_every_shard_and_under_the_unsharded_key() {
+    let (app, _, key, first_workspace) = funded(1000).await;
+    let mut workspaces = vec![first_workspace];
+    // One run per workspace: the free tier's concurrency limit stays out of the way.
+    for i in 1..8 {
+        workspaces.push(app.create_workspace(&key, &format!("Agents {i}")).await);
+    }
+    let mut opened = Vec::new();
+    for workspace in &workspaces {
+        let created = app
+            .post(
+                &format!("/v1/workspaces/{workspace}/runs"),
+                &key,
+                json!({"agent_id": "a", "agent_tier": "basic", "max_cost_cents": 10}),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+        opened.push(RunId::parse(created.body["run_id"].as_str().unwrap()).unwrap());
+        // A second apart, so they expire in the order they opened.
+        app.clock.advance(time::Duration::seconds(1));
+    }
+    let mut shards = HashSet::new();
+    for run in &opened {
+        let partition = app
+            .due_partition(&keys::run(run.as_str()), keys::RUN_SK, DueIndex::OpenRuns)
+            .await;
+        shards.insert(partition.expect("an open run is indexed"));
+    }
+    assert!(shards.len() >= 3, "8 runs in {shards:?}");
+    // The earliest as a run opened before the index was sharded.
+    app.move_to_legacy_partition(
+        &keys::run(opened[0].as_str()),
+        keys::RUN_SK,
+        DueIndex::OpenRuns,
+    )
+    .await;
+
+    app.clock.advance(time::Duration::hours(1));
+    let earliest = app
+        .app
+        .store
+        .overdue_runs(app.clock_now(), 3)
+        .await
+        .unwrap();
+    assert_eq!(earliest, opened[..3], "earliest first, at most the limit");
+    let sweep = billing_core::routes::job_by_name("runs-expire").unwrap();
+    assert_eq!(
+        (sweep.run)(&app.app, Value::Null).await.unwrap(),
+        opened.len()
+    );
+    assert_eq!(
+        (sweep.run)(&app.app, Value::Null).await.unwrap(),
+        0,
+        "settled once"
+    );
 }
 
 #[tokio::test]

@@ -7,10 +7,12 @@ use billing_core::domain::events::EventType;
 use billing_core::domain::ids::WorkspaceId;
 use billing_core::domain::lifecycle::Trigger;
 use billing_core::routes::job_by_name;
+use billing_core::store::keys::{self, DueIndex};
 use billing_tests::app::{spawn_app_with, TestApp};
 use futures::future::join_all;
 use http::StatusCode;
 use serde_json::{json, Value};
+use std::collections::HashSet;
 use time::Duration;
 
 async fn run_job(app: &TestApp, name: &str, payload: Value) -> usize {
@@ -147,6 +149,57 @@ async fn a_short_trial_ends_in_readonly_when_the_sweep_finds_it() {
     app.clock.advance(Duration::days(30));
     assert_eq!(sweep(&app).await, 1);
     assert_eq!(status(&app, &key, &ws).await["plan_status"], "deleted");
+}
+
+/// The deadline index partition the workspace is under, if it waits for a date.
+async fn deadline_partition(app: &TestApp, ws: &WorkspaceId) -> Option<String> {
+    let pk = keys::workspace(ws.as_str());
+    app.due_partition(&pk, keys::WORKSPACE_SK, DueIndex::Deadlines)
+        .await
+}
+
+#[tokio::test]
+async fn the_sweep_finds_deadlines_in_every_shard_and_under_the_unsharded_key() {
+    let app = spawn_app_with(|c| c.trial_secs = Some(60)).await;
+    let (key, _, first) = trial(&app).await;
+    let mut trials = vec![first];
+    for i in 1..8 {
+        app.clock.advance(Duration::seconds(1));
+        let ws = app.create_workspace(&key, &format!("Agents {i}")).await;
+        trials.push(WorkspaceId::parse(&ws).unwrap());
+    }
+    let mut shards = HashSet::new();
+    for ws in &trials {
+        shards.insert(
+            deadline_partition(&app, ws)
+                .await
+                .expect("a trial waits for its end"),
+        );
+    }
+    assert!(shards.len() >= 3, "8 trials in {shards:?}");
+    // The earliest as a workspace indexed before the index was sharded.
+    let old = &trials[0];
+    app.move_to_legacy_partition(
+        &keys::workspace(old.as_str()),
+        keys::WORKSPACE_SK,
+        DueIndex::Deadlines,
+    )
+    .await;
+
+    app.clock.advance(Duration::seconds(60));
+    let now = time::OffsetDateTime::from_unix_timestamp(app.clock_now()).unwrap();
+    let earliest = app.app.store.due_workspaces(now, 3).await.unwrap();
+    assert_eq!(earliest, trials[..3], "earliest first, at most the limit");
+    assert_eq!(sweep(&app).await, trials.len());
+    assert_eq!(sweep(&app).await, 0, "applied once");
+    for ws in &trials {
+        assert_eq!(status(&app, &key, ws).await["plan_status"], "readonly");
+    }
+    // Its next deadline (the grace's end) is written to its shard.
+    assert_eq!(
+        deadline_partition(&app, old).await,
+        Some(DueIndex::Deadlines.partition(old.as_str()))
+    );
 }
 
 #[tokio::test]

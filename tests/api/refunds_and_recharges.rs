@@ -8,11 +8,14 @@ use super::payments::{
     workspace, SECRET,
 };
 use billing_core::config::{PaymentsConfig, StripeKeys};
+use billing_core::domain::ids::BillingAccountId;
+use billing_core::store::keys::{self, DueIndex};
 use billing_tests::app::{spawn_app_with, TestApp};
 use billing_tests::fake_stripe::{FakeStripe, NextPayment, PUBLISHABLE_KEY, SECRET_KEY};
 use futures::future::join_all;
 use http::StatusCode;
 use serde_json::{json, Value};
+use std::collections::HashSet;
 
 /// Stripe's `charge.refunded`: `total` is the charge's refunded running total.
 fn refunded(
@@ -360,4 +363,70 @@ async fn a_recharge_given_up_has_its_payment_canceled_and_a_late_success_counts_
             .len(),
         1
     );
+}
+
+#[tokio::test]
+async fn the_recharge_retry_finds_recharges_in_every_shard_and_under_the_unsharded_key() {
+    let stripe = FakeStripe::start().await;
+    let app = spawn_with_stripe(&stripe).await;
+    let mut accounts = Vec::new();
+    for i in 0..6 {
+        let (_, account, key) = app.user_with_key(&format!("payer-{i}")).await;
+        let ws = app.create_workspace(&key, "Paid").await;
+        // A card of its own: Stripe attaches a payment method to one customer.
+        let saved = app
+            .post(
+                &format!("/v1/workspaces/{ws}/billing/payment-method"),
+                &key,
+                json!({"payment_method_id": format!("pm_card_visa_{i}")}),
+            )
+            .await;
+        assert_eq!(saved.status, StatusCode::OK, "{:?}", saved.body);
+        enable_auto_recharge(&app, &key, &account, None).await;
+        // Waiting for the customer: the recharge stays under way.
+        stripe.next_payment(NextPayment::RequiresAction);
+        let available = balance(&app, &key, &account).await;
+        spend(&app, &key, &ws, &format!("short-{i}"), available - 100).await;
+        accounts.push(BillingAccountId::parse(&account).unwrap());
+        // A second apart, so they are stale in the order they started.
+        app.clock.advance(time::Duration::seconds(1));
+    }
+    let mut shards = HashSet::new();
+    for account in &accounts {
+        let partition = app
+            .due_partition(
+                &keys::account(account.as_str()),
+                keys::ACCOUNT_SK,
+                DueIndex::Recharges,
+            )
+            .await;
+        shards.insert(partition.expect("a recharge under way is indexed"));
+    }
+    assert!(shards.len() >= 2, "6 recharges in {shards:?}");
+    // The earliest as a recharge started before the index was sharded.
+    app.move_to_legacy_partition(
+        &keys::account(accounts[0].as_str()),
+        keys::ACCOUNT_SK,
+        DueIndex::Recharges,
+    )
+    .await;
+
+    app.clock.advance(time::Duration::hours(24));
+    let earliest: Vec<BillingAccountId> = app
+        .app
+        .store
+        .stale_recharges(app.clock_now(), 3)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, request)| request.account_id)
+        .collect();
+    assert_eq!(earliest, accounts[..3], "earliest first, at most the limit");
+    // Every one is past the give-up age: ended, its waiting payment canceled.
+    let retry = billing_core::routes::job_by_name("auto-recharge-retry").unwrap();
+    assert_eq!(
+        (retry.run)(&app.app, Value::Null).await.unwrap(),
+        accounts.len()
+    );
+    assert_eq!((retry.run)(&app.app, Value::Null).await.unwrap(), 0);
 }

@@ -1,9 +1,11 @@
 //! `spawn_app()`: the whole API on 127.0.0.1:0 against a fresh DynamoDB Local table, with an
 //! HTTP client that reads like the product.
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use billing_core::app::App;
 use billing_core::clock::{Clock, ManualClock};
 use billing_core::config::Config;
+use billing_core::store::keys::{self, DueIndex};
 use billing_core::store::Store;
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
@@ -231,6 +233,51 @@ impl TestApp {
             .await;
         assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
         created.body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The partition of `index` the item `pk`/`sk` is under, read past the store (`None`: it
+    /// is not in the index).
+    pub async fn due_partition(&self, pk: &str, sk: &str, index: DueIndex) -> Option<String> {
+        let item = self
+            .app
+            .store
+            .dynamodb()
+            .get_item()
+            .table_name(self.app.store.table_name())
+            .key(keys::PK, AttributeValue::S(pk.to_owned()))
+            .key(keys::SK, AttributeValue::S(sk.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("read an item")
+            .item?;
+        match item.get(&format!("{}pk", index.gsi())) {
+            Some(AttributeValue::S(partition)) => Some(partition.clone()),
+            _ => None,
+        }
+    }
+
+    /// Moves the item `pk`/`sk` to `index`'s legacy single partition, where items written
+    /// before the index was sharded are: a direct write, past the store. The item must be in
+    /// the index.
+    pub async fn move_to_legacy_partition(&self, pk: &str, sk: &str, index: DueIndex) {
+        self.app
+            .store
+            .dynamodb()
+            .update_item()
+            .table_name(self.app.store.table_name())
+            .key(keys::PK, AttributeValue::S(pk.to_owned()))
+            .key(keys::SK, AttributeValue::S(sk.to_owned()))
+            .update_expression("SET #partition = :legacy")
+            .condition_expression("attribute_exists(#partition)")
+            .expression_attribute_names("#partition", format!("{}pk", index.gsi()))
+            .expression_attribute_values(
+                ":legacy",
+                AttributeValue::S(index.legacy_partition().to_owned()),
+            )
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{pk} {sk} is not in {index:?}: {e:?}"));
     }
 }
 
