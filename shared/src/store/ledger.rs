@@ -23,17 +23,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// How a usage debit is written.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum LedgerDesign {
-    /// Every debit decided on the account's and budget's versions: concurrent debits of one
-    /// account refuse each other (the design before lanes; kept for the benchmark's baseline).
-    Versioned,
-    /// Debits conditional on values, spread over lanes when an account is hot.
-    #[default]
-    Lanes,
-}
-
 /// The money fields of an account item.
 #[derive(Deserialize)]
 struct AccountMoneyItem {

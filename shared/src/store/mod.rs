@@ -90,8 +90,6 @@ pub struct Store {
     pub(crate) clock: std::sync::Arc<dyn crate::clock::Clock>,
     /// Billing events this handle committed, for the local stage's in-process pipeline.
     pub events: std::sync::Arc<events::EventTap>,
-    /// How usage debits are written (see [`ledger::LedgerDesign`]).
-    pub(crate) ledger_design: ledger::LedgerDesign,
 }
 
 /// Counters for benchmarks and logs.
@@ -165,14 +163,7 @@ impl Store {
             stats: Default::default(),
             clock: std::sync::Arc::new(crate::clock::SystemClock),
             events: Default::default(),
-            ledger_design: Default::default(),
         }
-    }
-
-    /// This handle, writing usage debits the way `design` says (benchmarks compare the two).
-    pub fn with_ledger_design(mut self, design: ledger::LedgerDesign) -> Self {
-        self.ledger_design = design;
-        self
     }
 
     /// A client for DynamoDB (or DynamoDB Local at `endpoint`) built from the environment.
@@ -198,7 +189,7 @@ impl Store {
     /// A handle on the same table that shares nothing else with this one (no remembered
     /// state, no per-account turns, its own stats), as another process would be.
     pub fn independent(&self) -> Self {
-        Self::new(self.client.clone(), self.table.clone()).with_ledger_design(self.ledger_design)
+        Self::new(self.client.clone(), self.table.clone())
     }
 
     /// A strongly consistent read of one item.
