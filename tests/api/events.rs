@@ -267,17 +267,18 @@ async fn retries_are_found_in_every_shard_and_under_the_unsharded_key() {
         let event = EventId::parse(failed[0]["event_id"].as_str().unwrap()).unwrap();
         deliveries.push((endpoint.clone(), event));
     }
-    let mut shards = HashSet::new();
-    for (endpoint, event) in &deliveries {
-        let partition = app
-            .due_partition(
-                &keys::endpoint(endpoint.as_str()),
-                &keys::delivery_sk(event.as_str()),
-                DueIndex::WebhookRetries,
+    let retrying: Vec<_> = deliveries
+        .iter()
+        .map(|(endpoint, event)| {
+            (
+                keys::endpoint(endpoint.as_str()),
+                keys::delivery_sk(event.as_str()),
             )
-            .await;
-        shards.insert(partition.expect("a failed delivery waits for its retry"));
-    }
+        })
+        .collect();
+    let shards = app
+        .due_partitions(&retrying, DueIndex::WebhookRetries)
+        .await;
     assert!(shards.len() >= 2, "6 deliveries in {shards:?}");
     // One as a delivery indexed before the index was sharded.
     let (old_endpoint, old_event) = &deliveries[0];

@@ -6,7 +6,6 @@ use billing_tests::app::{spawn_app_with, TestApp, TestResponse};
 use futures::future::join_all;
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
-use std::collections::HashSet;
 
 /// An app whose new users open with `credit` cents, and a workspace with a user key.
 async fn funded(credit: i64) -> (TestApp, String, String, String) {
@@ -458,13 +457,11 @@ async fn the_expiry_sweep_finds_open_runs_in_every_shard_and_under_the_unsharded
         // A second apart, so they expire in the order they opened.
         app.clock.advance(time::Duration::seconds(1));
     }
-    let mut shards = HashSet::new();
-    for run in &opened {
-        let partition = app
-            .due_partition(&keys::run(run.as_str()), keys::RUN_SK, DueIndex::OpenRuns)
-            .await;
-        shards.insert(partition.expect("an open run is indexed"));
-    }
+    let runs: Vec<_> = opened
+        .iter()
+        .map(|run| (keys::run(run.as_str()), keys::RUN_SK.to_owned()))
+        .collect();
+    let shards = app.due_partitions(&runs, DueIndex::OpenRuns).await;
     assert!(shards.len() >= 3, "8 runs in {shards:?}");
     // The earliest as a run opened before the index was sharded.
     app.move_to_legacy_partition(

@@ -12,7 +12,6 @@ use billing_tests::app::{spawn_app_with, TestApp};
 use futures::future::join_all;
 use http::StatusCode;
 use serde_json::{json, Value};
-use std::collections::HashSet;
 use time::Duration;
 
 async fn run_job(app: &TestApp, name: &str, payload: Value) -> usize {
@@ -168,14 +167,11 @@ async fn the_sweep_finds_deadlines_in_every_shard_and_under_the_unsharded_key() 
         let ws = app.create_workspace(&key, &format!("Agents {i}")).await;
         trials.push(WorkspaceId::parse(&ws).unwrap());
     }
-    let mut shards = HashSet::new();
-    for ws in &trials {
-        shards.insert(
-            deadline_partition(&app, ws)
-                .await
-                .expect("a trial waits for its end"),
-        );
-    }
+    let waiting: Vec<_> = trials
+        .iter()
+        .map(|ws| (keys::workspace(ws.as_str()), keys::WORKSPACE_SK.to_owned()))
+        .collect();
+    let shards = app.due_partitions(&waiting, DueIndex::Deadlines).await;
     assert!(shards.len() >= 3, "8 trials in {shards:?}");
     // The earliest as a workspace indexed before the index was sharded.
     let old = &trials[0];

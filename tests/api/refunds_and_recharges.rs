@@ -15,7 +15,6 @@ use billing_tests::fake_stripe::{FakeStripe, NextPayment, PUBLISHABLE_KEY, SECRE
 use futures::future::join_all;
 use http::StatusCode;
 use serde_json::{json, Value};
-use std::collections::HashSet;
 
 /// Stripe's `charge.refunded`: `total` is the charge's refunded running total.
 fn refunded(
@@ -391,17 +390,11 @@ async fn the_recharge_retry_finds_recharges_in_every_shard_and_under_the_unshard
         // A second apart, so they are stale in the order they started.
         app.clock.advance(time::Duration::seconds(1));
     }
-    let mut shards = HashSet::new();
-    for account in &accounts {
-        let partition = app
-            .due_partition(
-                &keys::account(account.as_str()),
-                keys::ACCOUNT_SK,
-                DueIndex::Recharges,
-            )
-            .await;
-        shards.insert(partition.expect("a recharge under way is indexed"));
-    }
+    let recharging: Vec<_> = accounts
+        .iter()
+        .map(|account| (keys::account(account.as_str()), keys::ACCOUNT_SK.to_owned()))
+        .collect();
+    let shards = app.due_partitions(&recharging, DueIndex::Recharges).await;
     assert!(shards.len() >= 2, "6 recharges in {shards:?}");
     // The earliest as a recharge started before the index was sharded.
     app.move_to_legacy_partition(

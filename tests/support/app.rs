@@ -257,6 +257,20 @@ impl TestApp {
         }
     }
 
+    /// The partitions of `index` the items `(pk, sk)` are under; every one must be indexed.
+    pub async fn due_partitions(
+        &self,
+        items: &[(String, String)],
+        index: DueIndex,
+    ) -> std::collections::HashSet<String> {
+        let mut partitions = std::collections::HashSet::new();
+        for (pk, sk) in items {
+            let partition = self.due_partition(pk, sk, index).await;
+            partitions.insert(partition.unwrap_or_else(|| panic!("{pk} {sk} is not in {index:?}")));
+        }
+        partitions
+    }
+
     /// Moves the item `pk`/`sk` to `index`'s legacy single partition, where items written
     /// before the index was sharded are: a direct write, past the store. The item must be in
     /// the index.

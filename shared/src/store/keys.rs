@@ -263,14 +263,18 @@ impl DueIndex {
     /// The partition of the item `id` (its run, workspace, account, delivery or claim), e.g.
     /// `RUNS_OPEN#07`: the same id always lands in the same shard, in every process.
     pub fn partition(self, id: &str) -> String {
-        format!("{}#{:02}", self.legacy_partition(), shard_of(id))
+        self.shard(shard_of(id))
+    }
+
+    fn shard(self, shard: u32) -> String {
+        format!("{}#{shard:02}", self.legacy_partition())
     }
 
     /// Every partition a reader queries: the shards, and the legacy partition, where items
     /// written before sharding stay until they are next written.
     pub fn partitions(self) -> Vec<String> {
         (0..Self::SHARDS)
-            .map(|shard| format!("{}#{shard:02}", self.legacy_partition()))
+            .map(|shard| self.shard(shard))
             .chain([self.legacy_partition().to_owned()])
             .collect()
     }
