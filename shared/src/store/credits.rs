@@ -1,7 +1,8 @@
 //! Credits outside usage: grants and adjustments (a negative one takes money out), payments
 //! (with the refunds Stripe reported before they landed) and refunds.
 
-use super::ledger::{Written, MOVE_ATTEMPTS};
+use super::ledger::{Snapshot, MOVE_ATTEMPTS};
+use super::movement::{Decision, Ended, Guard, Guarded, StartFrom, Target};
 use super::payments::EarlyRefund;
 use super::{keys, Store, StoreError, NEW_ITEM};
 use crate::domain::bounds::add_kept;
@@ -68,6 +69,15 @@ fn millis_of(at: &str) -> u64 {
     time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
         .map(crate::clock::unix_millis)
         .unwrap_or(0)
+}
+
+/// Everything a credit is decided from, besides the money state.
+struct CreditMovement<'a> {
+    transaction: &'a Transaction,
+    claim_pk: Option<&'a str>,
+    extra: &'a [TransactWriteItem],
+    effects: &'a Effects<'a>,
+    remembered: Option<&'a Remembered>,
 }
 
 /// A refund remembered before its payment was credited, and what of it is left to take.
@@ -167,131 +177,36 @@ impl Store {
             }
         }
         let month = super::month_of(&transaction.created_at).to_owned();
-        let account = &transaction.billing_account_id;
-        let workspace = transaction.workspace_id.as_ref();
-        let mut remembered = self.remembered_refund(&effects).await?;
-        let _turn = self.account_turn(account).await;
-        let mut snapshot = self.current_snapshot(account, workspace, &month).await?;
+        let mut start = StartFrom::Remembered;
         for _ in 0..MOVE_ATTEMPTS {
-            let decided = match &effects {
-                Effects::Refund { refunded_cents, .. } => {
-                    refund(&snapshot.account, &snapshot.budget, *refunded_cents)
-                        .map(|(moved, taken)| (moved, -taken))
-                }
-                _ => credit(
-                    &snapshot.account,
-                    &snapshot.budget,
-                    transaction.amount_cents,
-                )
-                .map(|moved| (moved, transaction.amount_cents)),
+            let remembered = self.remembered_refund(&effects).await?;
+            let target = Target {
+                account: &transaction.billing_account_id,
+                workspace: transaction.workspace_id.as_ref(),
+                month: &month,
+                start,
             };
-            let (mut moved, amount_cents) = match decided {
-                Ok(decided) => decided,
-                Err(_) if !snapshot.fresh => {
-                    snapshot = self.reread(&snapshot).await?;
-                    continue;
+            let ended = self
+                .move_money(target, |snapshot| {
+                    let movement = CreditMovement {
+                        transaction,
+                        claim_pk: claim_pk.as_deref(),
+                        extra: &extra,
+                        effects: &effects,
+                        remembered: remembered.as_ref(),
+                    };
+                    self.credit_decision(snapshot, &movement)
+                })
+                .await?;
+            match ended {
+                Ended::Committed(written) | Ended::Done(written) => {
+                    return Ok(CreditOutcome::Credited(written))
                 }
-                Err(refusal) => return Ok(CreditOutcome::Refused(refusal)),
-            };
-            let mut written = Transaction {
-                amount_cents,
-                balance_after_cents: moved.account.balance_cents,
-                ..transaction.clone()
-            };
-            if let Effects::Refund {
-                charge_id,
-                refunded_cents,
-            } = &effects
-            {
-                written.description = refund_description(charge_id, *refunded_cents, -amount_cents);
-            }
-            // The refund Stripe reported before this payment landed: taken back in this write.
-            let mut late_refund = None;
-            let refunding = matches!(effects, Effects::Refund { .. });
-            if transaction.kind.is_payment() && !refunding {
-                match add_kept(
-                    "lifetime_paid_cents",
-                    moved.account.paid_cents,
-                    transaction.amount_cents,
-                ) {
-                    Ok(paid) => moved.account.paid_cents = paid,
-                    Err(out_of_range) => return Ok(CreditOutcome::Refused(out_of_range.into())),
-                }
-            }
-            if let Effects::Payment(paid_by) = &effects {
-                if let Some(marker) = paid_by.recharge_marker {
-                    moved
-                        .account
-                        .recharge_paid(marker, transaction.amount_cents);
-                }
-                if let Some(Remembered {
-                    early,
-                    taken_before,
-                }) = &remembered
-                {
-                    let refunded = early.refunded_cents - taken_before;
-                    if refunded > 0 {
-                        let (after, taken) = match refund(&moved.account, &moved.budget, refunded) {
-                            Ok(after) => after,
-                            Err(refusal) => return Ok(CreditOutcome::Refused(refusal)),
-                        };
-                        moved.account = after.account;
-                        moved.budget = after.budget;
-                        late_refund = Some(Transaction {
-                            id: TransactionId::generate(millis_of(&transaction.created_at)),
-                            kind: TransactionType::Refund,
-                            amount_cents: -taken,
-                            balance_after_cents: moved.account.balance_cents,
-                            description: refund_description(&early.charge_id, refunded, taken),
-                            reference: Some(early.charge_id.clone()),
-                            ..transaction.clone()
-                        });
-                    }
-                }
-            }
-            let mut items = vec![self.transaction_put(&written)?];
-            if let Some(pk) = &claim_pk {
-                items.push(self.put(
-                    CreditClaim {
-                        pk: pk.clone(),
-                        sk: keys::CREDIT_CLAIM_SK.to_owned(),
-                        transaction: written.clone(),
-                    },
-                    Some(NEW_ITEM),
-                )?);
-            }
-            let payment_items = items.len();
-            if let Effects::Payment(paid_by) = &effects {
-                let early = remembered.as_ref().map(|r| &r.early);
-                items.push(self.payment_account(paid_by.payment_intent_id, account, early)?);
-                if let (
-                    Some(refund),
-                    Some(Remembered {
-                        early,
-                        taken_before,
-                    }),
-                ) = (&late_refund, &remembered)
-                {
-                    items.push(self.transaction_put(refund)?);
-                    items.push(self.refund_progress(
-                        &early.charge_id,
-                        *taken_before,
-                        early.refunded_cents,
-                    )?);
-                }
-            }
-            let own = items.len();
-            items.extend(extra.iter().cloned());
-            match self.write_movement(&snapshot, &moved, items).await? {
-                Written::Committed => return Ok(CreditOutcome::Credited(written)),
-                Written::Stale(fresh) => snapshot = *fresh,
-                Written::Refused { index } if index >= own => return Ok(CreditOutcome::NotApplied),
-                Written::Refused { index } if index >= payment_items => {
-                    // A refund was remembered (or taken) meanwhile: decide again with it.
-                    remembered = self.remembered_refund(&effects).await?;
-                    snapshot = self.reread(&snapshot).await?;
-                }
-                Written::Refused { index: 1 } if claim_pk.is_some() => {
+                Ended::Refused(refusal) => return Ok(CreditOutcome::Refused(refusal)),
+                Ended::Guarded(Guard::Caller(_)) => return Ok(CreditOutcome::NotApplied),
+                // A refund was remembered (or taken) meanwhile: decide again with it.
+                Ended::Guarded(Guard::PaymentRecord) => start = StartFrom::Fresh,
+                Ended::Guarded(Guard::Claim) => {
                     let pk = claim_pk.clone().unwrap_or_default();
                     let found: CreditClaim = self
                         .get(pk, keys::CREDIT_CLAIM_SK)
@@ -299,13 +214,148 @@ impl Store {
                         .ok_or_else(|| StoreError::Corrupt("a credit claim vanished".into()))?;
                     return Ok(CreditOutcome::Repeated(found.transaction));
                 }
-                Written::Refused { .. } => {
-                    return Err(StoreError::Corrupt(
-                        "a fresh transaction id already exists".into(),
-                    ))
+                Ended::Guarded(guard) => {
+                    return Err(StoreError::Corrupt(format!(
+                        "a credit was refused by {guard:?}"
+                    )))
                 }
             }
         }
         Err(StoreError::Contention)
+    }
+
+    /// A credit, payment or refund decided on `snapshot`.
+    fn credit_decision(
+        &self,
+        snapshot: &Snapshot,
+        movement: &CreditMovement<'_>,
+    ) -> Result<Decision<Transaction>, StoreError> {
+        let CreditMovement {
+            transaction,
+            claim_pk,
+            extra,
+            effects,
+            remembered,
+        } = movement;
+        let decided = match effects {
+            Effects::Refund { refunded_cents, .. } => {
+                refund(&snapshot.account, &snapshot.budget, *refunded_cents)
+                    .map(|(moved, taken)| (moved, -taken))
+            }
+            _ => credit(
+                &snapshot.account,
+                &snapshot.budget,
+                transaction.amount_cents,
+            )
+            .map(|moved| (moved, transaction.amount_cents)),
+        };
+        let (mut moved, amount_cents) = match decided {
+            Ok(decided) => decided,
+            Err(refusal) => return Ok(Decision::Refused(refusal)),
+        };
+        let mut written = Transaction {
+            amount_cents,
+            balance_after_cents: moved.account.balance_cents,
+            ..(*transaction).clone()
+        };
+        if let Effects::Refund {
+            charge_id,
+            refunded_cents,
+        } = effects
+        {
+            written.description = refund_description(charge_id, *refunded_cents, -amount_cents);
+        }
+        // The refund Stripe reported before this payment landed: taken back in this write.
+        let mut late_refund = None;
+        let refunding = matches!(effects, Effects::Refund { .. });
+        if transaction.kind.is_payment() && !refunding {
+            match add_kept(
+                "lifetime_paid_cents",
+                moved.account.paid_cents,
+                transaction.amount_cents,
+            ) {
+                Ok(paid) => moved.account.paid_cents = paid,
+                Err(out_of_range) => return Ok(Decision::Refused(out_of_range.into())),
+            }
+        }
+        if let Effects::Payment(paid_by) = effects {
+            if let Some(marker) = paid_by.recharge_marker {
+                moved
+                    .account
+                    .recharge_paid(marker, transaction.amount_cents);
+            }
+            if let Some(Remembered {
+                early,
+                taken_before,
+            }) = remembered
+            {
+                let refunded = early.refunded_cents - taken_before;
+                if refunded > 0 {
+                    let (after, taken) = match refund(&moved.account, &moved.budget, refunded) {
+                        Ok(after) => after,
+                        Err(refusal) => return Ok(Decision::Refused(refusal)),
+                    };
+                    moved.account = after.account;
+                    moved.budget = after.budget;
+                    late_refund = Some(Transaction {
+                        id: TransactionId::generate(millis_of(&transaction.created_at)),
+                        kind: TransactionType::Refund,
+                        amount_cents: -taken,
+                        balance_after_cents: moved.account.balance_cents,
+                        description: refund_description(&early.charge_id, refunded, taken),
+                        reference: Some(early.charge_id.clone()),
+                        ..(*transaction).clone()
+                    });
+                }
+            }
+        }
+        let mut items = vec![Guarded::new(
+            Guard::FreshId,
+            self.transaction_put(&written)?,
+        )];
+        if let Some(pk) = claim_pk {
+            items.push(Guarded::new(
+                Guard::Claim,
+                self.put(
+                    CreditClaim {
+                        pk: (*pk).to_owned(),
+                        sk: keys::CREDIT_CLAIM_SK.to_owned(),
+                        transaction: written.clone(),
+                    },
+                    Some(NEW_ITEM),
+                )?,
+            ));
+        }
+        if let Effects::Payment(paid_by) = effects {
+            let early = remembered.map(|r| &r.early);
+            items.push(Guarded::new(
+                Guard::PaymentRecord,
+                self.payment_account(
+                    paid_by.payment_intent_id,
+                    &transaction.billing_account_id,
+                    early,
+                )?,
+            ));
+            if let (
+                Some(refund),
+                Some(Remembered {
+                    early,
+                    taken_before,
+                }),
+            ) = (&late_refund, remembered)
+            {
+                items.push(Guarded::new(Guard::FreshId, self.transaction_put(refund)?));
+                items.push(Guarded::new(
+                    Guard::PaymentRecord,
+                    self.refund_progress(&early.charge_id, *taken_before, early.refunded_cents)?,
+                ));
+            }
+        }
+        items.extend(Guarded::callers(extra.iter().cloned()));
+        Ok(Decision::Write {
+            moved,
+            items,
+            answer: written,
+        })
     }
 }

@@ -3,9 +3,10 @@
 //! immutable ledger transaction, and what else the movement records: the usage event's claim, the
 //! run, usage counters, billing events. A stale version means someone else moved money first:
 //! the refusal carries the current items, so the movement is re-decided and retried without
-//! another read.
+//! another read; [`super::movement`] is the loop that does so for every movement.
 
 use super::accounts::TransactionItem;
+use super::movement::{Decision, Ended, Guard, Guarded, StartFrom, Target};
 use super::{keys, n, s, Cancelled, Item, Store, StoreError, Transacted, NEW_ITEM};
 use crate::domain::account::AccountSettings;
 use crate::domain::bounds::MAX_KEPT;
@@ -179,14 +180,6 @@ impl LedgerCache {
         snapshots
             .get(&(account.clone(), workspace.cloned()))
             .cloned()
-    }
-
-    /// Drops what this process remembers of `account` (written outside a movement).
-    fn forget(&self, account: &BillingAccountId) {
-        self.snapshots
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|(a, _), _| a != account);
     }
 
     fn remember(&self, snapshot: &Snapshot) {
@@ -510,7 +503,7 @@ impl Store {
         day: &str,
         month: &str,
         increments: &[CounterIncrement],
-    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+    ) -> Result<Vec<Guarded>, StoreError> {
         let mut items = Vec::new();
         for increment in increments {
             let category = increment.category.as_str();
@@ -531,22 +524,25 @@ impl Store {
             let quantity = i64::try_from(increment.quantity).unwrap_or(MAX_KEPT);
             for (pk, sk) in targets {
                 // A counter that would leave its range refuses the whole movement: its condition
-                // leaves room for this increment (see `Written::Refused`).
-                items.push(self.update(
-                    pk,
-                    &sk,
-                    "ADD quantity :quantity, cost_cents :cost",
-                    Some(
-                        "attribute_not_exists(quantity) OR \
+                // leaves room for this increment.
+                items.push(Guarded::new(
+                    Guard::CounterRoom,
+                    self.update(
+                        pk,
+                        &sk,
+                        "ADD quantity :quantity, cost_cents :cost",
+                        Some(
+                            "attribute_not_exists(quantity) OR \
                          (quantity <= :quantity_room AND cost_cents <= :cost_room)",
-                    ),
-                    &[
-                        (":quantity", n(quantity)),
-                        (":cost", n(increment.cost_cents)),
-                        (":quantity_room", n(MAX_KEPT - quantity)),
-                        (":cost_room", n(MAX_KEPT - increment.cost_cents)),
-                    ],
-                )?);
+                        ),
+                        &[
+                            (":quantity", n(quantity)),
+                            (":cost", n(increment.cost_cents)),
+                            (":quantity_room", n(MAX_KEPT - quantity)),
+                            (":cost_room", n(MAX_KEPT - increment.cost_cents)),
+                        ],
+                    )?,
+                ));
             }
         }
         Ok(items)
@@ -559,7 +555,7 @@ impl Store {
         moved: &Moved,
         created_at: &str,
         millis: u64,
-    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+    ) -> Result<Vec<Guarded>, StoreError> {
         let Crossings {
             soft,
             hard,
@@ -618,6 +614,7 @@ impl Store {
                     created_at,
                     millis,
                 )
+                .map(|item| Guarded::new(Guard::FreshId, item))
             })
             .collect()
     }
@@ -682,31 +679,38 @@ impl Store {
         extra: Vec<TransactWriteItem>,
         month: &str,
     ) -> Result<bool, StoreError> {
-        let _turn = self.account_turn(account).await;
-        let mut snapshot = self.ledger_snapshot(account, None, month).await?;
-        for _ in 0..MOVE_ATTEMPTS {
-            // Only the recharge it is about: a late answer about an earlier one ends nothing.
-            if !snapshot.account.recharge_pending || snapshot.account.recharge_marker != marker {
-                return Ok(false);
-            }
-            let mut moved = Moved {
-                starts_recharge: false,
-                account: snapshot.account.clone(),
-                budget: snapshot.budget.clone(),
-                crossings: Default::default(),
-            };
-            moved.account.end_recharge(released_cents);
-            let mut items = vec![self.account_money_update(&snapshot, &moved.account, None)?];
-            items.extend(extra.iter().cloned());
-            match self.transact(items).await? {
-                Transacted::Committed => {
-                    self.ledger_cache.forget(account);
-                    return Ok(true);
+        let target = Target {
+            account,
+            workspace: None,
+            month,
+            start: StartFrom::Fresh,
+        };
+        let ended = self
+            .move_money(target, |snapshot| {
+                // Only the recharge it is about: a late answer about an earlier one ends nothing.
+                if !snapshot.account.recharge_pending || snapshot.account.recharge_marker != marker
+                {
+                    return Ok(Decision::Done(false));
                 }
-                Transacted::Refused(_) => snapshot = self.reread(&snapshot).await?,
-            }
-        }
-        Err(StoreError::Contention)
+                let mut moved = Moved {
+                    starts_recharge: false,
+                    account: snapshot.account.clone(),
+                    budget: snapshot.budget.clone(),
+                    crossings: Default::default(),
+                };
+                moved.account.end_recharge(released_cents);
+                Ok(Decision::Write {
+                    moved,
+                    items: Guarded::callers(extra.iter().cloned()),
+                    answer: true,
+                })
+            })
+            .await?;
+        Ok(match ended {
+            Ended::Committed(ended) | Ended::Done(ended) => ended,
+            // The caller's claim was taken: whoever took it ended this recharge in that write.
+            Ended::Guarded(_) | Ended::Refused(_) => false,
+        })
     }
 
     /// Sets a workspace's monthly caps if its budget is still at the version `snapshot` read

@@ -4,7 +4,7 @@
 //! its `plan_status.changed` event and, when a period starts, the included credit's expiry and
 //! grant. Whoever fires a trigger first wins; the others find the version moved.
 
-use super::ledger::{Written, MOVE_ATTEMPTS};
+use super::movement::{Decision, Ended, Guard, Guarded, StartFrom, Target};
 use super::workspaces::WorkspaceItem;
 use super::{keys, n, s, Store, StoreError, Transacted};
 use crate::clock::{rfc3339, unix_millis};
@@ -215,10 +215,11 @@ impl Store {
                 }
                 self.roll_period(current, write, started, &grant, items, &created_at, millis)
                     .await
-                    .map(|written| match written {
-                        Written::Committed => TransitionWritten::Committed,
-                        Written::Refused { index } => refused(index),
-                        Written::Stale(_) => TransitionWritten::Stale,
+                    .map(|ended| match ended {
+                        Ended::Committed(()) | Ended::Done(()) => TransitionWritten::Committed,
+                        Ended::Guarded(Guard::Caller(index)) => refused(index),
+                        // The workspace moved (someone else applied this or another transition).
+                        Ended::Guarded(_) | Ended::Refused(_) => TransitionWritten::Stale,
                     })
             }
             _ => Ok(match self.transact(items).await? {
@@ -241,33 +242,47 @@ impl Store {
         millis: u64,
     ) -> Result<(), StoreError> {
         let month = &created_at[..7];
-        let _turn = self.account_turn(&grant.account).await;
-        let mut snapshot = self.current_snapshot(&grant.account, None, month).await?;
-        for _ in 0..MOVE_ATTEMPTS {
-            let (moved, expired) = expire_included(&snapshot.account, &snapshot.budget, &grant.key);
-            if expired == 0 && moved.account.included == snapshot.account.included {
-                return Ok(());
-            }
-            let mut extra = Vec::new();
-            if expired > 0 {
-                extra.push(self.transaction_put(&included_transaction(
-                    &grant.account,
-                    workspace,
-                    TransactionType::Expiry,
-                    -expired,
-                    snapshot.account.balance_cents - expired,
-                    &grant.key,
-                    created_at,
-                    millis,
-                ))?);
-            }
-            match self.write_movement(&snapshot, &moved, extra).await? {
-                Written::Committed => return Ok(()),
-                Written::Stale(fresh) => snapshot = *fresh,
-                Written::Refused { .. } => return Err(StoreError::Contention),
-            }
+        let target = Target {
+            account: &grant.account,
+            workspace: None,
+            month,
+            start: StartFrom::Remembered,
+        };
+        let ended = self
+            .move_money(target, |snapshot| {
+                let (moved, expired) =
+                    expire_included(&snapshot.account, &snapshot.budget, &grant.key);
+                if expired == 0 && moved.account.included == snapshot.account.included {
+                    return Ok(Decision::Done(()));
+                }
+                let mut items = Vec::new();
+                if expired > 0 {
+                    items.push(Guarded::new(
+                        Guard::FreshId,
+                        self.transaction_put(&included_transaction(
+                            &grant.account,
+                            workspace,
+                            TransactionType::Expiry,
+                            -expired,
+                            snapshot.account.balance_cents - expired,
+                            &grant.key,
+                            created_at,
+                            millis,
+                        ))?,
+                    ));
+                }
+                Ok(Decision::Write {
+                    moved,
+                    items,
+                    answer: (),
+                })
+            })
+            .await?;
+        match ended {
+            Ended::Committed(()) | Ended::Done(()) => Ok(()),
+            // An expiry takes back at most what is left: nothing refuses it.
+            Ended::Refused(_) | Ended::Guarded(_) => Err(StoreError::Contention),
         }
-        Err(StoreError::Contention)
     }
 
     /// The period's credit movements (the last grant's rest expires, the new one is granted),
@@ -282,20 +297,22 @@ impl Store {
         items: Vec<TransactWriteItem>,
         created_at: &str,
         millis: u64,
-    ) -> Result<Written, StoreError> {
+    ) -> Result<Ended<()>, StoreError> {
         let workspace = &current.workspace;
         let account = &grant.account;
         let month = &created_at[..7];
-        let _turn = self.account_turn(account).await;
-        let mut snapshot = self
-            .current_snapshot(account, Some(&workspace.id), month)
-            .await?;
         let period = rfc3339(started);
         let expiring = current
             .included_grant
             .as_ref()
             .filter(|previous| &previous.account == account);
-        for _ in 0..MOVE_ATTEMPTS {
+        let target = Target {
+            account,
+            workspace: Some(&workspace.id),
+            month,
+            start: StartFrom::Remembered,
+        };
+        self.move_money(target, |snapshot| {
             let (expired_state, expired) = match expiring {
                 Some(previous) => {
                     expire_included(&snapshot.account, &snapshot.budget, &previous.key)
@@ -318,7 +335,7 @@ impl Store {
             )
             // Only an account already holding ~2^63 cents gets here: nothing to retry.
             .map_err(|out_of_range| StoreError::Corrupt(out_of_range.to_string()))?;
-            let mut extra = items.clone();
+            let mut extra = Guarded::callers(items.iter().cloned());
             let mut balance = snapshot.account.balance_cents;
             for (kind, amount) in [
                 (TransactionType::Expiry, -expired),
@@ -328,18 +345,20 @@ impl Store {
                     continue;
                 }
                 balance += amount;
-                extra.push(self.transaction_put(&included_transaction(
-                    account, workspace, kind, amount, balance, &period, created_at, millis,
-                ))?);
+                extra.push(Guarded::new(
+                    Guard::FreshId,
+                    self.transaction_put(&included_transaction(
+                        account, workspace, kind, amount, balance, &period, created_at, millis,
+                    ))?,
+                ));
             }
-            match self.write_movement(&snapshot, &moved, extra).await? {
-                Written::Stale(fresh) => snapshot = *fresh,
-                // Committed, or the workspace moved (someone else applied this or another
-                // transition), or the caller's item refused.
-                other => return Ok(other),
-            }
-        }
-        Err(StoreError::Contention)
+            Ok(Decision::Write {
+                moved,
+                items: extra,
+                answer: (),
+            })
+        })
+        .await
     }
 
     fn workspace_transition(

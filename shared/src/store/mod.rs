@@ -10,6 +10,7 @@ pub mod keys;
 pub mod ledger;
 pub mod lifecycle;
 pub mod limits;
+pub mod movement;
 pub mod payments;
 pub mod runs;
 pub mod table;

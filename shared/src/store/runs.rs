@@ -1,7 +1,8 @@
 //! Agent runs: the hold at authorization, usage captured against it (extending it when credit
 //! allows), and one settlement, whoever triggers it (completion or the expiry sweep).
 
-use super::ledger::{CounterIncrement, Written, MOVE_ATTEMPTS};
+use super::ledger::{CounterIncrement, Snapshot, MOVE_ATTEMPTS};
+use super::movement::{Decision, Ended, Guard, Guarded, StartFrom, Target};
 use super::{keys, Store, StoreError};
 use crate::domain::bounds::OutOfRange;
 use crate::domain::ids::{RunId, TransactionId};
@@ -87,43 +88,47 @@ impl Store {
         created_at: &str,
         millis: u64,
     ) -> Result<RunOutcome, StoreError> {
-        let _turn = self.account_turn(&run.billing_account_id).await;
-        let mut snapshot = self
-            .current_snapshot(&run.billing_account_id, Some(&run.workspace_id), month)
+        let target = Target {
+            account: &run.billing_account_id,
+            workspace: Some(&run.workspace_id),
+            month,
+            start: StartFrom::Remembered,
+        };
+        let ended = self
+            .move_money(target, |snapshot| {
+                let moved = match open_run(
+                    &snapshot.account,
+                    &snapshot.budget,
+                    run.hold_cents,
+                    max_open_runs,
+                ) {
+                    Ok(moved) => moved,
+                    Err(refusal) => return Ok(Decision::Refused(refusal)),
+                };
+                let mut items = vec![Guarded::new(
+                    Guard::Claim,
+                    self.run_put(run, expires_epoch, None)?,
+                )];
+                items.extend(self.crossing_events(snapshot, &moved, created_at, millis)?);
+                Ok(Decision::Write {
+                    moved,
+                    items,
+                    answer: (),
+                })
+            })
             .await?;
-        for _ in 0..MOVE_ATTEMPTS {
-            let moved = match open_run(
-                &snapshot.account,
-                &snapshot.budget,
-                run.hold_cents,
-                max_open_runs,
-            ) {
-                Ok(moved) => moved,
-                Err(_) if !snapshot.fresh => {
-                    snapshot = self.reread(&snapshot).await?;
-                    continue;
-                }
-                Err(refusal) => {
-                    return Ok(match self.get_run(&run.run_id).await? {
-                        Some(existing) => RunOutcome::Done(Box::new(existing)),
-                        None => RunOutcome::Refused(refusal),
-                    })
-                }
-            };
-            let mut extra = vec![self.run_put(run, expires_epoch, None)?];
-            extra.extend(self.crossing_events(&snapshot, &moved, created_at, millis)?);
-            match self.write_movement(&snapshot, &moved, extra).await? {
-                Written::Committed => return Ok(RunOutcome::Done(Box::new(run.clone()))),
-                Written::Stale(fresh) => snapshot = *fresh,
-                Written::Refused { .. } => {
-                    return Ok(self
-                        .get_run(&run.run_id)
-                        .await?
-                        .map_or(RunOutcome::NotFound, |r| RunOutcome::Done(Box::new(r))))
-                }
-            }
-        }
-        Err(StoreError::Contention)
+        Ok(match ended {
+            Ended::Committed(()) | Ended::Done(()) => RunOutcome::Done(Box::new(run.clone())),
+            // Authorized before (a retry), or refused now.
+            Ended::Refused(refusal) => match self.get_run(&run.run_id).await? {
+                Some(existing) => RunOutcome::Done(Box::new(existing)),
+                None => RunOutcome::Refused(refusal),
+            },
+            Ended::Guarded(_) => self
+                .get_run(&run.run_id)
+                .await?
+                .map_or(RunOutcome::NotFound, |r| RunOutcome::Done(Box::new(r))),
+        })
     }
 
     /// Captures incremental usage. A `sequence` not above the last applied one is a retry and
@@ -139,8 +144,6 @@ impl Store {
         millis: u64,
     ) -> Result<RunOutcome, StoreError> {
         let month = super::month_of(at);
-        let mut turn = None;
-        let mut fresh_state = false;
         for _ in 0..MOVE_ATTEMPTS {
             let Some((run, version)) = self.get_run_versioned(id).await? else {
                 return Ok(RunOutcome::NotFound);
@@ -156,35 +159,45 @@ impl Store {
             let expires_epoch = epoch_of(&run.expires_at);
             let extension = next.captured_cost_cents - run.hold_cents;
             if extension <= 0 {
+                // Within the hold: only the run changes, no money moves.
                 let put = self.run_put(&next, expires_epoch, Some(version))?;
                 match self.transact(vec![put]).await? {
                     super::Transacted::Committed => return Ok(RunOutcome::Done(Box::new(next))),
                     super::Transacted::Refused(_) => continue,
                 }
             }
-            if turn.is_none() {
-                turn = Some(self.account_turn(&run.billing_account_id).await);
-            }
-            let snapshot = if fresh_state {
-                self.ledger_snapshot(&run.billing_account_id, Some(&run.workspace_id), month)
-                    .await?
-            } else {
-                self.current_snapshot(&run.billing_account_id, Some(&run.workspace_id), month)
-                    .await?
-            };
-            let moved = match hold(&snapshot.account, &snapshot.budget, extension) {
-                Ok(moved) => moved,
-                Err(_) if !snapshot.fresh => {
-                    fresh_state = true;
-                    continue;
-                }
-                Err(refusal) => return Ok(RunOutcome::Refused(refusal)),
-            };
             next.hold_cents += extension;
-            let mut extra = vec![self.run_put(&next, expires_epoch, Some(version))?];
-            extra.extend(self.crossing_events(&snapshot, &moved, at, millis)?);
-            if let Written::Committed = self.write_movement(&snapshot, &moved, extra).await? {
-                return Ok(RunOutcome::Done(Box::new(next)));
+            let target = Target {
+                account: &run.billing_account_id,
+                workspace: Some(&run.workspace_id),
+                month,
+                start: StartFrom::Remembered,
+            };
+            let ended = self
+                .move_money(target, |snapshot| {
+                    let moved = match hold(&snapshot.account, &snapshot.budget, extension) {
+                        Ok(moved) => moved,
+                        Err(refusal) => return Ok(Decision::Refused(refusal)),
+                    };
+                    let mut items = vec![Guarded::new(
+                        Guard::RunVersion,
+                        self.run_put(&next, expires_epoch, Some(version))?,
+                    )];
+                    items.extend(self.crossing_events(snapshot, &moved, at, millis)?);
+                    Ok(Decision::Write {
+                        moved,
+                        items,
+                        answer: (),
+                    })
+                })
+                .await?;
+            match ended {
+                Ended::Committed(()) | Ended::Done(()) => {
+                    return Ok(RunOutcome::Done(Box::new(next)))
+                }
+                Ended::Refused(refusal) => return Ok(RunOutcome::Refused(refusal)),
+                // The run changed meanwhile (another report, its settlement): read it again.
+                Ended::Guarded(_) => {}
             }
         }
         Err(StoreError::Contention)
@@ -200,7 +213,6 @@ impl Store {
         at: SettleAt<'_>,
     ) -> Result<RunOutcome, StoreError> {
         let month = super::month_of(at.day).to_owned();
-        let mut turn = None;
         for _ in 0..MOVE_ATTEMPTS {
             let Some((run, version)) = self.get_run_versioned(id).await? else {
                 return Ok(RunOutcome::NotFound);
@@ -208,90 +220,123 @@ impl Store {
             if run.settlement.is_some() {
                 return Ok(RunOutcome::Done(Box::new(run)));
             }
-            if turn.is_none() {
-                turn = Some(self.account_turn(&run.billing_account_id).await);
-            }
-            let mut next = match at.final_usage.map(|usage| run.with_usage(tier, usage)) {
+            let next = match at.final_usage.map(|usage| run.with_usage(tier, usage)) {
                 Some(Ok(next)) => next,
                 Some(Err(out_of_range)) => return Ok(RunOutcome::Refused(out_of_range.into())),
                 None => run.clone(),
             };
             // Settling can't be refused, but what is affordable beyond the hold must be fresh.
-            let snapshot = self
-                .ledger_snapshot(&run.billing_account_id, Some(&run.workspace_id), &month)
-                .await?;
-            let spend = next.captured_cost_cents.min(affordable(
-                &snapshot.account,
-                &snapshot.budget,
-                run.hold_cents,
-            ));
-            let reported_actions = next.usage.get(&Category::Actions).copied().unwrap_or(0);
-            let settled = settle(&snapshot.account, &snapshot.budget, run.hold_cents, spend)
-                .and_then(|mut moved| {
-                    moved.budget.count_actions(reported_actions)?;
-                    Ok(moved)
-                });
-            let moved = match settled {
-                Ok(moved) => moved,
-                Err(refusal) => return Ok(RunOutcome::Refused(refusal)),
+            let target = Target {
+                account: &run.billing_account_id,
+                workspace: Some(&run.workspace_id),
+                month: &month,
+                start: StartFrom::Fresh,
             };
-            let transaction = (spend > 0).then(|| Transaction {
-                id: TransactionId::generate(at.millis),
-                billing_account_id: run.billing_account_id.clone(),
-                workspace_id: Some(run.workspace_id.clone()),
-                kind: TransactionType::Usage,
-                amount_cents: -spend,
-                balance_after_cents: moved.account.balance_cents,
-                description: format!("agent run {}", run.run_id),
-                category: None,
-                agent_id: Some(run.agent_id.clone()),
-                run_id: Some(run.run_id.to_string()),
-                reference: None,
-                created_at: at.settled_at.to_owned(),
-            });
-            next.status = at.status;
-            next.settlement = Some(Settlement {
-                cost_cents: spend,
-                released_cents: (run.hold_cents - spend).max(0),
-                balance_after_cents: moved.account.balance_cents,
-                transaction_id: transaction.as_ref().map(|t| t.id.clone()),
-                settled_at: at.settled_at.to_owned(),
-            });
-            let mut extra = vec![self.run_put(&next, epoch_of(&run.expires_at), Some(version))?];
-            if let Some(transaction) = &transaction {
-                extra.push(self.transaction_put(transaction)?);
-            }
-            let split = allocate_cents(spend, &next.cost_micros_by_category(tier));
-            let increments: Vec<CounterIncrement> = split
-                .into_iter()
-                .map(|(category, cost_cents)| CounterIncrement {
-                    category,
-                    quantity: next.usage.get(&category).copied().unwrap_or(0),
-                    cost_cents,
+            let ended = self
+                .move_money(target, |snapshot| {
+                    self.settlement(snapshot, &run, version, next.clone(), tier, &at, &month)
                 })
-                .filter(|i| i.quantity > 0)
-                .collect();
-            let counters_from = extra.len();
-            extra.extend(self.counter_updates(
-                &run.billing_account_id,
-                &run.workspace_id,
-                Some(&run.agent_id),
-                at.day,
-                &month,
-                &increments,
-            )?);
-            let counters = counters_from..extra.len();
-            extra.extend(self.crossing_events(&snapshot, &moved, at.settled_at, at.millis)?);
-            match self.write_movement(&snapshot, &moved, extra).await? {
-                Written::Committed => return Ok(RunOutcome::Done(Box::new(next))),
-                Written::Refused { index } if counters.contains(&index) => {
+                .await?;
+            match ended {
+                Ended::Committed(settled) | Ended::Done(settled) => {
+                    return Ok(RunOutcome::Done(Box::new(settled)))
+                }
+                Ended::Refused(refusal) => return Ok(RunOutcome::Refused(refusal)),
+                Ended::Guarded(Guard::CounterRoom) => {
                     return Ok(RunOutcome::Refused(OutOfRange("usage counter").into()))
                 }
-                // The run or the account changed meanwhile: decide again.
-                Written::Stale(_) | Written::Refused { .. } => {}
+                // The run changed meanwhile (settled by someone else, a report): read it again.
+                Ended::Guarded(_) => {}
             }
         }
         Err(StoreError::Contention)
+    }
+
+    /// A run's settlement on `snapshot`: its spend, the released rest of the hold, the ledger
+    /// transaction and the usage counted.
+    #[allow(clippy::too_many_arguments)]
+    fn settlement(
+        &self,
+        snapshot: &Snapshot,
+        run: &Run,
+        version: i64,
+        mut next: Run,
+        tier: &Tier,
+        at: &SettleAt<'_>,
+        month: &str,
+    ) -> Result<Decision<Run>, StoreError> {
+        let spend = next.captured_cost_cents.min(affordable(
+            &snapshot.account,
+            &snapshot.budget,
+            run.hold_cents,
+        ));
+        let reported_actions = next.usage.get(&Category::Actions).copied().unwrap_or(0);
+        let settled = settle(&snapshot.account, &snapshot.budget, run.hold_cents, spend).and_then(
+            |mut moved| {
+                moved.budget.count_actions(reported_actions)?;
+                Ok(moved)
+            },
+        );
+        let moved = match settled {
+            Ok(moved) => moved,
+            Err(refusal) => return Ok(Decision::Refused(refusal)),
+        };
+        let transaction = (spend > 0).then(|| Transaction {
+            id: TransactionId::generate(at.millis),
+            billing_account_id: run.billing_account_id.clone(),
+            workspace_id: Some(run.workspace_id.clone()),
+            kind: TransactionType::Usage,
+            amount_cents: -spend,
+            balance_after_cents: moved.account.balance_cents,
+            description: format!("agent run {}", run.run_id),
+            category: None,
+            agent_id: Some(run.agent_id.clone()),
+            run_id: Some(run.run_id.to_string()),
+            reference: None,
+            created_at: at.settled_at.to_owned(),
+        });
+        next.status = at.status;
+        next.settlement = Some(Settlement {
+            cost_cents: spend,
+            released_cents: (run.hold_cents - spend).max(0),
+            balance_after_cents: moved.account.balance_cents,
+            transaction_id: transaction.as_ref().map(|t| t.id.clone()),
+            settled_at: at.settled_at.to_owned(),
+        });
+        let mut items = vec![Guarded::new(
+            Guard::RunVersion,
+            self.run_put(&next, epoch_of(&run.expires_at), Some(version))?,
+        )];
+        if let Some(transaction) = &transaction {
+            items.push(Guarded::new(
+                Guard::FreshId,
+                self.transaction_put(transaction)?,
+            ));
+        }
+        let split = allocate_cents(spend, &next.cost_micros_by_category(tier));
+        let increments: Vec<CounterIncrement> = split
+            .into_iter()
+            .map(|(category, cost_cents)| CounterIncrement {
+                category,
+                quantity: next.usage.get(&category).copied().unwrap_or(0),
+                cost_cents,
+            })
+            .filter(|i| i.quantity > 0)
+            .collect();
+        items.extend(self.counter_updates(
+            &run.billing_account_id,
+            &run.workspace_id,
+            Some(&run.agent_id),
+            at.day,
+            month,
+            &increments,
+        )?);
+        items.extend(self.crossing_events(snapshot, &moved, at.settled_at, at.millis)?);
+        Ok(Decision::Write {
+            moved,
+            items,
+            answer: next,
+        })
     }
 
     /// Open runs whose hold expired by `now_epoch`, oldest first.

@@ -1,6 +1,7 @@
 //! Usage events: priced, debited once per `event_id`, counted for the views.
 
-use super::ledger::{CounterIncrement, Written, MOVE_ATTEMPTS};
+use super::ledger::CounterIncrement;
+use super::movement::{Decision, Ended, Guard, Guarded, StartFrom, Target};
 use super::{keys, Store, StoreError, NEW_ITEM};
 use crate::domain::bounds::OutOfRange;
 use crate::domain::ids::{BillingAccountId, TransactionId, WorkspaceId};
@@ -77,110 +78,117 @@ impl Store {
         // deciding on an earlier month would start that month's spend afresh and overwrite this
         // month's, and the caps would no longer hold.
         let month = super::month_of(&charge.created_at).to_owned();
-        let _turn = self.account_turn(&charge.account_id).await;
         // A repeated event is caught by its claim's condition in the write (or read before a
         // refusal), so the common case is one round trip on remembered state.
-        let mut snapshot = self
-            .current_snapshot(&charge.account_id, Some(&charge.workspace_id), &month)
-            .await?;
-        for _ in 0..MOVE_ATTEMPTS {
-            let mut moved = match debit(&snapshot.account, &snapshot.budget, charge.cost_cents) {
-                Ok(moved) => moved,
-                Err(_) if !snapshot.fresh => {
-                    snapshot = self.reread(&snapshot).await?;
-                    continue;
+        let target = Target {
+            account: &charge.account_id,
+            workspace: Some(&charge.workspace_id),
+            month: &month,
+            start: StartFrom::Remembered,
+        };
+        let ended = self
+            .move_money(target, |snapshot| {
+                let mut moved = match debit(&snapshot.account, &snapshot.budget, charge.cost_cents)
+                {
+                    Ok(moved) => moved,
+                    Err(refusal) => return Ok(Decision::Refused(refusal)),
+                };
+                if charge.category == Category::Actions {
+                    if let Err(out_of_range) = moved.budget.count_actions(charge.quantity) {
+                        return Ok(Decision::Refused(out_of_range.into()));
+                    }
                 }
-                Err(refusal) => {
-                    return Ok(match self.usage_claim(&claim_pk).await? {
-                        Some(claim) => claim.answer(&charge.fingerprint),
-                        None => UsageOutcome::Refused(refusal),
-                    })
-                }
-            };
-            if charge.category == Category::Actions {
-                if let Err(out_of_range) = moved.budget.count_actions(charge.quantity) {
-                    return Ok(UsageOutcome::Refused(out_of_range.into()));
-                }
-            }
-            let result = UsageResult {
-                event_id: charge.event_id.clone(),
-                cost_cents: charge.cost_cents,
-                balance_after_cents: moved.account.balance_cents,
-                soft_cap_reached: moved.account.soft_cap_reached()
-                    || moved.budget.soft_cap_reached(),
-            };
-            let transaction = (charge.cost_cents > 0).then(|| Transaction {
-                id: TransactionId::generate(charge.millis),
-                billing_account_id: charge.account_id.clone(),
-                workspace_id: Some(charge.workspace_id.clone()),
-                kind: TransactionType::Usage,
-                amount_cents: -charge.cost_cents,
-                balance_after_cents: moved.account.balance_cents,
-                description: format!("{} {}", charge.quantity, charge.category.as_str()),
-                category: Some(charge.category.as_str().to_owned()),
-                agent_id: charge.agent_id.clone(),
-                run_id: None,
-                reference: Some(charge.event_id.clone()),
-                created_at: charge.created_at.clone(),
-            });
-            let mut extra = vec![self.put(
-                UsageClaim {
-                    pk: claim_pk.clone(),
-                    sk: keys::USAGE_EVENT_SK.to_owned(),
-                    fingerprint: charge.fingerprint.clone(),
-                    result: result.clone(),
-                    transaction_id: transaction.as_ref().map(|t| t.id.clone()),
-                    created_at: charge.created_at.clone(),
-                },
-                Some(NEW_ITEM),
-            )?];
-            if let Some(transaction) = &transaction {
-                extra.push(self.transaction_put(transaction)?);
-            }
-            let counters_from = extra.len();
-            extra.extend(self.counter_updates(
-                &charge.account_id,
-                &charge.workspace_id,
-                charge.agent_id.as_deref(),
-                &charge.day,
-                &month,
-                &[CounterIncrement {
-                    category: charge.category,
-                    quantity: charge.quantity,
+                let result = UsageResult {
+                    event_id: charge.event_id.clone(),
                     cost_cents: charge.cost_cents,
-                }],
-            )?);
-            let counters = counters_from..extra.len();
-            extra.extend(self.crossing_events(
-                &snapshot,
-                &moved,
-                &charge.created_at,
-                charge.millis,
-            )?);
-            match self.write_movement(&snapshot, &moved, extra).await? {
-                Written::Committed => {
-                    return Ok(UsageOutcome::Charged(result, moved.budget.actions_used))
+                    balance_after_cents: moved.account.balance_cents,
+                    soft_cap_reached: moved.account.soft_cap_reached()
+                        || moved.budget.soft_cap_reached(),
+                };
+                let transaction = (charge.cost_cents > 0).then(|| Transaction {
+                    id: TransactionId::generate(charge.millis),
+                    billing_account_id: charge.account_id.clone(),
+                    workspace_id: Some(charge.workspace_id.clone()),
+                    kind: TransactionType::Usage,
+                    amount_cents: -charge.cost_cents,
+                    balance_after_cents: moved.account.balance_cents,
+                    description: format!("{} {}", charge.quantity, charge.category.as_str()),
+                    category: Some(charge.category.as_str().to_owned()),
+                    agent_id: charge.agent_id.clone(),
+                    run_id: None,
+                    reference: Some(charge.event_id.clone()),
+                    created_at: charge.created_at.clone(),
+                });
+                let mut items = vec![Guarded::new(
+                    Guard::Claim,
+                    self.put(
+                        UsageClaim {
+                            pk: claim_pk.clone(),
+                            sk: keys::USAGE_EVENT_SK.to_owned(),
+                            fingerprint: charge.fingerprint.clone(),
+                            result: result.clone(),
+                            transaction_id: transaction.as_ref().map(|t| t.id.clone()),
+                            created_at: charge.created_at.clone(),
+                        },
+                        Some(NEW_ITEM),
+                    )?,
+                )];
+                if let Some(transaction) = &transaction {
+                    items.push(Guarded::new(
+                        Guard::FreshId,
+                        self.transaction_put(transaction)?,
+                    ));
                 }
-                Written::Stale(fresh) => snapshot = *fresh,
-                // Another delivery of this event won the race: answer as it did.
-                Written::Refused { index: 0 } => {
-                    let claim = self
-                        .usage_claim(&claim_pk)
-                        .await?
-                        .ok_or_else(|| StoreError::Corrupt("an event claim vanished".into()))?;
-                    return Ok(claim.answer(&charge.fingerprint));
-                }
-                Written::Refused { index } if counters.contains(&index) => {
-                    return Ok(UsageOutcome::Refused(OutOfRange("usage counter").into()))
-                }
-                Written::Refused { .. } => {
-                    return Err(StoreError::Corrupt(
-                        "a fresh transaction id already exists".into(),
-                    ))
-                }
+                items.extend(self.counter_updates(
+                    &charge.account_id,
+                    &charge.workspace_id,
+                    charge.agent_id.as_deref(),
+                    &charge.day,
+                    &month,
+                    &[CounterIncrement {
+                        category: charge.category,
+                        quantity: charge.quantity,
+                        cost_cents: charge.cost_cents,
+                    }],
+                )?);
+                items.extend(self.crossing_events(
+                    snapshot,
+                    &moved,
+                    &charge.created_at,
+                    charge.millis,
+                )?);
+                let actions_used = moved.budget.actions_used;
+                Ok(Decision::Write {
+                    moved,
+                    items,
+                    answer: (result, actions_used),
+                })
+            })
+            .await?;
+        Ok(match ended {
+            Ended::Committed((result, actions_used)) | Ended::Done((result, actions_used)) => {
+                UsageOutcome::Charged(result, actions_used)
             }
-        }
-        Err(StoreError::Contention)
+            // Charged before, or refused now.
+            Ended::Refused(refusal) => match self.usage_claim(&claim_pk).await? {
+                Some(claim) => claim.answer(&charge.fingerprint),
+                None => UsageOutcome::Refused(refusal),
+            },
+            // Another delivery of this event won the race: answer as it did.
+            Ended::Guarded(Guard::Claim) => self
+                .usage_claim(&claim_pk)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt("an event claim vanished".into()))?
+                .answer(&charge.fingerprint),
+            Ended::Guarded(Guard::CounterRoom) => {
+                UsageOutcome::Refused(OutOfRange("usage counter").into())
+            }
+            Ended::Guarded(guard) => {
+                return Err(StoreError::Corrupt(format!(
+                    "a usage debit was refused by {guard:?}"
+                )))
+            }
+        })
     }
 
     async fn usage_claim(&self, claim_pk: &str) -> Result<Option<UsageClaim>, StoreError> {
