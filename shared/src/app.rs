@@ -14,6 +14,7 @@ use crate::payments::offline::OfflineGateway;
 use crate::payments::stripe::StripeGateway;
 use crate::payments::Gateway;
 use crate::scheduler::Scheduler;
+use crate::store::counters::Counting;
 use crate::store::Store;
 use crate::x402::facilitator::{Facilitator, HttpFacilitator};
 use hmac::{Hmac, Mac};
@@ -88,7 +89,13 @@ impl App {
     /// use.
     pub async fn from_env() -> Result<Self, ConfigError> {
         let config = Config::from_env()?;
-        let store = Store::connect(&config.table_name, config.dynamodb_endpoint.as_deref()).await;
+        let counting = match config.stage {
+            crate::config::Stage::Local => Counting::InProcess,
+            crate::config::Stage::Deployed(_) => Counting::Stream,
+        };
+        let store = Store::connect(&config.table_name, config.dynamodb_endpoint.as_deref())
+            .await
+            .with_counting(counting);
         Ok(Self::new(config, store, Arc::new(SystemClock)))
     }
 

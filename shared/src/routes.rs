@@ -4,8 +4,8 @@
 
 use crate::api::{
     api_keys, auto_recharge, billing_accounts, lifecycle, mcp, meta, metering, payments,
-    rate_limits, runs, stripe_webhook, users, views, webhook_endpoints, workspace_billing,
-    workspaces, x402_checkout,
+    rate_limits, runs, stripe_webhook, usage_counters, users, views, webhook_endpoints,
+    workspace_billing, workspaces, x402_checkout,
 };
 use crate::domain::account::BillingAccount;
 use crate::domain::api_key::ApiKey;
@@ -326,7 +326,10 @@ route_table! {
         method: Method::GET,
         path: "/v1/billing-accounts/{billingAccountId}/transactions",
         access: Access::Key,
-        summary: "The account's ledger, newest first.",
+        summary: "The account's ledger, newest first. Entries are listed from an index spread over \
+                  16 partitions per account (so one busy account's history is no hot partition): \
+                  deployed, an entry is listed within moments of its commit; the sum of every \
+                  entry is the balance once listed.",
         query: &[
             PAGE[0],
             PAGE[1],
@@ -566,7 +569,7 @@ route_table! {
         method: Method::GET,
         path: "/v1/workspaces/{workspaceId}/billing/usage",
         access: Access::Key,
-        summary: "Usage of one category over a period of UTC days (both included, at most 366), by the day it occurred. `period_start` and `period_end` each default to this month's first and last day. `groups` is empty without `group_by`; by day it lists days with usage, newest first; by agent, most expensive first, `key: null` for usage that named no agent.",
+        summary: "Usage of one category over a period of UTC days (both included, at most 366), by the day it occurred. `period_start` and `period_end` each default to this month's first and last day. `groups` is empty without `group_by`; by day it lists days with usage, newest first; by agent, most expensive first, `key: null` for usage that named no agent. The usage counters are applied after each debit, not in it (so a debit writes 3 items, not 6): deployed, from the table's stream, within 2 seconds of the debit; on the local stage, in-process before the debit answers.",
         query: &[
             ("category", "Required: input_tokens, output_tokens, actions, api_calls or agent_invocations."),
             ("period_start", "First day, YYYY-MM-DD (default: the 1st of this month)."),
@@ -1041,6 +1044,13 @@ job_table! {
         invoked_by: Invocation::TableStream,
         summary: "Publish each new outbox item of the table's stream to EventBridge (Source billing, DetailType its type); entries EventBridge refused are sent again, and records still refused are reported as batch item failures.",
         run: job!(events::publish::from_stream, payload),
+        after: None,
+    };
+    USAGE_COUNTERS {
+        name: "usage-counters",
+        invoked_by: Invocation::TableStream,
+        summary: "Apply each new debit's usage count (on its usage-event claim or settled run) to the day × category × agent and monthly counters, once per debit; a batch whose counters could not be written is reported failed and delivered again.",
+        run: job!(usage_counters::from_stream, payload),
         after: None,
     };
     WEBHOOKS_DELIVER {

@@ -703,7 +703,7 @@ async fn a_recharge_whose_process_stopped_is_charged_by_the_retry_job() {
             quantity: 7_000,
             agent_id: None,
             cost_cents: 700,
-            day: billing_core::clock::rfc3339(now)[..10].to_owned(),
+            day: billing_core::domain::calendar::Day::of(now),
             created_at: billing_core::clock::rfc3339(now),
             millis: billing_core::clock::unix_millis(now),
         })

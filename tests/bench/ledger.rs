@@ -38,7 +38,7 @@ fn charge(workspace: &WorkspaceId, account: &BillingAccountId, event_id: String)
         quantity: 10,
         agent_id: Some("bench-agent".into()),
         cost_cents: 1,
-        day: at[..10].to_owned(),
+        day: billing_core::domain::calendar::Day::of(now),
         created_at: at,
         millis: unix_millis(now),
     }

@@ -17,6 +17,31 @@ use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+/// An item as DynamoDB holds it.
+pub type Item = std::collections::HashMap<String, AttributeValue>;
+
+/// Every item of `store`'s table, read directly with consistent reads.
+pub async fn scan_table(store: &Store) -> Vec<Item> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let page = store
+            .dynamodb()
+            .scan()
+            .table_name(store.table_name())
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("scan the table");
+        items.extend(page.items.unwrap_or_default());
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return items;
+        }
+    }
+}
+
 /// DynamoDB Local's address, set by `make test`.
 pub fn dynamodb_endpoint() -> String {
     std::env::var("DYNAMODB_ENDPOINT").expect(

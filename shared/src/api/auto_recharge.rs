@@ -6,6 +6,7 @@
 use crate::app::App;
 use crate::billing::payments::{credit_payment, PaymentCredit};
 use crate::clock::{rfc3339, unix_millis};
+use crate::domain::calendar::Month;
 use crate::domain::events::{EventPayload, RechargeFailedData, RechargePaymentData};
 use crate::domain::transaction::TransactionType;
 use crate::http::ApiError;
@@ -224,7 +225,7 @@ async fn fail(app: &App, request: &RechargeRequest, reason: &str) -> Result<(), 
             request.marker,
             request.amount_cents,
             vec![failed],
-            &rfc3339(now)[..7],
+            Month::of(now),
         )
         .await?;
     Ok(())

@@ -6,6 +6,7 @@
 
 use super::lifecycle;
 use crate::app::App;
+use crate::domain::calendar::Month;
 use crate::domain::ids::WorkspaceId;
 use crate::domain::ledger::{affordable, may_commit};
 use crate::domain::workspace::{PlanStatus, Workspace};
@@ -36,7 +37,7 @@ pub async fn check(
     workspace: &Workspace,
     agent: Option<&str>,
     amount_cents: i64,
-    month: &str,
+    month: Month,
 ) -> Result<BudgetCheck, ApiError> {
     let snapshot = app.store.workspace_snapshot(workspace, month).await?;
     let (money, budget) = (&snapshot.account, &snapshot.budget);

@@ -6,6 +6,7 @@ use super::access::{visible_workspace_state, workspace_id};
 use crate::app::App;
 use crate::clock::rfc3339;
 use crate::config::PaymentsConfig;
+use crate::domain::calendar::Month;
 use crate::domain::ids::WorkspaceId;
 use crate::domain::lifecycle::{
     apply, next_deadline, Billing, IllegalTransition, Lifecycle, Transition, Trigger,
@@ -147,7 +148,7 @@ pub async fn schedule_deadline(app: &App, id: &WorkspaceId, lifecycle: &Lifecycl
 }
 
 async fn lifetime_paid(app: &App, workspace: &Workspace) -> Result<i64, ApiError> {
-    let month = &rfc3339(app.clock.now())[..7];
+    let month = Month::of(app.clock.now());
     let snapshot = app
         .store
         .ledger_snapshot(&workspace.default_billing_account_id, None, month)
@@ -271,7 +272,7 @@ pub async fn recount_trial_actions(app: &App, workspace: &Workspace) -> Result<(
     if workspace.plan_status != PlanStatus::Trial {
         return Ok(());
     }
-    let month = &rfc3339(app.clock.now())[..7];
+    let month = Month::of(app.clock.now());
     let snapshot = app.store.workspace_snapshot(workspace, month).await?;
     count_trial_actions(app, workspace, snapshot.budget.actions_used).await
 }

@@ -8,8 +8,8 @@ use super::access::visible_workspace_state;
 use super::budget;
 use super::views::{self, UsageQuery};
 use crate::domain::api_key::Principal;
+use crate::domain::calendar::Month;
 use crate::domain::ids::WorkspaceId;
-use crate::domain::usage::month_key;
 use crate::http::{ApiError, Ctx, Reply};
 use crate::mcp::protocol::{self, ErrorCode, Message, RpcError};
 use crate::mcp::tools::{Call, Tool};
@@ -199,14 +199,14 @@ async fn run(cx: &Ctx<'_>, call: Call) -> Result<Value, ApiError> {
                 ));
             }
             let state = visible_workspace_state(cx, &id).await?;
-            let month = month_key(cx.now().to_offset(time::UtcOffset::UTC).date());
+            let month = Month::of(cx.now());
             to_value(
                 &budget::check(
                     cx.app,
                     &state.workspace,
                     agent_id.as_deref(),
                     amount_cents,
-                    &month,
+                    month,
                 )
                 .await?,
             )

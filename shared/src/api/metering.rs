@@ -4,6 +4,7 @@ use super::access::visible_workspace_state;
 use super::lifecycle;
 use crate::clock::{rfc3339, unix_millis};
 use crate::domain::bounds::Quantity;
+use crate::domain::calendar::Day;
 use crate::domain::ledger::Refusal;
 use crate::domain::pricing::{round_up_to_cents, Category, Tier};
 use crate::http::{ApiError, Ctx, Reply};
@@ -183,7 +184,7 @@ pub async fn record_usage(cx: Ctx<'_>) -> Result<Reply, ApiError> {
         quantity: body.quantity.unsigned(),
         agent_id: body.agent_id,
         cost_cents,
-        day: rfc3339(occurred)[..10].to_owned(),
+        day: Day::of(occurred),
         created_at: rfc3339(now),
         millis: unix_millis(now),
     };

@@ -14,6 +14,7 @@ pub mod payments;
 pub mod rate_limits;
 pub mod runs;
 pub mod stripe_webhook;
+pub mod usage_counters;
 pub mod users;
 pub mod views;
 pub mod webhook_endpoints;

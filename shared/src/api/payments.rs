@@ -11,6 +11,7 @@ use crate::billing::{key_digest, Handled};
 use crate::clock::{rfc3339, unix_millis};
 use crate::config::Stage;
 use crate::domain::bounds::PositiveCents;
+use crate::domain::calendar::Month;
 use crate::domain::invoice::InvoiceStatus;
 use crate::domain::transaction::TransactionType;
 use crate::domain::workspace::{PlanStatus, Workspace};
@@ -502,7 +503,7 @@ pub struct NoCapReminder {
 pub async fn no_cap_reminder(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     let state = visible_workspace_state(&cx, &workspace_id(&cx)?).await?;
     let workspace = &state.workspace;
-    let month = &rfc3339(cx.now())[..7];
+    let month = Month::of(cx.now());
     let (profile, snapshot, account) = tokio::try_join!(
         cx.app.store.billing_profile(&workspace.id),
         cx.app.store.workspace_snapshot(workspace, month),

@@ -2,7 +2,7 @@
 
 use super::access::{visible_workspace_state, workspace_id};
 use super::lifecycle::{rate_tier, refresh_rate_tier};
-use crate::clock::rfc3339;
+use crate::domain::calendar::Month;
 use crate::domain::ids::BillingAccountId;
 use crate::domain::rate_limit::RateTier;
 use crate::http::{ApiError, Ctx, Reply};
@@ -39,7 +39,7 @@ async fn status(cx: &Ctx<'_>, state: &WorkspaceState, tier: &RateTier) -> Result
     let snapshot = cx
         .app
         .store
-        .workspace_snapshot(workspace, &rfc3339(now)[..7])
+        .workspace_snapshot(workspace, Month::of(now))
         .await?;
     let requests = cx
         .app

@@ -5,6 +5,7 @@ use super::lifecycle;
 use super::metering::{tier, validate_id};
 use crate::clock::{rfc3339, unix_millis};
 use crate::domain::bounds::{HoldCents, ReportSequence, ReportedCount};
+use crate::domain::calendar::{Day, Month};
 use crate::domain::ids::RunId;
 use crate::domain::run::{Run, RunStatus, RunUsage};
 use crate::domain::workspace::Workspace;
@@ -128,7 +129,7 @@ pub async fn authorize(cx: Ctx<'_>) -> Result<Reply, ApiError> {
             &run,
             Some(max_open_runs),
             expires.unix_timestamp(),
-            &created_at[..7],
+            Month::of(now),
             &created_at,
             millis,
         )
@@ -206,7 +207,7 @@ pub async fn complete(cx: Ctx<'_>) -> Result<Reply, ApiError> {
             SettleAt {
                 status: RunStatus::Completed,
                 final_usage: Some(&usage),
-                day: &at[..10],
+                day: Day::of(now),
                 settled_at: &at,
                 millis: unix_millis(now),
             },
@@ -297,7 +298,8 @@ async fn expire_one(
             SettleAt {
                 status: RunStatus::Expired,
                 final_usage: None,
-                day: &at[..10],
+                day: Day::of_timestamp(at)
+                    .ok_or_else(|| ApiError::Internal(format!("`{at}` is not a time")))?,
                 settled_at: at,
                 millis,
             },

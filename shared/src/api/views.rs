@@ -13,12 +13,13 @@
 
 use super::access::{visible_account, visible_workspace, visible_workspace_state, workspace_id};
 use super::lifecycle;
+use crate::domain::calendar::{Day, Month};
 use crate::domain::ids::{BillingAccountId, WorkspaceId};
 use crate::domain::ledger::included_left;
 use crate::domain::plan::{permissions, Plan, SubscriptionStatus};
 use crate::domain::pricing::Category;
 use crate::domain::usage::{
-    by_category, daily_series, format_date, group_by_agent, group_by_day, month_key, parse_date,
+    by_category, daily_series, format_date, group_by_agent, group_by_day, parse_date,
     project_month_end, total, MonthlyCounter, Period, UsageTotals,
 };
 use crate::domain::workspace::{PlanStatus, Workspace};
@@ -209,12 +210,10 @@ fn plan_of<'a>(cx: &Ctx<'a>, workspace: &Workspace) -> Result<&'a Plan, ApiError
 
 /// The first month whose counters count toward the workspace's limits: the month its trial
 /// began while on trial (the trial starts when the workspace is created), else `month`.
-fn counted_from(workspace: &Workspace, month: &str) -> String {
-    match workspace.created_at.get(..7) {
-        Some(created) if workspace.plan_status == PlanStatus::Trial && created < month => {
-            created.to_owned()
-        }
-        _ => month.to_owned(),
+fn counted_from(workspace: &Workspace, month: Month) -> Month {
+    match Month::of_timestamp(&workspace.created_at) {
+        Some(created) if workspace.plan_status == PlanStatus::Trial && created < month => created,
+        _ => month,
     }
 }
 
@@ -225,7 +224,7 @@ struct Counted {
     actions_counted: i64,
 }
 
-fn counted(counters: &[MonthlyCounter], month: &str) -> Counted {
+fn counted(counters: &[MonthlyCounter], month: Month) -> Counted {
     let this_month = by_category(
         counters
             .iter()
@@ -260,13 +259,13 @@ pub async fn billing_status(cx: &Ctx<'_>, id: &WorkspaceId) -> Result<BillingSta
     let workspace = state.workspace.clone();
     let plan = plan_of(cx, &workspace)?;
     let period = Period::month_of(today(cx));
-    let month = month_key(period.start);
-    let counted_since = counted_from(&workspace, &month);
+    let month = Day::from(period.start).month();
+    let counted_since = counted_from(&workspace, month);
     let store = &cx.app.store;
     let (account, snapshot, counters) = tokio::try_join!(
         store.get_account(&workspace.default_billing_account_id),
-        store.workspace_snapshot(&workspace, &month),
-        store.monthly_usage(UsageOwner::Workspace(&workspace.id), &counted_since, &month),
+        store.workspace_snapshot(&workspace, month),
+        store.monthly_usage(UsageOwner::Workspace(&workspace.id), counted_since, month),
     )?;
     let account = account
         .ok_or_else(|| ApiError::Internal("a workspace's default account is missing".into()))?;
@@ -284,7 +283,7 @@ pub async fn billing_status(cx: &Ctx<'_>, id: &WorkspaceId) -> Result<BillingSta
         actions_used: if on_trial {
             budget.actions_used
         } else {
-            counted(&counters, &month).actions_counted
+            counted(&counters, month).actions_counted
         },
         actions_limit: on_trial.then_some(cx.app.catalog.lifecycle.trial_actions),
         period_start: format_date(period.start),
@@ -305,8 +304,8 @@ pub async fn billing_status(cx: &Ctx<'_>, id: &WorkspaceId) -> Result<BillingSta
 
 pub async fn credits(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     let workspace = visible_workspace(&cx, &workspace_id(&cx)?).await?;
-    let month = month_key(today(&cx));
-    let snapshot = cx.app.store.workspace_snapshot(&workspace, &month).await?;
+    let month = Day::from(today(&cx)).month();
+    let snapshot = cx.app.store.workspace_snapshot(&workspace, month).await?;
     let (money, budget) = (&snapshot.account, &snapshot.budget);
     Reply::ok(&Credits {
         balance_cents: money.balance_cents,
@@ -325,11 +324,11 @@ pub async fn credits(cx: Ctx<'_>) -> Result<Reply, ApiError> {
 pub async fn workspace_summary(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     let workspace = visible_workspace(&cx, &workspace_id(&cx)?).await?;
     let period = Period::month_of(today(&cx));
-    let month = month_key(period.start);
+    let month = Day::from(period.start).month();
     let store = &cx.app.store;
     let (snapshot, counters) = tokio::try_join!(
-        store.workspace_snapshot(&workspace, &month),
-        store.monthly_usage(UsageOwner::Workspace(&workspace.id), &month, &month),
+        store.workspace_snapshot(&workspace, month),
+        store.monthly_usage(UsageOwner::Workspace(&workspace.id), month, month),
     )?;
     let (money, budget) = (&snapshot.account, &snapshot.budget);
     Reply::ok(&Summary {
@@ -342,7 +341,7 @@ pub async fn workspace_summary(cx: Ctx<'_>) -> Result<Reply, ApiError> {
         period_end: format_date(period.end),
         spent_cents: budget.spent_cents,
         credited_cents: budget.credited_cents,
-        by_category: counted(&counters, &month).this_month,
+        by_category: counted(&counters, month).this_month,
         linked_workspace_ids: vec![workspace.id],
         soft_cap_reached: money.soft_cap_reached() || budget.soft_cap_reached(),
         hard_cap_reached: money.hard_cap_reached() || budget.hard_cap_reached(),
@@ -358,11 +357,11 @@ pub async fn account_summary(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     )?;
     let account = visible_account(&cx, &id).await?;
     let period = Period::month_of(today(&cx));
-    let month = month_key(period.start);
+    let month = Day::from(period.start).month();
     let store = &cx.app.store;
     let (snapshot, counters, linked) = tokio::try_join!(
-        store.ledger_snapshot(&account.id, None, &month),
-        store.monthly_usage(UsageOwner::Account(&account.id), &month, &month),
+        store.ledger_snapshot(&account.id, None, month),
+        store.monthly_usage(UsageOwner::Account(&account.id), month, month),
         store.linked_workspace_ids(&account.id),
     )?;
     let money = &snapshot.account;
@@ -376,7 +375,7 @@ pub async fn account_summary(cx: Ctx<'_>) -> Result<Reply, ApiError> {
         period_end: format_date(period.end),
         spent_cents: money.spent_cents,
         credited_cents: money.credited_cents,
-        by_category: counted(&counters, &month).this_month,
+        by_category: counted(&counters, month).this_month,
         linked_workspace_ids: linked,
         soft_cap_reached: money.soft_cap_reached(),
         hard_cap_reached: money.hard_cap_reached(),
@@ -571,17 +570,17 @@ pub async fn usage_overview(cx: Ctx<'_>) -> Result<Reply, ApiError> {
 pub async fn limits(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     let workspace = visible_workspace(&cx, &workspace_id(&cx)?).await?;
     let plan = plan_of(&cx, &workspace)?;
-    let month = month_key(today(&cx));
+    let month = Day::from(today(&cx)).month();
     let counters = cx
         .app
         .store
         .monthly_usage(
             UsageOwner::Workspace(&workspace.id),
-            &counted_from(&workspace, &month),
-            &month,
+            counted_from(&workspace, month),
+            month,
         )
         .await?;
-    let used = counted(&counters, &month);
+    let used = counted(&counters, month);
     let mut limits = vec![
         limit_use(
             Category::ApiCalls,

@@ -6,6 +6,7 @@ use crate::clock::{rfc3339, unix_millis};
 use crate::domain::account::validate_caps;
 use crate::domain::api_key::Principal;
 use crate::domain::bounds::{AmountCents, Bounded, SignedCents};
+use crate::domain::calendar::Month;
 use crate::domain::ids::{BillingAccountId, TransactionId, WorkspaceId};
 use crate::domain::ledger::CapSetter;
 use crate::domain::transaction::{Transaction, TransactionType};
@@ -49,7 +50,7 @@ pub async fn update_budget(cx: Ctx<'_>) -> Result<Reply, ApiError> {
     let setter = cap_setter(cx.caller()?);
     let soft_cap = body.soft_cap_cents.map(|cap| cap.map(Bounded::get));
     let hard_cap = body.hard_cap_cents.map(|cap| cap.map(Bounded::get));
-    let month = &rfc3339(cx.now())[..7];
+    let month = Month::of(cx.now());
     for _ in 0..PATCH_ATTEMPTS {
         // Read, check the caps as a whole, write if nobody changed them meanwhile.
         let snapshot = cx.app.store.workspace_snapshot(&workspace, month).await?;

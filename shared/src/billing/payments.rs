@@ -4,6 +4,7 @@
 use super::{claim_only, claimed, workspace_of, Handled};
 use crate::app::App;
 use crate::clock::{rfc3339, unix_millis};
+use crate::domain::calendar::Month;
 use crate::domain::events::{
     EventPayload, PurchaseData, PurchaseMethod, RechargeFailedData, RechargePaymentData,
 };
@@ -219,7 +220,7 @@ pub async fn payment_intent_reported(
                             reason: format!("the payment {payment_intent} failed or was canceled"),
                         }))?,
                     ],
-                    &rfc3339(now)[..7],
+                    Month::of(now),
                 )
                 .await?;
             if !ended {

@@ -2,6 +2,7 @@
 //! typed `data`, so a writer can only record a type the contract has, with the fields it
 //! promises; the JSON each one becomes is the webhook body and the EventBridge `Detail`.
 
+use super::calendar::Month;
 use super::ids::{BillingAccountId, EventId, WorkspaceId};
 use super::workspace::PlanStatus;
 use schemars::JsonSchema;
@@ -142,8 +143,7 @@ pub struct LimitData {
     pub cap_cents: i64,
     pub spent_cents: i64,
     pub available_cents: i64,
-    /// `YYYY-MM`.
-    pub month: String,
+    pub month: Month,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -329,7 +329,7 @@ mod tests {
             cap_cents: 500,
             spent_cents: 10,
             available_cents: 400,
-            month: "2026-03".into(),
+            month: Month::parse("2026-03").unwrap(),
         };
         let payloads = [
             EventPayload::CreditsLow(low.clone()),

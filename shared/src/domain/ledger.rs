@@ -4,17 +4,15 @@
 
 use super::account::AutoRecharge;
 use super::bounds::{add_kept, OutOfRange};
-
-/// `YYYY-MM`: caps and spend are per calendar month (UTC).
-pub type Month = String;
+use super::calendar::Month;
 
 /// An account's money. `available = balance - held` is never negative.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AccountMoney {
     pub balance_cents: i64,
     pub held_cents: i64,
-    /// The month `spent_cents` and `credited_cents` count.
-    pub month: Month,
+    /// The month `spent_cents` and `credited_cents` count (`None` before money first moved).
+    pub month: Option<Month>,
     pub spent_cents: i64,
     pub credited_cents: i64,
     pub soft_cap_cents: Option<i64>,
@@ -65,7 +63,8 @@ impl IncludedGrant {
 /// lifecycle and the rate limits count.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WorkspaceBudget {
-    pub month: Month,
+    /// As [`AccountMoney::month`].
+    pub month: Option<Month>,
     pub spent_cents: i64,
     pub credited_cents: i64,
     pub held_cents: i64,
@@ -147,8 +146,8 @@ impl AccountMoney {
 
     /// This state as of `month`: a new month starts with nothing spent or credited. A month
     /// older than the state's own changes nothing (months never go back).
-    pub fn in_month(mut self, month: &str) -> Self {
-        if month > self.month.as_str() {
+    pub fn in_month(mut self, month: Month) -> Self {
+        if Some(month) > self.month {
             self.recharged_cents = 0;
         }
         start_month(
@@ -258,7 +257,7 @@ impl WorkspaceBudget {
     }
 
     /// As [`AccountMoney::in_month`].
-    pub fn in_month(mut self, month: &str) -> Self {
+    pub fn in_month(mut self, month: Month) -> Self {
         start_month(
             &mut self.month,
             &mut self.spent_cents,
@@ -282,9 +281,9 @@ impl WorkspaceBudget {
 
 /// Moves month-to-date figures to `month` if it is later: a new month starts with nothing
 /// spent or credited, and months never go back.
-fn start_month(current: &mut Month, spent: &mut i64, credited: &mut i64, month: &str) {
-    if month > current.as_str() {
-        *current = month.to_owned();
+fn start_month(current: &mut Option<Month>, spent: &mut i64, credited: &mut i64, month: Month) {
+    if Some(month) > *current {
+        *current = Some(month);
         *spent = 0;
         *credited = 0;
     }
@@ -615,17 +614,21 @@ pub fn grant_included(
 mod tests {
     use super::*;
 
+    fn month(text: &str) -> Month {
+        Month::parse(text).unwrap()
+    }
+
     fn account(balance: i64) -> AccountMoney {
         AccountMoney {
             balance_cents: balance,
-            month: "2026-03".into(),
+            month: Month::parse("2026-03"),
             ..Default::default()
         }
     }
 
     fn budget() -> WorkspaceBudget {
         WorkspaceBudget {
-            month: "2026-03".into(),
+            month: Month::parse("2026-03"),
             ..Default::default()
         }
     }
@@ -802,10 +805,10 @@ mod tests {
     fn a_new_month_starts_with_nothing_spent() {
         let mut spent = account(100);
         spent.spent_cents = 70;
-        assert_eq!(spent.clone().in_month("2026-03").spent_cents, 70);
-        assert_eq!(spent.clone().in_month("2026-04").spent_cents, 0);
+        assert_eq!(spent.clone().in_month(month("2026-03")).spent_cents, 70);
+        assert_eq!(spent.clone().in_month(month("2026-04")).spent_cents, 0);
         assert_eq!(
-            spent.in_month("2026-02").spent_cents,
+            spent.in_month(month("2026-02")).spent_cents,
             70,
             "months never go back"
         );
@@ -953,7 +956,10 @@ mod tests {
         short_again.end_recharge(0);
         assert_eq!(short_again.recharge_due(), None);
         assert_eq!(
-            short_again.clone().in_month("2026-04").recharge_due(),
+            short_again
+                .clone()
+                .in_month(month("2026-04"))
+                .recharge_due(),
             Some(2000),
             "a new month"
         );

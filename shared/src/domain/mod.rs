@@ -4,6 +4,7 @@
 pub mod account;
 pub mod api_key;
 pub mod bounds;
+pub mod calendar;
 pub mod events;
 pub mod ids;
 pub mod invoice;

@@ -1,9 +1,11 @@
 //! Usage views: periods of whole UTC days, and the sums the views build from the usage counters
 //! (per workspace × day × category × agent, and per month × category).
 
+use super::calendar::{Day, Month};
+use super::ids::{BillingAccountId, WorkspaceId};
 use super::pricing::Category;
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use time::macros::format_description;
 use time::{Date, Duration, OffsetDateTime};
@@ -72,9 +74,9 @@ impl Period {
         (seconds + 86_399) / 86_400
     }
 
-    /// `YYYY-MM` of its first and last day.
-    pub fn months(&self) -> (String, String) {
-        (month_key(self.start), month_key(self.end))
+    /// The months of its first and last day.
+    pub fn months(&self) -> (Month, Month) {
+        (Day::from(self.start).month(), Day::from(self.end).month())
     }
 }
 
@@ -92,11 +94,6 @@ pub fn parse_date(text: &str) -> Option<Date> {
     Date::parse(text, format_description!("[year]-[month]-[day]")).ok()
 }
 
-/// `YYYY-MM`.
-pub fn month_key(date: Date) -> String {
-    format_date(date)[..7].to_owned()
-}
-
 /// How much of a category, and what it cost.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct UsageTotals {
@@ -111,11 +108,34 @@ impl UsageTotals {
     }
 }
 
+/// What one debit adds to the usage counters. It is recorded on the debit's own item (a usage
+/// event's claim, a settled run) and applied to the counters after the debit, off its write:
+/// counters on the debit would be three more items in every debit's transaction, and a hot
+/// workspace's day counter one more item every debit of it conflicts on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageCount {
+    pub workspace_id: WorkspaceId,
+    pub account_id: BillingAccountId,
+    pub agent_id: Option<String>,
+    /// The day the usage occurred: daily counters count it then.
+    pub day: Day,
+    /// The month it was charged in: monthly counters count it then, as the month's spend does.
+    pub month: Month,
+    pub lines: Vec<UsageLine>,
+}
+
+/// One category of a [`UsageCount`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageLine {
+    pub category: Category,
+    pub quantity: i64,
+    pub cost_cents: i64,
+}
+
 /// One daily counter: a workspace's usage of a category on a day, by one agent (or none).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DailyCounter {
-    /// `YYYY-MM-DD`.
-    pub day: String,
+    pub day: Day,
     pub category: Category,
     pub agent_id: Option<String>,
     pub quantity: i64,
@@ -125,8 +145,7 @@ pub struct DailyCounter {
 /// One monthly counter: a workspace's or an account's usage of a category in a month.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MonthlyCounter {
-    /// `YYYY-MM`.
-    pub month: String,
+    pub month: Month,
     pub category: Category,
     pub quantity: i64,
     pub cost_cents: i64,
@@ -159,15 +178,15 @@ pub fn total<'a>(counters: impl IntoIterator<Item = &'a DailyCounter>) -> UsageT
 pub fn group_by_day<'a>(
     counters: impl IntoIterator<Item = &'a DailyCounter>,
 ) -> Vec<(String, UsageTotals)> {
-    let mut days: BTreeMap<&str, UsageTotals> = BTreeMap::new();
+    let mut days: BTreeMap<Day, UsageTotals> = BTreeMap::new();
     for counter in counters {
-        days.entry(&counter.day)
+        days.entry(counter.day)
             .or_default()
             .add(counter.quantity, counter.cost_cents);
     }
     days.into_iter()
         .rev()
-        .map(|(day, totals)| (day.to_owned(), totals))
+        .map(|(day, totals)| (day.to_string(), totals))
         .collect()
 }
 
@@ -202,18 +221,17 @@ pub fn daily_series<'a>(
     period: &Period,
     counters: impl IntoIterator<Item = &'a DailyCounter>,
 ) -> Vec<(String, UsageTotals)> {
-    let mut days: HashMap<&str, UsageTotals> = HashMap::new();
+    let mut days: HashMap<Day, UsageTotals> = HashMap::new();
     for counter in counters {
-        days.entry(&counter.day)
+        days.entry(counter.day)
             .or_default()
             .add(counter.quantity, counter.cost_cents);
     }
     period
         .days_newest_first()
         .map(|day| {
-            let key = format_date(day);
-            let totals = days.get(key.as_str()).copied().unwrap_or_default();
-            (key, totals)
+            let totals = days.get(&Day::from(day)).copied().unwrap_or_default();
+            (format_date(day), totals)
         })
         .collect()
 }
@@ -235,7 +253,7 @@ mod tests {
 
     fn counter(day: &str, category: Category, agent: Option<&str>, q: i64, c: i64) -> DailyCounter {
         DailyCounter {
-            day: day.into(),
+            day: Day::parse(day).unwrap(),
             category,
             agent_id: agent.map(str::to_owned),
             quantity: q,
@@ -251,7 +269,10 @@ mod tests {
         assert_eq!(february.days(), 29);
         assert_eq!(
             february.months(),
-            ("2028-02".to_owned(), "2028-02".to_owned())
+            (
+                Month::parse("2028-02").unwrap(),
+                Month::parse("2028-02").unwrap()
+            )
         );
     }
 

@@ -1,10 +1,12 @@
 //! Billing accounts and their ledger.
 
-use super::{keys, n, s, Page, PageKey, Query, Store, StoreError, Transacted, NEW_ITEM};
+use super::{keys, n, s, Item, Page, PageKey, Query, Store, StoreError, Transacted, NEW_ITEM};
 use crate::domain::account::{AccountSettings, BillingAccount};
+use crate::domain::calendar::Month;
 use crate::domain::ids::{BillingAccountId, UserId, WorkspaceId};
 use crate::domain::transaction::{Transaction, TransactionType};
 use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, VecDeque};
 
 /// An account as stored: the balance and holds are the truth, `available_cents` is derived.
 #[derive(Serialize, Deserialize)]
@@ -59,8 +61,8 @@ impl AccountItem {
     }
 
     /// The account as opened with `credited` cents in `month` (the introductory grant).
-    pub(crate) fn opened_with(mut self, month: &str, credited: i64) -> Self {
-        self.spend_month = month.to_owned();
+    pub(crate) fn opened_with(mut self, month: Month, credited: i64) -> Self {
+        self.spend_month = month.to_string();
         self.credited_month_cents = credited;
         self
     }
@@ -88,25 +90,76 @@ impl AccountItem {
 pub(crate) struct TransactionItem {
     pk: String,
     sk: String,
+    /// The workspace's history (when it has a workspace).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     gsi1pk: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     gsi1sk: Option<String>,
+    /// The account's history; absent on entries written before histories were spread (those
+    /// are in the account's own partition).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    gsi3pk: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    gsi3sk: Option<String>,
     #[serde(flatten)]
     transaction: Transaction,
 }
 
 impl TransactionItem {
+    /// The transaction in its own item, listed in its account's and workspace's histories.
     pub(crate) fn new(transaction: &Transaction) -> Self {
-        let sk = keys::transaction_sk(transaction.id.as_str());
+        Self::at(
+            keys::transaction(transaction.id.as_str()),
+            keys::TRANSACTION_SK.to_owned(),
+            transaction,
+        )
+    }
+
+    /// The transaction's attributes and history keys on the item keyed `pk`/`sk` (a usage
+    /// event's claim: one item is both).
+    pub(crate) fn at(pk: String, sk: String, transaction: &Transaction) -> Self {
+        let id = transaction.id.as_str();
+        let history_sk = keys::transaction_sk(id);
         let workspace = transaction.workspace_id.as_ref();
         Self {
-            pk: keys::account(transaction.billing_account_id.as_str()),
-            gsi1pk: workspace.map(|w| keys::workspace_transactions(w.as_str())),
-            gsi1sk: workspace.map(|_| sk.clone()),
+            pk,
             sk,
+            gsi1pk: workspace.map(|w| keys::History::Workspace(w.as_str()).partition(id)),
+            gsi1sk: workspace.map(|_| history_sk.clone()),
+            gsi3pk: Some(
+                keys::History::Account(transaction.billing_account_id.as_str()).partition(id),
+            ),
+            gsi3sk: Some(history_sk),
             transaction: transaction.clone(),
         }
+    }
+}
+
+/// One partition of a history being merged: what was read of it and not yet merged.
+struct HistoryPartition {
+    query: Query,
+    buffer: VecDeque<Transaction>,
+    /// Where its next read starts.
+    next: Option<Item>,
+    done: bool,
+}
+
+impl HistoryPartition {
+    /// Reads its next entries (at least one, unless it has no more).
+    async fn refill(&mut self, store: &Store, chunk: usize) -> Result<(), StoreError> {
+        while self.buffer.is_empty() && !self.done {
+            let (items, next) = store
+                .query_once(&self.query, self.next.take(), chunk)
+                .await?;
+            for item in items {
+                let entry: TransactionItem =
+                    serde_dynamo::aws_sdk_dynamodb_1::from_item(item).map_err(StoreError::codec)?;
+                self.buffer.push_back(entry.transaction);
+            }
+            self.done = next.is_none();
+            self.next = next;
+        }
+        Ok(())
     }
 }
 
@@ -218,22 +271,20 @@ impl Store {
         limit: usize,
         start: Option<PageKey>,
     ) -> Result<Page<Transaction>, StoreError> {
-        let mut query = Query::prefix(
-            None,
-            keys::account(account.as_str()),
-            keys::TRANSACTION_SK_PREFIX,
-        );
+        let mut equal = Vec::new();
         if let Some(kind) = filter.kind {
-            query = query.with_equal("type", kind.as_str().to_owned());
+            equal.push(("type", kind.as_str().to_owned()));
         }
         if let Some(workspace) = &filter.workspace_id {
-            query = query.with_equal("workspace_id", workspace.to_string());
+            equal.push(("workspace_id", workspace.to_string()));
         }
-        let page: Page<TransactionItem> = self.query_page(query, limit, start).await?;
-        Ok(Page {
-            items: page.items.into_iter().map(|i| i.transaction).collect(),
-            next: page.next,
-        })
+        self.history_page(
+            keys::History::Account(account.as_str()),
+            &equal,
+            limit,
+            start,
+        )
+        .await
     }
 
     /// A workspace's ledger entries (on whichever accounts), newest first.
@@ -244,18 +295,95 @@ impl Store {
         limit: usize,
         start: Option<PageKey>,
     ) -> Result<Page<Transaction>, StoreError> {
-        let mut query = Query::prefix(
-            Some(keys::GSI1),
-            keys::workspace_transactions(workspace.as_str()),
-            keys::TRANSACTION_SK_PREFIX,
-        );
-        if let Some(kind) = kind {
-            query = query.with_equal("type", kind.as_str().to_owned());
+        let equal: Vec<_> = kind
+            .map(|kind| ("type", kind.as_str().to_owned()))
+            .into_iter()
+            .collect();
+        self.history_page(
+            keys::History::Workspace(workspace.as_str()),
+            &equal,
+            limit,
+            start,
+        )
+        .await
+    }
+
+    /// A page of `history`, newest first: a merge of its partitions by transaction id (which
+    /// orders by time), each read from the cursor on in small chunks, as far as the page needs.
+    /// The cursor is the last entry's history sort key (`sk`), as it was before histories were
+    /// spread, so a cursor issued then still pages on.
+    async fn history_page(
+        &self,
+        history: keys::History<'_>,
+        equal: &[(&str, String)],
+        limit: usize,
+        start: Option<PageKey>,
+    ) -> Result<Page<Transaction>, StoreError> {
+        let before = start.and_then(|mut key| key.remove(keys::SK));
+        let (_, index_pk, index_sk) = history.index();
+        let mut partitions: Vec<HistoryPartition> = history
+            .partitions()
+            .into_iter()
+            .map(|(index, pk)| {
+                let (pk_name, sk_name) = match index {
+                    Some(_) => (index_pk, index_sk),
+                    None => (keys::PK, keys::SK),
+                };
+                let mut query = Query {
+                    index,
+                    key_condition: format!("{pk_name} = :pk AND begins_with({sk_name}, :sk)"),
+                    filter: None,
+                    values: HashMap::from([
+                        (":pk".to_owned(), s(pk)),
+                        (":sk".to_owned(), s(keys::TRANSACTION_SK_PREFIX)),
+                    ]),
+                    names: HashMap::new(),
+                };
+                if let Some(before) = &before {
+                    // Inclusive: the cursor's own entry is passed over in the merge.
+                    query.key_condition =
+                        format!("{pk_name} = :pk AND {sk_name} BETWEEN :sk AND :before");
+                    query.values.insert(":before".to_owned(), s(before.clone()));
+                }
+                for (attribute, value) in equal {
+                    query = query.with_equal(attribute, value.clone());
+                }
+                HistoryPartition {
+                    query,
+                    buffer: VecDeque::new(),
+                    next: None,
+                    done: false,
+                }
+            })
+            .collect();
+        // Enough per partition that a page spread evenly needs one read of each.
+        let chunk = limit / partitions.len() + 2;
+        let mut entries = Vec::with_capacity(limit + 1);
+        while entries.len() <= limit {
+            let refills = partitions
+                .iter_mut()
+                .filter(|p| p.buffer.is_empty() && !p.done)
+                .map(|p| p.refill(self, chunk));
+            futures::future::try_join_all(refills).await?;
+            let newest = partitions
+                .iter_mut()
+                .filter(|p| !p.buffer.is_empty())
+                .max_by(|a, b| a.buffer[0].id.as_str().cmp(b.buffer[0].id.as_str()));
+            let Some(entry) = newest.and_then(|p| p.buffer.pop_front()) else {
+                break;
+            };
+            if before.as_deref() != Some(keys::transaction_sk(entry.id.as_str()).as_str()) {
+                entries.push(entry);
+            }
         }
-        let page: Page<TransactionItem> = self.query_page(query, limit, start).await?;
+        let has_more = entries.len() > limit;
+        entries.truncate(limit);
+        let next = has_more.then(|| entries.last()).flatten().map(|last| {
+            PageKey::from([(keys::SK.to_owned(), keys::transaction_sk(last.id.as_str()))])
+        });
         Ok(Page {
-            items: page.items.into_iter().map(|i| i.transaction).collect(),
-            next: page.next,
+            items: entries,
+            next,
         })
     }
 

@@ -176,14 +176,14 @@ impl Store {
                 return Ok(CreditOutcome::Repeated(found.transaction));
             }
         }
-        let month = super::month_of(&transaction.created_at).to_owned();
+        let month = super::month_of(&transaction.created_at)?;
         let mut start = StartFrom::Remembered;
         for _ in 0..MOVE_ATTEMPTS {
             let remembered = self.remembered_refund(&effects).await?;
             let target = Target {
                 account: &transaction.billing_account_id,
                 workspace: transaction.workspace_id.as_ref(),
-                month: &month,
+                month,
                 start,
             };
             let ended = self

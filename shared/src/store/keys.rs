@@ -6,7 +6,8 @@
 //! | user | `USER#usr` | `USER` | |
 //! | external-id claim | `USER_EXT#<external id>` | `USER_EXT` | |
 //! | billing account | `ACCOUNT#ba` | `ACCOUNT` | `OWNER#usr` / `ACCOUNT#ba`; gsi2: `RECHARGES#<shard>` / `<epoch>#ba` while an auto-recharge is under way |
-//! | ledger transaction | `ACCOUNT#ba` | `TXN#txn` | `WS_TXN#ws` / `TXN#txn` (when it has a workspace) |
+//! | ledger transaction | `TXN#txn` (a usage event's: its claim's item) | `TXN` | `WS_TXN#ws#<shard>` / `TXN#txn` (when it has a workspace); gsi3: `TXNS#ba#<shard>` / `TXN#txn` |
+//! | ledger transaction written before histories were spread | `ACCOUNT#ba` | `TXN#txn` | `WS_TXN#ws` / `TXN#txn` |
 //! | workspace | `WS#ws` | `WS` | `OWNER#usr` / `WS#ws`; gsi2: `DEADLINES#<shard>` / `<epoch>#ws` while a lifecycle date is ahead |
 //! | usage-event rate window | `RATE#ws` | `<minute epoch>` | |
 //! | agent seen in a workspace | `WS#ws` | `AGENT#<agent id>` | |
@@ -22,7 +23,8 @@
 //! | API key by hash (auth) | `KEY_HASH#<sha256>` | `KEY_HASH` | |
 //! | idempotency record | `IDEM#<scope>#<key>` | `IDEM` | |
 //! | workspace budget (caps, month spend, holds) | `WS#ws` | `BUDGET` | |
-//! | usage event claim (its first result) | `USAGE_EVENT#ws#<event id>` | `USAGE_EVENT` | |
+//! | usage event claim (its first result; with its ledger transaction's attributes and history keys when it cost anything) | `USAGE_EVENT#ws#<event id>` | `USAGE_EVENT` | as a ledger transaction |
+//! | usage count applied (a week, by TTL) | `COUNTED#<pk of the debit's item>` | `COUNTED` | |
 //! | usage counter, daily | `WS_USAGE#ws` | `D#<date>#<category>#<agent>` | |
 //! | usage counter, monthly | `WS_USAGE#ws` / `ACCOUNT_USAGE#ba` | `M#<month>#<category>` | |
 //! | run | `RUN#run` | `RUN` | `RUNS_OPEN#<shard>` / `<expires epoch>#run` while open |
@@ -38,6 +40,8 @@
 //!
 //! `<shard>` is one of [`DueIndex::SHARDS`] partitions of a [`DueIndex`], chosen by the item's id.
 
+use crate::domain::calendar::{Day, Month};
+
 pub const PK: &str = "pk";
 pub const SK: &str = "sk";
 pub const GSI1: &str = "gsi1";
@@ -45,6 +49,10 @@ pub const GSI1_PK: &str = "gsi1pk";
 pub const GSI1_SK: &str = "gsi1sk";
 /// The index of things that fall due (keys only).
 pub const GSI2: &str = "gsi2";
+/// Account histories.
+pub const GSI3: &str = "gsi3";
+pub const GSI3_PK: &str = "gsi3pk";
+pub const GSI3_SK: &str = "gsi3sk";
 
 pub fn deadline_sk(due_epoch: i64, workspace_id: &str) -> String {
     format!("{due_epoch:012}#{workspace_id}")
@@ -118,13 +126,67 @@ pub fn owner(user_id: &str) -> String {
     format!("OWNER#{user_id}")
 }
 
+/// A ledger transaction's own item, out of its account's partition (a usage event's
+/// transaction is its claim's item instead: see [`usage_event`]).
+pub fn transaction(id: &str) -> String {
+    format!("TXN#{id}")
+}
+pub const TRANSACTION_SK: &str = "TXN";
+
+/// A transaction's sort key in a history: newest first is descending.
 pub fn transaction_sk(id: &str) -> String {
     format!("TXN#{id}")
 }
 pub const TRANSACTION_SK_PREFIX: &str = "TXN#";
 
-pub fn workspace_transactions(workspace_id: &str) -> String {
-    format!("WS_TXN#{workspace_id}")
+/// A newest-first ledger history: an account's (on `gsi3`) or a workspace's (on `gsi1`). Each
+/// is spread over [`History::SHARDS`] partitions by transaction id, so one busy account's
+/// entries don't all land on one index partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum History<'a> {
+    Account(&'a str),
+    Workspace(&'a str),
+}
+
+impl History<'_> {
+    /// At 1 write unit per entry and 1,000 per partition per second, 16 partitions take one
+    /// account's 10,000 debits a second with room to spare.
+    pub const SHARDS: u32 = 16;
+
+    /// The index it lives on, and that index's key attributes.
+    pub fn index(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Self::Account(_) => (GSI3, GSI3_PK, GSI3_SK),
+            Self::Workspace(_) => (GSI1, GSI1_PK, GSI1_SK),
+        }
+    }
+
+    /// The partition transaction `id` is listed under, e.g. `TXNS#ba_…#07`.
+    pub fn partition(self, transaction_id: &str) -> String {
+        self.shard(fnv1a(transaction_id.as_bytes()) % Self::SHARDS)
+    }
+
+    fn shard(self, shard: u32) -> String {
+        match self {
+            Self::Account(account) => format!("TXNS#{account}#{shard:02}"),
+            Self::Workspace(workspace) => format!("WS_TXN#{workspace}#{shard:02}"),
+        }
+    }
+
+    /// Every partition a reader merges, with the index it is on (`None`: the table): the
+    /// shards, and where entries written before the spread stay (the account's own partition,
+    /// the workspace's single index partition).
+    pub fn partitions(self) -> Vec<(Option<&'static str>, String)> {
+        let (index, _, _) = self.index();
+        let legacy = match self {
+            Self::Account(account) => (None, self::account(account)),
+            Self::Workspace(workspace) => (Some(GSI1), format!("WS_TXN#{workspace}")),
+        };
+        (0..Self::SHARDS)
+            .map(|shard| (Some(index), self.shard(shard)))
+            .chain([legacy])
+            .collect()
+    }
 }
 
 pub fn workspace(id: &str) -> String {
@@ -179,11 +241,11 @@ pub fn account_usage(account_id: &str) -> String {
 /// characters), so usage without an agent never mixes with any agent's.
 pub const NO_AGENT: &str = "";
 
-pub fn daily_usage_sk(day: &str, category: &str, agent: &str) -> String {
+pub fn daily_usage_sk(day: Day, category: &str, agent: &str) -> String {
     format!("D#{day}#{category}#{agent}")
 }
 
-pub fn monthly_usage_sk(month: &str, category: &str) -> String {
+pub fn monthly_usage_sk(month: Month, category: &str) -> String {
     format!("M#{month}#{category}")
 }
 
@@ -218,6 +280,12 @@ pub fn attempt_sk(id: &str) -> String {
 }
 pub const ATTEMPT_SK_PREFIX: &str = "WHD#";
 pub const CREDIT_CLAIM_SK: &str = "CREDIT";
+
+/// That the usage count recorded on the item keyed `source_pk` was applied to the counters.
+pub fn usage_counted(source_pk: &str) -> String {
+    format!("COUNTED#{source_pk}")
+}
+pub const USAGE_COUNTED_SK: &str = "COUNTED";
 
 /// An index of items by when they fall due (sort key `<epoch, 12 digits>#…`), which a job reads
 /// for what is due. Each is spread over [`Self::SHARDS`] partitions: one partition taking every

@@ -1,21 +1,21 @@
 //! Money movements. Each is one DynamoDB transaction that writes the account's new money state
 //! (conditional on its ledger version), the workspace budget's (conditional on its version), the
 //! immutable ledger transaction, and what else the movement records: the usage event's claim, the
-//! run, usage counters, billing events. A stale version means someone else moved money first:
-//! the refusal carries the current items, so the movement is re-decided and retried without
-//! another read; [`super::movement`] is the loop that does so for every movement.
+//! run, billing events (the usage counters are applied after it: see [`super::counters`]). A
+//! stale version means someone else moved money first: the refusal carries the current items, so
+//! the movement is re-decided and retried without another read; [`super::movement`] is the loop
+//! that does so for every movement.
 
 use super::accounts::TransactionItem;
 use super::movement::{Decision, Ended, Guard, Guarded, StartFrom, Target};
 use super::{keys, n, s, Cancelled, Item, Store, StoreError, Transacted, NEW_ITEM};
 use crate::domain::account::AccountSettings;
-use crate::domain::bounds::MAX_KEPT;
+use crate::domain::calendar::Month;
 use crate::domain::events::{EventPayload, LimitData, LimitScope};
 use crate::domain::ids::{BillingAccountId, WorkspaceId};
 use crate::domain::ledger::{
     AccountMoney, CapScope, CapSetter, Crossings, IncludedGrant, Moved, WorkspaceBudget,
 };
-use crate::domain::pricing::Category;
 use crate::domain::transaction::Transaction;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
@@ -29,8 +29,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 struct AccountMoneyItem {
     balance_cents: i64,
     held_cents: i64,
-    #[serde(default)]
-    spend_month: String,
+    #[serde(default, deserialize_with = "super::stored_month")]
+    spend_month: Option<Month>,
     #[serde(default)]
     spent_month_cents: i64,
     #[serde(default)]
@@ -63,8 +63,12 @@ pub(crate) struct BudgetItem {
     #[serde(default)]
     hard_cap_set_by: Option<CapSetter>,
     // A budget item may exist with only caps (set before any money moved).
-    #[serde(default)]
-    spend_month: String,
+    #[serde(
+        default,
+        deserialize_with = "super::stored_month",
+        skip_serializing_if = "Option::is_none"
+    )]
+    spend_month: Option<Month>,
     #[serde(default)]
     spent_month_cents: i64,
     #[serde(default)]
@@ -85,6 +89,8 @@ pub struct Snapshot {
     /// snapshot may refuse a movement.
     pub fresh: bool,
     pub account_id: BillingAccountId,
+    /// The month it is decided in: the month-to-date figures count this month.
+    pub month: Month,
     pub account: AccountMoney,
     account_version: i64,
     pub workspace_id: Option<WorkspaceId>,
@@ -131,6 +137,11 @@ impl RechargeQueue {
     }
 }
 
+/// A month as the account item stores it: empty before money first moved.
+fn stored_month_text(month: Option<Month>) -> String {
+    month.map(|m| m.to_string()).unwrap_or_default()
+}
+
 /// The outcome of trying to write a movement on a snapshot.
 pub(crate) enum Written {
     Committed,
@@ -140,13 +151,6 @@ pub(crate) enum Written {
     Refused {
         index: usize,
     },
-}
-
-/// One usage counter increment: a workspace's category on a day, by agent.
-pub struct CounterIncrement {
-    pub category: Category,
-    pub quantity: u64,
-    pub cost_cents: i64,
 }
 
 /// How often a movement is re-decided after finding the state changed under it. Each retry
@@ -209,7 +213,7 @@ impl Store {
         &self,
         account: &BillingAccountId,
         workspace: Option<&WorkspaceId>,
-        month: &str,
+        month: Month,
     ) -> Result<Snapshot, StoreError> {
         Ok(self
             .ledger_snapshot_with(account, workspace, month, None)
@@ -221,7 +225,7 @@ impl Store {
     pub async fn workspace_snapshot(
         &self,
         workspace: &crate::domain::workspace::Workspace,
-        month: &str,
+        month: Month,
     ) -> Result<Snapshot, StoreError> {
         self.ledger_snapshot(
             &workspace.default_billing_account_id,
@@ -236,7 +240,7 @@ impl Store {
         &self,
         account: &BillingAccountId,
         workspace: Option<&WorkspaceId>,
-        month: &str,
+        month: Month,
         also: Option<(String, &str)>,
     ) -> Result<(Snapshot, Option<Item>), StoreError> {
         let account_pk = keys::account(account.as_str());
@@ -268,6 +272,7 @@ impl Store {
         let mut snapshot = Snapshot {
             fresh: true,
             account_id: account.clone(),
+            month,
             account: AccountMoney::default(),
             account_version: 0,
             workspace_id: workspace.cloned(),
@@ -341,9 +346,8 @@ impl Store {
                 self.stats
                     .stale_retries
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let month = snapshot.account.month.clone();
                 fresh.fresh = true;
-                let fresh = fresh.in_month(&month);
+                let fresh = fresh.in_month(snapshot.month);
                 self.ledger_cache.remember(&fresh);
                 Ok(Written::Stale(Box::new(fresh)))
             }
@@ -363,7 +367,7 @@ impl Store {
         &self,
         account: &BillingAccountId,
         workspace: Option<&WorkspaceId>,
-        month: &str,
+        month: Month,
     ) -> Result<Snapshot, StoreError> {
         match self.ledger_cache.get(account, workspace) {
             Some(remembered) => Ok(remembered.in_month(month)),
@@ -376,7 +380,7 @@ impl Store {
         self.ledger_snapshot(
             &snapshot.account_id,
             snapshot.workspace_id.as_ref(),
-            &snapshot.account.month,
+            snapshot.month,
         )
         .await
     }
@@ -436,7 +440,7 @@ impl Store {
             .condition_expression("ledger_version = :version")
             .expression_attribute_values(":balance", n(next.balance_cents))
             .expression_attribute_values(":held", n(next.held_cents))
-            .expression_attribute_values(":month", s(next.month.clone()))
+            .expression_attribute_values(":month", s(stored_month_text(next.month)))
             .expression_attribute_values(":spent", n(next.spent_cents))
             .expression_attribute_values(":credited", n(next.credited_cents))
             .expression_attribute_values(":paid", n(next.paid_cents))
@@ -472,7 +476,7 @@ impl Store {
             soft_cap_cents: next.soft_cap_cents,
             hard_cap_cents: next.hard_cap_cents,
             hard_cap_set_by: next.hard_cap_set_by,
-            spend_month: next.month.clone(),
+            spend_month: next.month,
             spent_month_cents: next.spent_cents,
             credited_month_cents: next.credited_cents,
             held_cents: next.held_cents,
@@ -489,63 +493,6 @@ impl Store {
         transaction: &Transaction,
     ) -> Result<TransactWriteItem, StoreError> {
         self.put(TransactionItem::new(transaction), Some(NEW_ITEM))
-    }
-
-    /// Usage counters for views and limits: per workspace × day × category × agent (the day the
-    /// usage occurred), and per workspace and per account × month × category (the month it was
-    /// charged in, like the month's spend, so the two always agree). Each refuses the write
-    /// when it would pass [`MAX_KEPT`].
-    pub(crate) fn counter_updates(
-        &self,
-        account: &BillingAccountId,
-        workspace: &WorkspaceId,
-        agent_id: Option<&str>,
-        day: &str,
-        month: &str,
-        increments: &[CounterIncrement],
-    ) -> Result<Vec<Guarded>, StoreError> {
-        let mut items = Vec::new();
-        for increment in increments {
-            let category = increment.category.as_str();
-            let targets = [
-                (
-                    keys::workspace_usage(workspace.as_str()),
-                    keys::daily_usage_sk(day, category, agent_id.unwrap_or(keys::NO_AGENT)),
-                ),
-                (
-                    keys::workspace_usage(workspace.as_str()),
-                    keys::monthly_usage_sk(month, category),
-                ),
-                (
-                    keys::account_usage(account.as_str()),
-                    keys::monthly_usage_sk(month, category),
-                ),
-            ];
-            let quantity = i64::try_from(increment.quantity).unwrap_or(MAX_KEPT);
-            for (pk, sk) in targets {
-                // A counter that would leave its range refuses the whole movement: its condition
-                // leaves room for this increment.
-                items.push(Guarded::new(
-                    Guard::CounterRoom,
-                    self.update(
-                        pk,
-                        &sk,
-                        "ADD quantity :quantity, cost_cents :cost",
-                        Some(
-                            "attribute_not_exists(quantity) OR \
-                         (quantity <= :quantity_room AND cost_cents <= :cost_room)",
-                        ),
-                        &[
-                            (":quantity", n(quantity)),
-                            (":cost", n(increment.cost_cents)),
-                            (":quantity_room", n(MAX_KEPT - quantity)),
-                            (":cost_room", n(MAX_KEPT - increment.cost_cents)),
-                        ],
-                    )?,
-                ));
-            }
-        }
-        Ok(items)
     }
 
     /// Billing events for the caps (and the recharge threshold) a movement crossed.
@@ -567,7 +514,7 @@ impl Store {
             cap_cents: cap_cents.unwrap_or_default(),
             spent_cents,
             available_cents: account.available_cents(),
-            month: account.month.clone(),
+            month: snapshot.month,
         };
         let cap = |scope: &CapScope, soft: bool| match (scope, soft) {
             (CapScope::Account, true) => limit(
@@ -677,7 +624,7 @@ impl Store {
         marker: i64,
         released_cents: i64,
         extra: Vec<TransactWriteItem>,
-        month: &str,
+        month: Month,
     ) -> Result<bool, StoreError> {
         let target = Target {
             account,
@@ -807,6 +754,7 @@ impl Snapshot {
         Snapshot {
             fresh: false,
             account_id: self.account_id.clone(),
+            month: self.month,
             account: moved.account.clone(),
             account_version: self.account_version + 1,
             workspace_id: self.workspace_id.clone(),
@@ -818,7 +766,8 @@ impl Snapshot {
         }
     }
 
-    fn in_month(mut self, month: &str) -> Self {
+    fn in_month(mut self, month: Month) -> Self {
+        self.month = month;
         self.account = self.account.in_month(month);
         self.budget = self.budget.in_month(month);
         self

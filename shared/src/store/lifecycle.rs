@@ -241,7 +241,7 @@ impl Store {
         created_at: &str,
         millis: u64,
     ) -> Result<(), StoreError> {
-        let month = &created_at[..7];
+        let month = super::month_of(created_at)?;
         let target = Target {
             account: &grant.account,
             workspace: None,
@@ -300,7 +300,7 @@ impl Store {
     ) -> Result<Ended<()>, StoreError> {
         let workspace = &current.workspace;
         let account = &grant.account;
-        let month = &created_at[..7];
+        let month = super::month_of(created_at)?;
         let period = rfc3339(started);
         let expiring = current
             .included_grant

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod api_keys;
+pub mod counters;
 pub mod credits;
 pub mod events;
 pub mod idempotency;
@@ -21,6 +22,7 @@ pub mod webhooks;
 pub mod workspaces;
 pub mod x402;
 
+use crate::domain::calendar::Month;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
@@ -91,6 +93,10 @@ pub struct Store {
     pub(crate) clock: std::sync::Arc<dyn crate::clock::Clock>,
     /// Billing events this handle committed, for the local stage's in-process pipeline.
     pub events: std::sync::Arc<events::EventTap>,
+    /// Who applies this handle's usage counts to the counters.
+    pub(crate) counting: counters::Counting,
+    /// In-process counting's queue and turn.
+    pub(crate) counts: std::sync::Arc<counters::InProcessCounts>,
 }
 
 /// Counters for benchmarks and logs.
@@ -164,12 +170,20 @@ impl Store {
             stats: Default::default(),
             clock: std::sync::Arc::new(crate::clock::SystemClock),
             events: Default::default(),
+            counting: counters::Counting::InProcess,
+            counts: Default::default(),
         }
     }
 
     /// A client for DynamoDB (or DynamoDB Local at `endpoint`) built from the environment.
     pub async fn connect(table: &str, endpoint: Option<&str>) -> Self {
         Self::new(Client::new(&crate::aws::sdk_config(endpoint).await), table)
+    }
+
+    /// This handle, with its usage counts applied by `counting`.
+    pub fn with_counting(mut self, counting: counters::Counting) -> Self {
+        self.counting = counting;
+        self
     }
 
     /// This handle, reading time from `clock` (the app's, so tests can move it).
@@ -190,7 +204,7 @@ impl Store {
     /// A handle on the same table that shares nothing else with this one (no remembered
     /// state, no per-account turns, its own stats), as another process would be.
     pub fn independent(&self) -> Self {
-        Self::new(self.client.clone(), self.table.clone())
+        Self::new(self.client.clone(), self.table.clone()).with_counting(self.counting)
     }
 
     /// A strongly consistent read of one item.
@@ -346,6 +360,38 @@ impl Store {
         Ok(Page { items, next })
     }
 
+    /// One `Query` call, newest first, from `start`: at most `limit` items (before the filter)
+    /// and where the next call would start (`None`: the query is done).
+    pub(crate) async fn query_once(
+        &self,
+        query: &Query,
+        start: Option<Item>,
+        limit: usize,
+    ) -> Result<(Vec<Item>, Option<Item>), StoreError> {
+        let mut request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression(&query.key_condition)
+            .set_expression_attribute_values(Some(query.values.clone()))
+            .scan_index_forward(false)
+            .set_exclusive_start_key(start)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX));
+        if let Some(index) = query.index {
+            request = request.index_name(index);
+        } else {
+            request = request.consistent_read(true);
+        }
+        if let Some(filter) = &query.filter {
+            request = request.filter_expression(filter);
+        }
+        if !query.names.is_empty() {
+            request = request.set_expression_attribute_names(Some(query.names.clone()));
+        }
+        let output = request.send().await.map_err(StoreError::sdk)?;
+        Ok((output.items.unwrap_or_default(), output.last_evaluated_key))
+    }
+
     /// Reads many items by key (in one or more BatchGetItem calls), in no particular order.
     pub(crate) async fn get_many<T: DeserializeOwned>(
         &self,
@@ -464,11 +510,20 @@ impl Store {
         item: impl Serialize,
         condition: Option<&str>,
     ) -> Result<TransactWriteItem, StoreError> {
+        self.put_item(to_item(&item)?, condition)
+    }
+
+    /// [`Store::put`] of an item already in DynamoDB's form.
+    pub(crate) fn put_item(
+        &self,
+        item: Item,
+        condition: Option<&str>,
+    ) -> Result<TransactWriteItem, StoreError> {
         Ok(TransactWriteItem::builder()
             .put(
                 Put::builder()
                     .table_name(&self.table)
-                    .set_item(Some(to_item(&item)?))
+                    .set_item(Some(item))
                     .set_condition_expression(condition.map(str::to_owned))
                     .build()
                     .map_err(StoreError::build)?,
@@ -713,9 +768,22 @@ pub(crate) fn update_applied(
     }
 }
 
-/// `YYYY-MM` of an RFC 3339 time or a `YYYY-MM-DD` date.
-pub(crate) fn month_of(time: &str) -> &str {
-    time.get(..7).unwrap_or(time)
+/// The month of an RFC 3339 time or a `YYYY-MM-DD` date this service wrote.
+pub(crate) fn month_of(time: &str) -> Result<Month, StoreError> {
+    Month::of_timestamp(time).ok_or_else(|| StoreError::Corrupt(format!("`{time}` has no month")))
+}
+
+/// A stored `YYYY-MM` that is empty (or absent) before money first moved.
+pub(crate) fn stored_month<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Month>, D::Error> {
+    let text = <Option<String> as serde::Deserialize>::deserialize(deserializer)?;
+    match text.as_deref() {
+        None | Some("") => Ok(None),
+        Some(text) => Month::parse(text)
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom(format!("`{text}` is not a month"))),
+    }
 }
 
 pub(crate) fn s(value: impl Into<String>) -> AttributeValue {

@@ -11,6 +11,7 @@
 
 use super::ledger::{Written, MOVE_ATTEMPTS};
 use super::{Store, StoreError};
+use crate::domain::calendar::Month;
 use crate::domain::ids::{BillingAccountId, WorkspaceId};
 use crate::domain::ledger::{Moved, Refusal};
 use aws_sdk_dynamodb::types::TransactWriteItem;
@@ -25,8 +26,6 @@ pub(crate) enum Guard {
     FreshId,
     /// The run at the version the movement read: it changed meanwhile.
     RunVersion,
-    /// A usage counter's room below its bound: the movement would pass it.
-    CounterRoom,
     /// A payment's or a refund's record as the movement read it: it changed meanwhile.
     PaymentRecord,
     /// The caller's own item at this index of what it passed in (a lifecycle transition, a
@@ -97,7 +96,7 @@ pub(crate) enum StartFrom {
 pub(crate) struct Target<'a> {
     pub account: &'a BillingAccountId,
     pub workspace: Option<&'a WorkspaceId>,
-    pub month: &'a str,
+    pub month: Month,
     pub start: StartFrom,
 }
 

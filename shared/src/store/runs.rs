@@ -1,16 +1,18 @@
 //! Agent runs: the hold at authorization, usage captured against it (extending it when credit
 //! allows), and one settlement, whoever triggers it (completion or the expiry sweep).
 
-use super::ledger::{CounterIncrement, Snapshot, MOVE_ATTEMPTS};
+use super::counters::Counted;
+use super::ledger::{Snapshot, MOVE_ATTEMPTS};
 use super::movement::{Decision, Ended, Guard, Guarded, StartFrom, Target};
 use super::{keys, Store, StoreError};
-use crate::domain::bounds::OutOfRange;
+use crate::domain::calendar::{Day, Month};
 use crate::domain::ids::{RunId, TransactionId};
 use crate::domain::ledger::{affordable, hold, open_run, settle, Refusal};
 use crate::domain::pricing::Category;
 use crate::domain::pricing::Tier;
 use crate::domain::run::{allocate_cents, Run, RunStatus, RunUsage, Settlement};
 use crate::domain::transaction::{Transaction, TransactionType};
+use crate::domain::usage::{UsageCount, UsageLine};
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +27,9 @@ struct RunItem {
     gsi1sk: Option<String>,
     expires_epoch: i64,
     version: i64,
+    /// What its settlement adds to the usage counters (see [`super::counters`]).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    usage_count: Option<UsageCount>,
     #[serde(flatten)]
     run: Run,
 }
@@ -41,7 +46,8 @@ pub enum RunOutcome {
 pub struct SettleAt<'a> {
     pub status: RunStatus,
     pub final_usage: Option<&'a RunUsage>,
-    pub day: &'a str,
+    /// The day the usage counts on.
+    pub day: Day,
     pub settled_at: &'a str,
     pub millis: u64,
 }
@@ -63,6 +69,17 @@ impl Store {
         expires_epoch: i64,
         version: Option<i64>,
     ) -> Result<TransactWriteItem, StoreError> {
+        self.counted_run_put(run, expires_epoch, version, None)
+    }
+
+    /// [`Store::run_put`] of a settled run, with what its settlement counts.
+    fn counted_run_put(
+        &self,
+        run: &Run,
+        expires_epoch: i64,
+        version: Option<i64>,
+        usage_count: Option<UsageCount>,
+    ) -> Result<TransactWriteItem, StoreError> {
         let open = run.status == RunStatus::Authorized;
         let item = RunItem {
             pk: keys::run(run.run_id.as_str()),
@@ -71,6 +88,7 @@ impl Store {
             gsi1sk: open.then(|| format!("{expires_epoch:012}#{}", run.run_id)),
             expires_epoch,
             version: version.map_or(1, |v| v + 1),
+            usage_count,
             run: run.clone(),
         };
         self.versioned_put(&item, version)
@@ -84,7 +102,7 @@ impl Store {
         run: &Run,
         max_open_runs: Option<u32>,
         expires_epoch: i64,
-        month: &str,
+        month: Month,
         created_at: &str,
         millis: u64,
     ) -> Result<RunOutcome, StoreError> {
@@ -143,7 +161,7 @@ impl Store {
         at: &str,
         millis: u64,
     ) -> Result<RunOutcome, StoreError> {
-        let month = super::month_of(at);
+        let month = super::month_of(at)?;
         for _ in 0..MOVE_ATTEMPTS {
             let Some((run, version)) = self.get_run_versioned(id).await? else {
                 return Ok(RunOutcome::NotFound);
@@ -212,12 +230,23 @@ impl Store {
         tier: &Tier,
         at: SettleAt<'_>,
     ) -> Result<RunOutcome, StoreError> {
-        let month = super::month_of(at.day).to_owned();
+        let month = at.day.month();
         for _ in 0..MOVE_ATTEMPTS {
-            let Some((run, version)) = self.get_run_versioned(id).await? else {
+            let Some(item) = self
+                .get::<RunItem>(keys::run(id.as_str()), keys::RUN_SK)
+                .await?
+            else {
                 return Ok(RunOutcome::NotFound);
             };
+            let (run, version) = (item.run, item.version);
             if run.settlement.is_some() {
+                // Counted again: an earlier settlement may have committed with its answer lost,
+                // before it was counted (the marker keeps it to once).
+                self.count_usage(item.usage_count.map(|count| Counted {
+                    source: item.pk,
+                    count,
+                }))
+                .await;
                 return Ok(RunOutcome::Done(Box::new(run)));
             }
             let next = match at.final_usage.map(|usage| run.with_usage(tier, usage)) {
@@ -229,22 +258,24 @@ impl Store {
             let target = Target {
                 account: &run.billing_account_id,
                 workspace: Some(&run.workspace_id),
-                month: &month,
+                month,
                 start: StartFrom::Fresh,
             };
             let ended = self
                 .move_money(target, |snapshot| {
-                    self.settlement(snapshot, &run, version, next.clone(), tier, &at, &month)
+                    self.settlement(snapshot, &run, version, next.clone(), tier, &at, month)
                 })
                 .await?;
             match ended {
-                Ended::Committed(settled) | Ended::Done(settled) => {
-                    return Ok(RunOutcome::Done(Box::new(settled)))
+                Ended::Committed((settled, count)) | Ended::Done((settled, count)) => {
+                    self.count_usage(count.map(|count| Counted {
+                        source: keys::run(settled.run_id.as_str()),
+                        count,
+                    }))
+                    .await;
+                    return Ok(RunOutcome::Done(Box::new(settled)));
                 }
                 Ended::Refused(refusal) => return Ok(RunOutcome::Refused(refusal)),
-                Ended::Guarded(Guard::CounterRoom) => {
-                    return Ok(RunOutcome::Refused(OutOfRange("usage counter").into()))
-                }
                 // The run changed meanwhile (settled by someone else, a report): read it again.
                 Ended::Guarded(_) => {}
             }
@@ -263,8 +294,8 @@ impl Store {
         mut next: Run,
         tier: &Tier,
         at: &SettleAt<'_>,
-        month: &str,
-    ) -> Result<Decision<Run>, StoreError> {
+        month: Month,
+    ) -> Result<Decision<(Run, Option<UsageCount>)>, StoreError> {
         let spend = next.captured_cost_cents.min(affordable(
             &snapshot.account,
             &snapshot.budget,
@@ -303,9 +334,33 @@ impl Store {
             transaction_id: transaction.as_ref().map(|t| t.id.clone()),
             settled_at: at.settled_at.to_owned(),
         });
+        let split = allocate_cents(spend, &next.cost_micros_by_category(tier));
+        let lines: Vec<UsageLine> = split
+            .into_iter()
+            .map(|(category, cost_cents)| UsageLine {
+                category,
+                quantity: i64::try_from(next.usage.get(&category).copied().unwrap_or(0))
+                    .unwrap_or(i64::MAX),
+                cost_cents,
+            })
+            .filter(|line| line.quantity > 0)
+            .collect();
+        let count = (!lines.is_empty()).then(|| UsageCount {
+            workspace_id: run.workspace_id.clone(),
+            account_id: run.billing_account_id.clone(),
+            agent_id: Some(run.agent_id.clone()),
+            day: at.day,
+            month,
+            lines,
+        });
         let mut items = vec![Guarded::new(
             Guard::RunVersion,
-            self.run_put(&next, epoch_of(&run.expires_at), Some(version))?,
+            self.counted_run_put(
+                &next,
+                epoch_of(&run.expires_at),
+                Some(version),
+                count.clone(),
+            )?,
         )];
         if let Some(transaction) = &transaction {
             items.push(Guarded::new(
@@ -313,29 +368,11 @@ impl Store {
                 self.transaction_put(transaction)?,
             ));
         }
-        let split = allocate_cents(spend, &next.cost_micros_by_category(tier));
-        let increments: Vec<CounterIncrement> = split
-            .into_iter()
-            .map(|(category, cost_cents)| CounterIncrement {
-                category,
-                quantity: next.usage.get(&category).copied().unwrap_or(0),
-                cost_cents,
-            })
-            .filter(|i| i.quantity > 0)
-            .collect();
-        items.extend(self.counter_updates(
-            &run.billing_account_id,
-            &run.workspace_id,
-            Some(&run.agent_id),
-            at.day,
-            month,
-            &increments,
-        )?);
         items.extend(self.crossing_events(snapshot, &moved, at.settled_at, at.millis)?);
         Ok(Decision::Write {
             moved,
             items,
-            answer: next,
+            answer: (next, count),
         })
     }
 

@@ -1,13 +1,15 @@
 //! Usage events: priced, debited once per `event_id`, counted for the views.
 
-use super::ledger::CounterIncrement;
+use super::accounts::TransactionItem;
+use super::counters::Counted;
 use super::movement::{Decision, Ended, Guard, Guarded, StartFrom, Target};
 use super::{keys, Store, StoreError, NEW_ITEM};
-use crate::domain::bounds::OutOfRange;
+use crate::domain::calendar::Day;
 use crate::domain::ids::{BillingAccountId, TransactionId, WorkspaceId};
 use crate::domain::ledger::{debit, Refusal};
 use crate::domain::pricing::Category;
 use crate::domain::transaction::{Transaction, TransactionType};
+use crate::domain::usage::{UsageCount, UsageLine};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -22,8 +24,8 @@ pub struct UsageCharge {
     pub quantity: u64,
     pub agent_id: Option<String>,
     pub cost_cents: i64,
-    /// `YYYY-MM-DD` (UTC) the usage counts on.
-    pub day: String,
+    /// The day the usage counts on (when it occurred).
+    pub day: Day,
     pub created_at: String,
     pub millis: u64,
 }
@@ -57,16 +59,10 @@ struct UsageClaim {
     result: UsageResult,
     transaction_id: Option<TransactionId>,
     created_at: String,
-}
-
-impl UsageClaim {
-    fn answer(self, fingerprint: &str) -> UsageOutcome {
-        if self.fingerprint == fingerprint {
-            UsageOutcome::Repeated(self.result)
-        } else {
-            UsageOutcome::Mismatch
-        }
-    }
+    /// What the event counts (see [`super::counters`]; absent on claims from before the counters
+    /// moved off the debit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    usage_count: Option<UsageCount>,
 }
 
 impl Store {
@@ -77,13 +73,13 @@ impl Store {
         // Spend counts in the month it is debited (now), whatever day the usage occurred on:
         // deciding on an earlier month would start that month's spend afresh and overwrite this
         // month's, and the caps would no longer hold.
-        let month = super::month_of(&charge.created_at).to_owned();
+        let month = super::month_of(&charge.created_at)?;
         // A repeated event is caught by its claim's condition in the write (or read before a
         // refusal), so the common case is one round trip on remembered state.
         let target = Target {
             account: &charge.account_id,
             workspace: Some(&charge.workspace_id),
-            month: &month,
+            month,
             start: StartFrom::Remembered,
         };
         let ended = self
@@ -119,38 +115,41 @@ impl Store {
                     reference: Some(charge.event_id.clone()),
                     created_at: charge.created_at.clone(),
                 });
-                let mut items = vec![Guarded::new(
-                    Guard::Claim,
-                    self.put(
-                        UsageClaim {
-                            pk: claim_pk.clone(),
-                            sk: keys::USAGE_EVENT_SK.to_owned(),
-                            fingerprint: charge.fingerprint.clone(),
-                            result: result.clone(),
-                            transaction_id: transaction.as_ref().map(|t| t.id.clone()),
-                            created_at: charge.created_at.clone(),
-                        },
-                        Some(NEW_ITEM),
-                    )?,
-                )];
-                if let Some(transaction) = &transaction {
-                    items.push(Guarded::new(
-                        Guard::FreshId,
-                        self.transaction_put(transaction)?,
-                    ));
-                }
-                items.extend(self.counter_updates(
-                    &charge.account_id,
-                    &charge.workspace_id,
-                    charge.agent_id.as_deref(),
-                    &charge.day,
-                    &month,
-                    &[CounterIncrement {
+                let count = UsageCount {
+                    workspace_id: charge.workspace_id.clone(),
+                    account_id: charge.account_id.clone(),
+                    agent_id: charge.agent_id.clone(),
+                    day: charge.day,
+                    month,
+                    lines: vec![UsageLine {
                         category: charge.category,
-                        quantity: charge.quantity,
+                        quantity: i64::try_from(charge.quantity).unwrap_or(i64::MAX),
                         cost_cents: charge.cost_cents,
                     }],
-                )?);
+                };
+                // The claim is also the transaction's item (when it cost anything): one item
+                // written, and the event's id guards both.
+                let claim = UsageClaim {
+                    pk: claim_pk.clone(),
+                    sk: keys::USAGE_EVENT_SK.to_owned(),
+                    fingerprint: charge.fingerprint.clone(),
+                    result: result.clone(),
+                    transaction_id: transaction.as_ref().map(|t| t.id.clone()),
+                    created_at: charge.created_at.clone(),
+                    usage_count: Some(count.clone()),
+                };
+                let mut claim_item = super::to_item(&claim)?;
+                if let Some(transaction) = &transaction {
+                    claim_item.extend(super::to_item(&TransactionItem::at(
+                        claim.pk.clone(),
+                        claim.sk.clone(),
+                        transaction,
+                    ))?);
+                }
+                let mut items = vec![Guarded::new(
+                    Guard::Claim,
+                    self.put_item(claim_item, Some(NEW_ITEM))?,
+                )];
                 items.extend(self.crossing_events(
                     snapshot,
                     &moved,
@@ -161,27 +160,32 @@ impl Store {
                 Ok(Decision::Write {
                     moved,
                     items,
-                    answer: (result, actions_used),
+                    answer: (result, actions_used, count),
                 })
             })
             .await?;
         Ok(match ended {
-            Ended::Committed((result, actions_used)) | Ended::Done((result, actions_used)) => {
+            Ended::Committed((result, actions_used, count))
+            | Ended::Done((result, actions_used, count)) => {
+                self.count_usage(Some(Counted {
+                    source: claim_pk.clone(),
+                    count,
+                }))
+                .await;
                 UsageOutcome::Charged(result, actions_used)
             }
             // Charged before, or refused now.
             Ended::Refused(refusal) => match self.usage_claim(&claim_pk).await? {
-                Some(claim) => claim.answer(&charge.fingerprint),
+                Some(claim) => self.answer_again(claim, &charge.fingerprint).await,
                 None => UsageOutcome::Refused(refusal),
             },
             // Another delivery of this event won the race: answer as it did.
-            Ended::Guarded(Guard::Claim) => self
-                .usage_claim(&claim_pk)
-                .await?
-                .ok_or_else(|| StoreError::Corrupt("an event claim vanished".into()))?
-                .answer(&charge.fingerprint),
-            Ended::Guarded(Guard::CounterRoom) => {
-                UsageOutcome::Refused(OutOfRange("usage counter").into())
+            Ended::Guarded(Guard::Claim) => {
+                let claim = self
+                    .usage_claim(&claim_pk)
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt("an event claim vanished".into()))?;
+                self.answer_again(claim, &charge.fingerprint).await
             }
             Ended::Guarded(guard) => {
                 return Err(StoreError::Corrupt(format!(
@@ -189,6 +193,21 @@ impl Store {
                 )))
             }
         })
+    }
+
+    /// The first answer to a repeated event, or its mismatch. Its count is applied again: the
+    /// first delivery's write may have committed with its answer lost, before it was counted
+    /// (the marker keeps it to once).
+    async fn answer_again(&self, claim: UsageClaim, fingerprint: &str) -> UsageOutcome {
+        if claim.fingerprint != fingerprint {
+            return UsageOutcome::Mismatch;
+        }
+        self.count_usage(claim.usage_count.map(|count| Counted {
+            source: claim.pk,
+            count,
+        }))
+        .await;
+        UsageOutcome::Repeated(claim.result)
     }
 
     async fn usage_claim(&self, claim_pk: &str) -> Result<Option<UsageClaim>, StoreError> {

@@ -65,7 +65,7 @@ impl Store {
             self.put(
                 match opening_grant {
                     Some(grant) => AccountItem::new(account)
-                        .opened_with(month_of(&grant.created_at), grant.amount_cents),
+                        .opened_with(month_of(&grant.created_at)?, grant.amount_cents),
                     None => AccountItem::new(account),
                 },
                 Some(NEW_ITEM),

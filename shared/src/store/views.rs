@@ -4,6 +4,7 @@
 
 use super::workspaces::LinkItem;
 use super::{keys, s, Item, Store, StoreError};
+use crate::domain::calendar::{Day, Month};
 use crate::domain::ids::{BillingAccountId, WorkspaceId};
 use crate::domain::pricing::Category;
 use crate::domain::usage::{format_date, DailyCounter, MonthlyCounter, Period};
@@ -58,13 +59,13 @@ impl Store {
         items.into_iter().map(daily_counter).collect()
     }
 
-    /// Monthly counters of a workspace or an account, for the months `from` to `to` (`YYYY-MM`,
-    /// both included), every category.
+    /// Monthly counters of a workspace or an account, for the months `from` to `to` (both
+    /// included), every category.
     pub async fn monthly_usage(
         &self,
         owner: UsageOwner<'_>,
-        from: &str,
-        to: &str,
+        from: Month,
+        to: Month,
     ) -> Result<Vec<MonthlyCounter>, StoreError> {
         let pk = match owner {
             UsageOwner::Workspace(workspace) => keys::workspace_usage(workspace.as_str()),
@@ -161,7 +162,8 @@ fn daily_counter(item: Item) -> Result<DailyCounter, StoreError> {
         )));
     };
     Ok(DailyCounter {
-        day: day.to_owned(),
+        day: Day::parse(day)
+            .ok_or_else(|| StoreError::Corrupt(format!("`{}` names no day", counter.sk)))?,
         category: category(&counter.sk, kind)?,
         agent_id: (agent != keys::NO_AGENT).then(|| agent.to_owned()),
         quantity: counter.quantity,
@@ -180,7 +182,8 @@ fn monthly_counter(item: Item) -> Result<MonthlyCounter, StoreError> {
         )));
     };
     Ok(MonthlyCounter {
-        month: month.to_owned(),
+        month: Month::parse(month)
+            .ok_or_else(|| StoreError::Corrupt(format!("`{}` names no month", counter.sk)))?,
         category: category(&counter.sk, kind)?,
         quantity: counter.quantity,
         cost_cents: counter.cost_cents,
