@@ -35,20 +35,7 @@ fn image(item: &std::collections::HashMap<String, AttributeValue>) -> Map<String
 
 /// The stream record of the item `pk`/`sk` as it is now, inserted.
 async fn inserted(app: &TestApp, pk: &str, sk: &str, sequence: &str) -> Value {
-    let item = app
-        .app
-        .store
-        .dynamodb()
-        .get_item()
-        .table_name(app.app.store.table_name())
-        .key(keys::PK, AttributeValue::S(pk.into()))
-        .key(keys::SK, AttributeValue::S(sk.into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap()
-        .item
-        .expect("the item exists");
+    let item = app.stored_item(pk, sk).await.expect("the item exists");
     json!({
         "eventName": "INSERT",
         "dynamodb": {

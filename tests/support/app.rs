@@ -260,11 +260,9 @@ impl TestApp {
         created.body["id"].as_str().unwrap().to_owned()
     }
 
-    /// The partition of `index` the item `pk`/`sk` is under, read past the store (`None`: it
-    /// is not in the index).
-    pub async fn due_partition(&self, pk: &str, sk: &str, index: DueIndex) -> Option<String> {
-        let item = self
-            .app
+    /// The item `pk`/`sk` as the table holds it, read past the store (consistently).
+    pub async fn stored_item(&self, pk: &str, sk: &str) -> Option<Item> {
+        self.app
             .store
             .dynamodb()
             .get_item()
@@ -275,7 +273,13 @@ impl TestApp {
             .send()
             .await
             .expect("read an item")
-            .item?;
+            .item
+    }
+
+    /// The partition of `index` the item `pk`/`sk` is under, read past the store (`None`: it
+    /// is not in the index).
+    pub async fn due_partition(&self, pk: &str, sk: &str, index: DueIndex) -> Option<String> {
+        let item = self.stored_item(pk, sk).await?;
         match item.get(&format!("{}pk", index.gsi())) {
             Some(AttributeValue::S(partition)) => Some(partition.clone()),
             _ => None,

@@ -316,30 +316,13 @@ impl Store {
         let mut collected: Vec<Item> = Vec::with_capacity(limit + 1);
         let mut exclusive_start = start.map(to_key_item);
         loop {
-            let mut request = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression(&query.key_condition)
-                .set_expression_attribute_values(Some(query.values.clone()))
-                .scan_index_forward(false)
-                .set_exclusive_start_key(exclusive_start.take())
-                // One more than asked, to know whether another page exists.
-                .limit(i32::try_from(limit + 1 - collected.len()).unwrap_or(i32::MAX));
-            if let Some(index) = query.index {
-                request = request.index_name(index);
-            } else {
-                request = request.consistent_read(true);
-            }
-            if let Some(filter) = &query.filter {
-                request = request.filter_expression(filter);
-            }
-            if !query.names.is_empty() {
-                request = request.set_expression_attribute_names(Some(query.names.clone()));
-            }
-            let output = request.send().await.map_err(StoreError::sdk)?;
-            collected.extend(output.items.unwrap_or_default());
-            exclusive_start = output.last_evaluated_key;
+            // One more than asked, to know whether another page exists.
+            let wanted = limit + 1 - collected.len();
+            let (items, last) = self
+                .query_once(&query, exclusive_start.take(), wanted)
+                .await?;
+            collected.extend(items);
+            exclusive_start = last;
             if collected.len() > limit || exclusive_start.is_none() {
                 break;
             }

@@ -106,14 +106,8 @@ impl Store {
         created_at: &str,
         millis: u64,
     ) -> Result<RunOutcome, StoreError> {
-        let target = Target {
-            account: &run.billing_account_id,
-            workspace: Some(&run.workspace_id),
-            month,
-            start: StartFrom::Remembered,
-        };
         let ended = self
-            .move_money(target, |snapshot| {
+            .move_money(run_target(run, month, StartFrom::Remembered), |snapshot| {
                 let moved = match open_run(
                     &snapshot.account,
                     &snapshot.budget,
@@ -185,14 +179,8 @@ impl Store {
                 }
             }
             next.hold_cents += extension;
-            let target = Target {
-                account: &run.billing_account_id,
-                workspace: Some(&run.workspace_id),
-                month,
-                start: StartFrom::Remembered,
-            };
             let ended = self
-                .move_money(target, |snapshot| {
+                .move_money(run_target(&run, month, StartFrom::Remembered), |snapshot| {
                     let moved = match hold(&snapshot.account, &snapshot.budget, extension) {
                         Ok(moved) => moved,
                         Err(refusal) => return Ok(Decision::Refused(refusal)),
@@ -255,14 +243,8 @@ impl Store {
                 None => run.clone(),
             };
             // Settling can't be refused, but what is affordable beyond the hold must be fresh.
-            let target = Target {
-                account: &run.billing_account_id,
-                workspace: Some(&run.workspace_id),
-                month,
-                start: StartFrom::Fresh,
-            };
             let ended = self
-                .move_money(target, |snapshot| {
+                .move_money(run_target(&run, month, StartFrom::Fresh), |snapshot| {
                     self.settlement(snapshot, &run, version, next.clone(), tier, &at, month)
                 })
                 .await?;
@@ -392,6 +374,16 @@ impl Store {
                 _ => None,
             })
             .collect())
+    }
+}
+
+/// The money a run's movements are on: its account and its workspace's budget.
+fn run_target(run: &Run, month: Month, start: StartFrom) -> Target<'_> {
+    Target {
+        account: &run.billing_account_id,
+        workspace: Some(&run.workspace_id),
+        month,
+        start,
     }
 }
 
