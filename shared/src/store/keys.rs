@@ -411,4 +411,35 @@ mod tests {
             "100 expected in each: {per_shard:?}"
         );
     }
+
+    #[test]
+    fn a_history_is_read_from_its_shards_and_where_entries_were_before() {
+        let account = History::Account("ba_1");
+        let partitions = account.partitions();
+        assert_eq!(partitions.len(), History::SHARDS as usize + 1);
+        assert_eq!(
+            partitions.last(),
+            Some(&(None, "ACCOUNT#ba_1".to_owned())),
+            "the account's own partition, on the table"
+        );
+        assert_eq!(
+            History::Workspace("ws_1").partitions().last(),
+            Some(&(Some(GSI1), "WS_TXN#ws_1".to_owned())),
+            "the workspace's single index partition"
+        );
+        let mut used = std::collections::HashSet::new();
+        for i in 0..200 {
+            let partition = account.partition(&format!("txn_01HZX3A9Q6{i:016}"));
+            assert!(
+                partitions.contains(&(Some(GSI3), partition.clone())),
+                "{partition}"
+            );
+            used.insert(partition);
+        }
+        assert_eq!(
+            used.len(),
+            History::SHARDS as usize,
+            "entries in a row use every shard"
+        );
+    }
 }
