@@ -19,6 +19,9 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+/// An item's key: (pk, sk).
+pub type ItemKey = (String, String);
+
 /// What the proxy does to one request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Fault {
@@ -115,6 +118,8 @@ struct State {
     injected: Mutex<BTreeMap<Fault, u64>>,
     requests: Mutex<BTreeMap<String, u64>>,
     writes: Mutex<HashMap<(String, String), u64>>,
+    /// The same writes, by the operation that made them (a transaction's cost per item differs).
+    writes_by_operation: Mutex<HashMap<(String, ItemKey), u64>>,
     /// Transaction tokens DynamoDB Local applied: a replay of one writes nothing again.
     applied_tokens: Mutex<HashSet<String>>,
 }
@@ -163,6 +168,7 @@ impl FaultProxy {
             injected: Default::default(),
             requests: Default::default(),
             writes: Default::default(),
+            writes_by_operation: Default::default(),
             applied_tokens: Default::default(),
         });
         let serving = state.clone();
@@ -219,6 +225,13 @@ impl FaultProxy {
     /// an applied token is not counted again.
     pub fn write_counts(&self) -> HashMap<(String, String), u64> {
         lock(&self.state.writes).clone()
+    }
+
+    /// [`FaultProxy::write_counts`] by operation: ((operation, (pk, sk)), writes), e.g. to tell
+    /// an item written in a `TransactWriteItems` (2 write units per KB on AWS) from one written
+    /// alone (1).
+    pub fn writes_by_operation(&self) -> HashMap<(String, ItemKey), u64> {
+        lock(&self.state.writes_by_operation).clone()
     }
 
     /// Applied writes of one item.
@@ -421,9 +434,13 @@ async fn handle(
             .is_some_and(|token| !lock(&state.applied_tokens).insert(token.to_owned()));
         if !replay {
             let mut writes = lock(&state.writes);
+            let mut by_operation = lock(&state.writes_by_operation);
             for (key, write) in &keys {
                 if *write {
                     *writes.entry(key.clone()).or_default() += 1;
+                    *by_operation
+                        .entry((operation.clone(), key.clone()))
+                        .or_default() += 1;
                 }
             }
         }
