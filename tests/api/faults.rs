@@ -6,7 +6,7 @@
 use billing_core::config::PaymentsConfig;
 use billing_core::payments::signature;
 use billing_tests::app::{
-    dynamodb_endpoint, scan_table as scan, spawn_app_through, Item, TestApp, TestResponse,
+    dynamodb_endpoint, scan_table as scan, spawn_app_through, text, Item, TestApp, TestResponse,
 };
 use billing_tests::fault_proxy::{seed_from_env, Fault, FaultProxy, Plan, Rates};
 use http::{Method, StatusCode};
@@ -619,13 +619,6 @@ impl Client {
         record
             .checkouts
             .push((tenant.account.clone(), session.to_owned(), event_id));
-    }
-}
-
-fn text<'a>(item: &'a Item, name: &str) -> &'a str {
-    match item.get(name) {
-        Some(aws_sdk_dynamodb::types::AttributeValue::S(value)) => value,
-        _ => "",
     }
 }
 

@@ -5,16 +5,9 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use billing_core::store::keys::{self, History};
-use billing_tests::app::{scan_table, spawn_app_with, Item, TestApp};
+use billing_tests::app::{scan_table, spawn_app_with, text, Item, TestApp};
 use serde_json::{json, Value};
 use std::collections::HashSet;
-
-fn text<'a>(item: &'a Item, name: &str) -> &'a str {
-    match item.get(name) {
-        Some(AttributeValue::S(value)) => value,
-        _ => "",
-    }
-}
 
 /// Every page of `path` at `limit` per page: the entries' ids, in the order listed.
 async fn listed(app: &TestApp, path: &str, key: &str, limit: usize) -> Vec<String> {

@@ -335,18 +335,7 @@ impl Bench<'_> {
 
     /// Reads one item past the proxy (`None`: there is none).
     async fn read_item(&self, (pk, sk): &(String, String)) -> Option<Item> {
-        let store = &self.app.app.store;
-        store
-            .dynamodb()
-            .get_item()
-            .table_name(store.table_name())
-            .key(keys::PK, AttributeValue::S(pk.clone()))
-            .key(keys::SK, AttributeValue::S(sk.clone()))
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("read an item")
-            .item
+        self.app.stored_item(pk, sk).await
     }
 
     /// Every usage transaction of `account`, as its history lists them (every page): its

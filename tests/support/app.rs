@@ -20,6 +20,14 @@ use std::sync::Arc;
 /// An item as DynamoDB holds it.
 pub type Item = std::collections::HashMap<String, AttributeValue>;
 
+/// A text attribute of `item` (`""` when it has none, or not as text).
+pub fn text<'a>(item: &'a Item, name: &str) -> &'a str {
+    match item.get(name) {
+        Some(AttributeValue::S(value)) => value,
+        _ => "",
+    }
+}
+
 /// Every item of `store`'s table, read directly with consistent reads.
 pub async fn scan_table(store: &Store) -> Vec<Item> {
     let mut items = Vec::new();

@@ -87,16 +87,21 @@ impl Store {
         let mut sums: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
         let mut batch = 0;
         for counted in pending {
-            let mut with = sums.clone();
-            for (target, quantity, cost) in targets(&counted.count) {
-                let sum = with.entry(target).or_default();
+            let targets = targets(&counted.count);
+            let new: std::collections::HashSet<&(String, String)> = targets
+                .iter()
+                .map(|(target, _, _)| target)
+                .filter(|target| !sums.contains_key(*target))
+                .collect();
+            // Its marker and the counters it adds must fit beside what is in already.
+            if batch > 0 && batch + 1 + sums.len() + new.len() > TRANSACTION_ITEMS {
+                break;
+            }
+            for (target, quantity, cost) in targets {
+                let sum = sums.entry(target).or_default();
                 sum.0 = sum.0.saturating_add(quantity);
                 sum.1 = sum.1.saturating_add(cost);
             }
-            if batch > 0 && batch + 1 + with.len() > TRANSACTION_ITEMS {
-                break;
-            }
-            sums = with;
             batch += 1;
         }
         let mut items = Vec::with_capacity(batch + sums.len());
